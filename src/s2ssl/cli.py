@@ -1,0 +1,139 @@
+"""The ``s2ssl`` command line: one thin sub-command per pipeline stage, plus inspection helpers.
+
+Start-up stays fast: heavy libraries (numpy, torch, matplotlib, ...) are imported inside commands.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+if TYPE_CHECKING:
+    from s2ssl.config import Params
+
+app = typer.Typer(
+    name="s2ssl",
+    help=(
+        "Contrastive pre-training of Sentinel-2 models (SeCo, Embedding Earth, CSCL).\n\n"
+        "Each pipeline stage is a sub-command; `dvc repro` runs them in order with the settings "
+        "in params.yaml."
+    ),
+    no_args_is_help=True,
+    pretty_exceptions_show_locals=False,
+    add_completion=False,
+)
+
+ParamsOpt = Annotated[
+    Path, typer.Option("--params", "-p", help="params.yaml to read (validated before any work).")
+]
+
+
+def _fail(message: str) -> typer.Exit:
+    from rich.console import Console
+
+    Console(stderr=True).print(f"[bold red]error:[/] {message}", highlight=False)
+    return typer.Exit(code=2)
+
+
+def _load(params: Path) -> Params:
+    from s2ssl.config import ConfigError, load_params
+
+    try:
+        return load_params(params)
+    except ConfigError as e:
+        raise _fail(str(e)) from None
+
+
+@app.command()
+def fetch(
+    params: ParamsOpt = Path("params.yaml"),
+    out: Annotated[
+        Path, typer.Option(help="Directory that receives one dataset per name in fetch.datasets.")
+    ] = Path("data/raw"),
+    reports: Annotated[
+        Path, typer.Option(help="Directory for quicklook PNGs and summary.json (DVC metrics).")
+    ] = Path("reports/fetch"),
+) -> None:
+    """Build the raw datasets (unlabelled, landcover, croptype) from `fetch.source`.
+
+    The default source is the embedded synthetic Sentinel-2 world: offline and deterministic.
+    Each dataset is written atomically: if this fails, the previous one stays intact.
+    """
+    from rich.console import Console
+
+    from s2ssl.data.fetch import fetch as run_fetch
+    from s2ssl.data.store import StoreError
+    from s2ssl.progress import progress_bar
+
+    cfg = _load(params)
+    try:
+        result = run_fetch(cfg, out, reports, progress=progress_bar)
+    except (StoreError, ValueError) as e:
+        raise _fail(str(e)) from None
+    console = Console()
+    for name, path in result.datasets.items():
+        console.print(f"[green]✓[/] {name:<11} {result.summary[f'{name}.n_samples']:>6} samples  → {path}")
+    console.print(f"  quicklooks and summary → {reports}/")
+
+
+@app.command()
+def info(
+    path: Annotated[Path, typer.Argument(help="A dataset directory, e.g. data/raw/landcover.")],
+) -> None:
+    """Describe a dataset in the store: arrays, sample counts per split and region, dates."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from s2ssl.data.store import StoreError, open_dataset
+
+    try:
+        ds = open_dataset(path)
+    except StoreError as e:
+        raise _fail(str(e)) from None
+    console = Console()
+    arrays = Table(title=f"{path} — {len(ds)} samples")
+    for col in ("array", "dtype", "per-sample shape"):
+        arrays.add_column(col)
+    for name, spec in ds.specs.items():
+        arrays.add_row(name, spec.dtype, " × ".join(map(str, spec.shape)))
+    console.print(arrays)
+    idx = ds.index
+    if {"region", "split"} <= set(idx.columns):
+        counts = idx.groupby(["region", "split"]).size().unstack(fill_value=0)
+        table = Table(title="samples per region and split")
+        table.add_column("region")
+        for split in counts.columns:
+            table.add_column(str(split), justify="right")
+        for region, row in counts.iterrows():
+            table.add_row(str(region), *(str(int(v)) for v in row))
+        console.print(table)
+    if "dates" in idx.columns:
+        dates = sorted(d for ds_dates in idx["dates"] for d in ds_dates)
+        console.print(f"acquisitions: {len(dates)} from {dates[0]} to {dates[-1]}")
+
+
+@app.command("check-params")
+def check_params(params: ParamsOpt = Path("params.yaml")) -> None:
+    """Validate params.yaml and print the resolved configuration."""
+    from rich.console import Console
+
+    cfg = _load(params)
+    Console().print_json(cfg.model_dump_json(exclude={"fetch": {"synthetic": {"regions"}}}))
+    Console().print(f"[green]✓[/] {params} is valid ({len(cfg.fetch.synthetic.regions)} regions)")
+
+
+@app.callback(invoke_without_command=True)
+def _main(
+    version: Annotated[bool, typer.Option("--version", help="Print the version and exit.")] = False,
+) -> None:
+    if version:
+        from s2ssl import __version__
+
+        typer.echo(f"s2ssl {__version__}")
+        raise typer.Exit()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    app()

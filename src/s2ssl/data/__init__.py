@@ -1,0 +1,1 @@
+"""Datasets on disk: sharded, memory-mappable array stores with a parquet index, and torch views."""

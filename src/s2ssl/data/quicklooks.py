@@ -1,0 +1,237 @@
+"""Quicklook PNGs of a fetched dataset, for a person to check what was generated or downloaded.
+
+* ``seasons.png``: true-colour composites of one location per region across its acquisition dates,
+  with clouds outlined (red) and shadows (blue);
+* ``landcover.png``: true colour next to the land-cover mask, two patches per region;
+* ``croptype.png``: mid-season true colour, crop types and parcels (margins in black);
+* ``ndvi_curves.png``: mean NDVI of each crop across the season per hemisphere, with the crop's
+  configured peak marked (dotted).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Final
+
+import numpy as np
+
+from s2ssl.bands import MASK_CLEAR, MASK_CLOUD, MASK_SHADOW, band_indices, dn_to_reflectance
+from s2ssl.config import CROP_CLASSES, LANDCOVER_CLASSES
+from s2ssl.data.store import ShardedDataset
+from s2ssl.io import atomic_path
+
+LANDCOVER_COLOURS: Final[tuple[str, ...]] = (
+    "#1f78b4",  # water
+    "#1b5e20",  # forest
+    "#9ccc65",  # grassland
+    "#f0c419",  # cropland
+    "#d32f2f",  # artificial
+    "#bcaaa4",  # bare
+    "#4db6ac",  # wetland
+)
+CROP_COLOURS: Final[tuple[str, ...]] = (
+    "#e6e6e6",  # background
+    "#c49a00",  # winter wheat
+    "#8d6e63",  # winter barley
+    "#ffeb3b",  # rapeseed
+    "#2e7d32",  # maize
+    "#7cb342",  # soybean
+    "#ff9800",  # sunflower
+    "#ab47bc",  # sugar beet
+    "#5c6bc0",  # potato
+)
+_RGB_GAIN: Final[float] = 3.2
+
+
+def true_colour(reflectance: np.ndarray) -> np.ndarray:
+    """``[C, H, W]`` reflectance (13 bands) -> ``[H, W, 3]`` display RGB (B04, B03, B02)."""
+    rgb = reflectance[band_indices(("B04", "B03", "B02"))].transpose(1, 2, 0) * _RGB_GAIN
+    return np.clip(rgb, 0.0, 1.0) ** (1 / 1.3)
+
+
+def _reflectance(ds: ShardedDataset, i: int) -> np.ndarray:
+    offsets = np.asarray(ds.index["dn_offset"].iloc[i])[:, None, None, None]
+    return dn_to_reflectance(np.asarray(ds.read("image", i)), offsets)
+
+
+def _pick(ds: ShardedDataset, per_region: int) -> list[int]:
+    picks: list[int] = []
+    for _, rows in ds.index.groupby("region", sort=False):
+        picks.extend(rows.index[:per_region].tolist())
+    return picks
+
+
+def _save(fig: object, path: Path) -> Path:
+    import matplotlib.pyplot as plt
+
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=110, bbox_inches="tight", format="png")  # type: ignore[attr-defined]
+    plt.close(fig)  # type: ignore[arg-type]
+    return path
+
+
+def _legend(ax: object, names: tuple[str, ...], colours: tuple[str, ...]) -> None:
+    from matplotlib.patches import Patch
+
+    handles = [Patch(color=c, label=n.replace("_", " ")) for n, c in zip(names, colours, strict=True)]
+    ax.legend(handles=handles, loc="center left", bbox_to_anchor=(1.02, 0.5), fontsize=8)  # type: ignore[attr-defined]
+
+
+def seasons_png(ds: ShardedDataset, path: Path) -> Path:
+    """One location per region (rows) across its dates (columns)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    picks = _pick(ds, 1)
+    t = ds.specs["image"].shape[0]
+    fig, axes = plt.subplots(len(picks), t, figsize=(2.2 * t, 2.3 * len(picks)), squeeze=False)
+    for r, i in enumerate(picks):
+        refl = _reflectance(ds, i)
+        mask = np.asarray(ds.read("mask", i))
+        row = ds.index.iloc[i]
+        for k in range(t):
+            ax = axes[r, k]
+            ax.imshow(true_colour(refl[k]))
+            for code, colour in ((MASK_CLOUD, "red"), (MASK_SHADOW, "deepskyblue")):
+                if (mask[k] == code).any():
+                    ax.contour(mask[k] == code, levels=[0.5], colors=colour, linewidths=0.6)
+            ax.set_title(f"{row['dates'][k]}  cloud {row['cloud_fraction'][k]:.0%}", fontsize=7)
+            ax.set_xticks([])
+            ax.set_yticks([])
+        axes[r, 0].set_ylabel(f"{row['region']}\n({row['hemisphere']})", fontsize=8)
+    fig.suptitle(f"{ds.meta.get('name', '')}: seasonal acquisitions per region", fontsize=10)
+    return _save(fig, path)
+
+
+def landcover_png(ds: ShardedDataset, path: Path) -> Path:
+    """True colour and land-cover mask, two patches per region."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.colors import ListedColormap
+
+    picks = _pick(ds, 2)
+    cmap = ListedColormap(LANDCOVER_COLOURS)
+    n_rows = (len(picks) + 1) // 2
+    fig, axes = plt.subplots(n_rows, 4, figsize=(9.5, 2.4 * n_rows), squeeze=False)
+    for j, i in enumerate(picks):
+        row = ds.index.iloc[i]
+        ax_rgb, ax_lc = axes[j // 2, 2 * (j % 2)], axes[j // 2, 2 * (j % 2) + 1]
+        ax_rgb.imshow(true_colour(_reflectance(ds, i)[0]))
+        ax_rgb.set_title(f"{row['region']} {row['dates'][0]}", fontsize=7)
+        ax_lc.imshow(np.asarray(ds.read("landcover", i)), cmap=cmap, vmin=0, vmax=6, interpolation="nearest")
+        ax_lc.set_title("land cover", fontsize=7)
+    for ax in axes.ravel():
+        ax.set_xticks([])
+        ax.set_yticks([])
+    _legend(axes[0, -1], LANDCOVER_CLASSES, LANDCOVER_COLOURS)
+    return _save(fig, path)
+
+
+def croptype_png(ds: ShardedDataset, path: Path) -> Path:
+    """Mid-season true colour, crop-type map and parcels, one patch per region."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.colors import ListedColormap
+
+    picks = _pick(ds, 1)
+    cmap = ListedColormap(CROP_COLOURS)
+    fig, axes = plt.subplots(len(picks), 3, figsize=(8.5, 2.6 * len(picks)), squeeze=False)
+    rng = np.random.default_rng(0)
+    for r, i in enumerate(picks):
+        row = ds.index.iloc[i]
+        refl = _reflectance(ds, i)
+        mask = np.asarray(ds.read("mask", i))
+        clear = (mask == MASK_CLEAR).mean(axis=(1, 2))
+        middle = len(clear) // 2
+        k = int(np.argmax(clear[middle - 3 : middle + 3])) + middle - 3
+        axes[r, 0].imshow(true_colour(refl[k]))
+        axes[r, 0].set_title(f"{row['region']} {row['dates'][k]}", fontsize=7)
+        axes[r, 1].imshow(np.asarray(ds.read("croptype", i)), cmap=cmap, vmin=0, vmax=8, interpolation="nearest")
+        axes[r, 1].set_title("crop type", fontsize=7)
+        parcel = np.asarray(ds.read("parcel", i))
+        colours = np.vstack([[0, 0, 0], rng.uniform(0.25, 1.0, (int(parcel.max()) + 1, 3))])
+        axes[r, 2].imshow(colours[parcel], interpolation="nearest")
+        axes[r, 2].set_title(f"{int(parcel.max())} parcels (black: margins, non-crop)", fontsize=7)
+    for ax in axes.ravel():
+        ax.set_xticks([])
+        ax.set_yticks([])
+    _legend(axes[0, 1], CROP_CLASSES, CROP_COLOURS)
+    return _save(fig, path)
+
+
+def crop_ndvi_table(ds: ShardedDataset) -> dict[str, np.ndarray]:
+    """Per-sample, per-date mean NDVI of each crop over clear parcel pixels.
+
+    Returns arrays ``doy [n, T]``, ``ndvi [n, T, n_crops]`` (NaN where the crop is absent or
+    cloudy) and ``hemisphere [n]`` — the data behind ``ndvi_curves.png``.
+    """
+    from s2ssl.bands import band_index
+
+    n_crops = len(CROP_CLASSES)
+    red, nir = band_index("B04"), band_index("B08")
+    ndvi_rows, doys = [], []
+    for rows, images in ds.iter_shards("image"):
+        crops = np.asarray(ds.read_many("croptype", rows.index.to_numpy()))
+        masks = np.asarray(ds.read_many("mask", rows.index.to_numpy()))
+        offsets = np.stack(rows["dn_offset"].map(np.asarray).to_list()).astype(np.float32)
+        r = (np.asarray(images[:, :, red], np.float32) + offsets[:, :, None, None]) / 1e4
+        n = (np.asarray(images[:, :, nir], np.float32) + offsets[:, :, None, None]) / 1e4
+        ndvi = (n - r) / np.maximum(n + r, 1e-6)
+        clear = masks == MASK_CLEAR
+        out = np.full((*ndvi.shape[:2], n_crops), np.nan, np.float32)
+        for c in range(1, n_crops):
+            sel = (crops == c)[:, None] & clear
+            count = sel.sum(axis=(-2, -1))
+            total = np.where(sel, ndvi, 0.0).sum(axis=(-2, -1))
+            out[:, :, c] = np.where(count > 0, total / np.maximum(count, 1), np.nan)
+        ndvi_rows.append(out)
+        doys.append(np.stack(rows["doy"].map(np.asarray).to_list()))
+    return {
+        "doy": np.concatenate(doys),
+        "ndvi": np.concatenate(ndvi_rows),
+        "hemisphere": ds.index["hemisphere"].to_numpy(),
+    }
+
+
+def ndvi_curves_png(ds: ShardedDataset, path: Path) -> Path:
+    """Mean NDVI per crop over the day of year, one panel per hemisphere."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from s2ssl.data.sources.spectra import CROP_TABLE
+
+    table = crop_ndvi_table(ds)
+    hemispheres = [h for h in ("north", "south") if (table["hemisphere"] == h).any()]
+    fig, axes = plt.subplots(1, len(hemispheres), figsize=(6.5 * len(hemispheres), 4), squeeze=False)
+    bins = np.arange(0, 381, 15)
+    for ax, hemi in zip(axes[0], hemispheres, strict=True):
+        sel = table["hemisphere"] == hemi
+        doy = table["doy"][sel].ravel()
+        shift = 182 if hemi == "south" else 0
+        for c, crop in enumerate(CROP_TABLE, start=1):
+            values = table["ndvi"][sel][:, :, c].ravel()
+            ok = np.isfinite(values)
+            if ok.sum() < 5:
+                continue
+            which = np.digitize(doy[ok], bins)
+            centres = [bins[b - 1] + 7.5 for b in np.unique(which)]
+            means = [np.nanmean(values[ok][which == b]) for b in np.unique(which)]
+            colour = CROP_COLOURS[c]
+            ax.plot(centres, means, "-o", ms=3, color=colour, label=crop.name.replace("_", " "))
+            ax.axvline((crop.peak + shift) % 365, color=colour, ls=":", lw=1)
+        ax.set_title(f"{hemi}ern hemisphere (dotted: configured peak)", fontsize=9)
+        ax.set_xlabel("day of year")
+        ax.set_ylabel("mean NDVI of clear parcel pixels")
+        ax.set_xlim(0, 366)
+        ax.set_ylim(-0.1, 1.0)
+        ax.grid(alpha=0.3)
+    axes[0, -1].legend(fontsize=7, loc="center left", bbox_to_anchor=(1.02, 0.5))
+    return _save(fig, path)

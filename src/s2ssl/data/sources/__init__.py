@@ -1,0 +1,1 @@
+"""Imagery sources for the ``fetch`` stage: each turns a validated config into store datasets."""

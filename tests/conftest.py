@@ -1,0 +1,71 @@
+"""Shared fixtures: a tiny copy of the repo's params.yaml and one tiny fetched world per session."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+REPO_PARAMS = REPO_ROOT / "params.yaml"
+
+TINY_SIZES: dict[str, int] = {
+    "fetch.synthetic.unlabelled.locations_per_region": 2,
+    "fetch.synthetic.landcover.patches_per_region": 4,
+    "fetch.synthetic.croptype.patches_per_region": 4,
+    "fetch.shard_size": 3,
+}
+"""Dotted overrides that shrink the repo's params.yaml to a few seconds of generation."""
+
+
+def read_repo_params() -> dict[str, Any]:
+    """The repo's params.yaml as a plain (mutable) mapping."""
+    raw = yaml.safe_load(REPO_PARAMS.read_text(encoding="utf-8"))
+    assert isinstance(raw, dict)
+    return raw
+
+
+def write_params(path: Path, raw: dict[str, Any]) -> Path:
+    """Dump ``raw`` as YAML to ``path`` (dates stay YAML dates)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(yaml.safe_dump(raw, sort_keys=False), encoding="utf-8")
+    return path
+
+
+def write_tiny_params(path: Path) -> Path:
+    """The repo's params.yaml with :data:`TINY_SIZES` applied, written to ``path``."""
+    from s2ssl.config import set_dotted
+
+    raw = read_repo_params()
+    for key, value in TINY_SIZES.items():
+        set_dotted(raw, key, value)
+    return write_params(path, raw)
+
+
+@pytest.fixture
+def repo_params_raw() -> dict[str, Any]:
+    """A fresh, mutable copy of the repo's params.yaml mapping (edit it, then write_params)."""
+    return read_repo_params()
+
+
+@pytest.fixture
+def tiny_params(tmp_path: Path) -> Path:
+    """A tiny params.yaml (4 regions; 2 / 4 / 4 samples per region; shards of 3) in ``tmp_path``."""
+    return write_tiny_params(tmp_path / "params.yaml")
+
+
+@pytest.fixture(scope="session")
+def tiny_raw(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """``<tmp>/raw`` holding unlabelled / landcover / croptype fetched once from tiny params.
+
+    Shared by the whole session: treat it as read-only. Reports are in ``<tmp>/reports``.
+    """
+    from s2ssl.config import load_params
+    from s2ssl.data.fetch import fetch
+
+    root = tmp_path_factory.mktemp("tiny_fetch")
+    params = load_params(write_tiny_params(root / "params.yaml"))
+    fetch(params, root / "raw", root / "reports")
+    return root / "raw"

@@ -1,0 +1,79 @@
+"""Tests of atomic file output (s2ssl.io)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from s2ssl.io import atomic_path, write_json_atomic, write_text_atomic
+
+
+def test_atomic_path_success_replaces_file(tmp_path: Path) -> None:
+    target = tmp_path / "out.txt"
+    target.write_text("old")
+    with atomic_path(target) as tmp:
+        assert tmp != target
+        assert tmp.parent == target.parent  # same file system: rename is atomic
+        assert tmp.exists()
+        tmp.write_text("new")
+        assert target.read_text() == "old"  # not replaced before the block ends
+    assert target.read_text() == "new"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.txt"]
+
+
+def test_atomic_path_creates_missing_parents(tmp_path: Path) -> None:
+    target = tmp_path / "a" / "b" / "c.bin"
+    with atomic_path(target) as tmp:
+        tmp.write_bytes(b"\x00\x01")
+    assert target.read_bytes() == b"\x00\x01"
+
+
+def test_atomic_path_exception_keeps_old_content_and_no_temp(tmp_path: Path) -> None:
+    target = tmp_path / "out.txt"
+    target.write_text("old")
+    seen: list[Path] = []
+    with pytest.raises(RuntimeError, match="boom"), atomic_path(target) as tmp:
+        seen.append(tmp)
+        tmp.write_text("half-written")
+        raise RuntimeError("boom")
+    assert target.read_text() == "old"
+    assert not seen[0].exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.txt"]
+
+
+def test_atomic_path_exception_without_previous_file(tmp_path: Path) -> None:
+    target = tmp_path / "fresh.json"
+    with pytest.raises(KeyboardInterrupt), atomic_path(target) as tmp:
+        tmp.write_text("{")
+        raise KeyboardInterrupt  # BaseException too: no stray temp file
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_write_text_atomic(tmp_path: Path) -> None:
+    target = tmp_path / "t.txt"
+    assert write_text_atomic(target, "héllo\n") == target
+    assert target.read_bytes() == "héllo\n".encode()
+
+
+def test_write_json_atomic_sorted_keys(tmp_path: Path) -> None:
+    target = tmp_path / "summary.json"
+    data = {"b": 1, "a": {"z": 2, "y": [3, 1]}, "c.n_samples": 16}
+    assert write_json_atomic(target, data) == target
+    text = target.read_text()
+    assert text.endswith("}\n")
+    assert json.loads(text) == data
+    top_keys = [line.strip().split(":")[0] for line in text.splitlines() if line.startswith('  "')]
+    assert top_keys == ['"a"', '"b"', '"c.n_samples"']
+    assert text.index('"y"') < text.index('"z"')  # nested keys are sorted too
+    assert text == json.dumps(data, indent=2, sort_keys=True) + "\n"
+
+
+def test_write_json_atomic_unserialisable_keeps_old(tmp_path: Path) -> None:
+    target = tmp_path / "summary.json"
+    write_json_atomic(target, {"ok": 1})
+    with pytest.raises(TypeError):
+        write_json_atomic(target, {"bad": object()})
+    assert json.loads(target.read_text()) == {"ok": 1}
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["summary.json"]
