@@ -8,7 +8,6 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import pytest
 import yaml
 from typer.testing import CliRunner, Result
 
@@ -117,10 +116,6 @@ def test_check_params_invalid_yaml_and_missing_file(tmp_path: Path) -> None:
     assert "absent.yaml" in flat(result.stderr)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG s2ssl/cli.py _fail: message printed as rich markup, so '[min, max]' is swallowed",
-)
 def test_check_params_error_keeps_square_brackets(tmp_path: Path, repo_params_raw: dict) -> None:
     repo_params_raw["fetch"]["synthetic"]["regions"][0]["lon"] = [4.0, 1.0]
     bad = write_yaml(tmp_path / "bad.yaml", repo_params_raw)
@@ -200,11 +195,6 @@ def test_info_missing_path(tmp_path: Path) -> None:
     assert "s2ssl fetch" in err
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG s2ssl/cli.py _fail: a '[/...]' in the message is parsed as a rich closing tag "
-    "(MarkupError, exit 1 with a traceback instead of exit 2)",
-)
 def test_info_missing_path_with_brackets(tmp_path: Path) -> None:
     result = invoke("info", tmp_path / "data[/x]")
     assert result.exit_code == 2

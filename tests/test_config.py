@@ -44,7 +44,8 @@ def test_repo_params_load() -> None:
     assert isinstance(p, Params)
     assert p.seed == 42
     regions = p.fetch.synthetic.regions
-    assert [r.name for r in regions] == ["north_west", "north_east", "south_pampa", "south_highveld"]
+    names = [r.name for r in regions]
+    assert names == ["north_west", "north_east", "south_pampa", "south_highveld"]
     assert [r.hemisphere for r in regions] == ["north", "north", "south", "south"]
     assert p.fetch.source == "synthetic"
     assert p.fetch.start_date == dt.date(2019, 1, 1)

@@ -32,8 +32,9 @@ ParamsOpt = Annotated[
 
 def _fail(message: str) -> typer.Exit:
     from rich.console import Console
+    from rich.markup import escape
 
-    Console(stderr=True).print(f"[bold red]error:[/] {message}", highlight=False)
+    Console(stderr=True).print(f"[bold red]error:[/] {escape(message)}", highlight=False)
     return typer.Exit(code=2)
 
 
@@ -74,7 +75,9 @@ def fetch(
         raise _fail(str(e)) from None
     console = Console()
     for name, path in result.datasets.items():
-        console.print(f"[green]✓[/] {name:<11} {result.summary[f'{name}.n_samples']:>6} samples  → {path}")
+        console.print(
+            f"[green]✓[/] {name:<11} {result.summary[f'{name}.n_samples']:>6} samples  → {path}"
+        )
     console.print(f"  quicklooks and summary → {reports}/")
 
 

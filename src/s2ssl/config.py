@@ -138,7 +138,7 @@ class SplitFractions(StrictModel):
 
 
 class UnlabelledSpec(StrictModel):
-    """SeCo-style pre-training data: per location, ``n_dates`` acquisitions ``interval_weeks`` apart."""
+    """SeCo pre-training data: per location, ``n_dates`` acquisitions ``interval_weeks`` apart."""
 
     locations_per_region: PositiveInt = 96
     patch_size: int = Field(default=64, ge=16, le=512)
@@ -243,7 +243,7 @@ class Params(StrictModel):
 def load_params(
     path: str | Path = "params.yaml", overrides: Mapping[str, Any] | None = None
 ) -> Params:
-    """Read and validate ``params.yaml``; ``overrides`` maps dotted keys to values (for tests/tools)."""
+    """Read and validate ``params.yaml``; ``overrides`` maps dotted keys to values."""
     p = Path(path)
     if not p.is_file():
         raise ConfigError(

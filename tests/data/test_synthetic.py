@@ -1,9 +1,10 @@
-"""The synthetic world: determinism, physical plausibility, phenology, parcels, labels, radiometry."""
+"""The synthetic world: determinism, physics, phenology, parcels, labels, radiometry."""
 
 from __future__ import annotations
 
 import copy
 import datetime as dt
+import itertools
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +23,7 @@ from s2ssl.bands import (
 )
 from s2ssl.config import CROP_CLASSES, LANDCOVER_CLASSES, Params, parse_params
 from s2ssl.data.sources import spectra
-from s2ssl.data.sources import synthetic as S
+from s2ssl.data.sources import synthetic as syn
 
 ROOT = Path(__file__).resolve().parents[2]
 REAL = ROOT.parent / "shared" / "data" / "eolearn_slovenia_testpatch.npz"
@@ -47,10 +48,10 @@ def region(i: int = 0, **changes: Any) -> dict[str, Any]:
     return r
 
 
-def generate_all(params: Params, dataset: str, seed: int | None = None, **kw: Any) -> S.Chunk:
+def generate_all(params: Params, dataset: str, seed: int | None = None, **kw: Any) -> syn.Chunk:
     cfg = params.fetch
     chunks = list(
-        S.generate(
+        syn.generate(
             cfg.synthetic,
             dataset,
             params.seed if seed is None else seed,
@@ -60,10 +61,10 @@ def generate_all(params: Params, dataset: str, seed: int | None = None, **kw: An
         )
     )
     arrays = {k: np.concatenate([c.arrays[k] for c in chunks]) for k in chunks[0].arrays}
-    return S.Chunk(arrays=arrays, rows=pd.concat([c.rows for c in chunks], ignore_index=True))
+    return syn.Chunk(arrays=arrays, rows=pd.concat([c.rows for c in chunks], ignore_index=True))
 
 
-def reflectance(chunk: S.Chunk) -> np.ndarray:
+def reflectance(chunk: syn.Chunk) -> np.ndarray:
     offsets = np.stack(chunk.rows["dn_offset"].map(np.asarray).to_list())
     return dn_to_reflectance(chunk.arrays["image"], offsets[:, :, None, None, None])
 
@@ -105,7 +106,7 @@ def test_a_location_does_not_depend_on_chunking_or_count() -> None:
 
 # --------------------------------------------------------------------------- physics
 @pytest.fixture(scope="module")
-def clear_season() -> S.Chunk:
+def clear_season() -> syn.Chunk:
     """One northern and one southern region, no clouds or haze, dates every ~10 days all year."""
     regions = [
         region(
@@ -138,7 +139,7 @@ def clear_season() -> S.Chunk:
     return generate_all(params, "croptype")
 
 
-def crop_ndvi(chunk: S.Chunk, hemisphere: str) -> tuple[np.ndarray, np.ndarray]:
+def crop_ndvi(chunk: syn.Chunk, hemisphere: str) -> tuple[np.ndarray, np.ndarray]:
     """(doy [T], mean NDVI [T, n_crops]) over clear interior parcel pixels of one hemisphere."""
     sel = (chunk.rows["hemisphere"] == hemisphere).to_numpy()
     refl = reflectance(chunk)[sel]
@@ -157,7 +158,7 @@ def crop_ndvi(chunk: S.Chunk, hemisphere: str) -> tuple[np.ndarray, np.ndarray]:
 
 @pytest.mark.parametrize("hemisphere", ["north", "south"])
 def test_each_crop_ndvi_peaks_near_its_configured_day(
-    clear_season: S.Chunk, hemisphere: str
+    clear_season: syn.Chunk, hemisphere: str
 ) -> None:
     doy, curves = crop_ndvi(clear_season, hemisphere)
     shift = 182.5 if hemisphere == "south" else 0.0
@@ -172,7 +173,7 @@ def test_each_crop_ndvi_peaks_near_its_configured_day(
     assert checked >= 6
 
 
-def test_ndvi_high_at_peak_low_after_harvest(clear_season: S.Chunk) -> None:
+def test_ndvi_high_at_peak_low_after_harvest(clear_season: syn.Chunk) -> None:
     doy, curves = crop_ndvi(clear_season, "north")
     for c, crop in enumerate(spectra.CROP_TABLE, start=1):
         if np.isnan(curves[:, c]).all():
@@ -198,11 +199,11 @@ def test_water_nir_below_red_and_vegetation_the_reverse() -> None:
     from scipy import ndimage
 
     water = (
-        ndimage.binary_erosion(lc == S.WATER, iterations=1, structure=np.ones((1, 3, 3))) & clear
+        ndimage.binary_erosion(lc == syn.WATER, iterations=1, structure=np.ones((1, 3, 3))) & clear
     )
     assert water.sum() > 50
     assert nir[water].mean() < red[water].mean()
-    forest = (lc == S.FOREST) & clear
+    forest = (lc == syn.FOREST) & clear
     assert nir[forest].mean() > 3 * red[forest].mean()
 
 
@@ -245,8 +246,8 @@ def test_parcels_are_separated_by_boundaries_and_single_crop() -> None:
         for pid in np.unique(parcel[i])[1:]:
             assert len(np.unique(crop[i][parcel[i] == pid])) == 1
     assert ((parcel > 0) == (crop > 0)).all()
-    assert (lc[parcel > 0] == S.CROPLAND).all()
-    margins = (lc == S.CROPLAND) & (parcel == 0)
+    assert (lc[parcel > 0] == syn.CROPLAND).all()
+    margins = (lc == syn.CROPLAND) & (parcel == 0)
     assert margins.any(), "cropland has no parcel margins"
 
 
@@ -274,7 +275,7 @@ def test_class_frequencies_follow_the_region_priors() -> None:
     assert np.abs(freq - priors).max() < 0.06, (freq.round(3), priors)
 
 
-# --------------------------------------------------------------------------- radiometry, dates, georeference
+# --------------------------------------------------------------------------- radiometry, dates, CRS
 def test_dn_offset_follows_the_processing_baseline() -> None:
     chunk = generate_all(small(), "unlabelled")
     for _, row in chunk.rows.iterrows():
@@ -286,7 +287,7 @@ def test_dn_offset_follows_the_processing_baseline() -> None:
     offsets = np.array(chunk.rows["dn_offset"].to_list())
     assert (offsets == 0).any() and (offsets == -1000).any(), "default period spans both baselines"
     refl = reflectance(chunk)
-    assert 0.0 <= np.percentile(refl, 1) and np.percentile(refl, 99) < 1.0
+    assert np.percentile(refl, 1) >= 0.0 and np.percentile(refl, 99) < 1.0
     assert chunk.arrays["image"].min() >= 1  # DN 0 is reserved for no data
 
 
@@ -305,7 +306,7 @@ def test_croptype_dates_cover_one_season_in_order() -> None:
     chunk = generate_all(small(), "croptype")
     for _, row in chunk.rows.iterrows():
         d = [dt.date.fromisoformat(x) for x in row["dates"]]
-        assert all(a < b for a, b in zip(d, d[1:], strict=False))
+        assert all(a < b for a, b in itertools.pairwise(d))
         assert 200 <= (d[-1] - d[0]).days <= 300
 
 
@@ -314,7 +315,7 @@ def test_georeference_is_utm_in_the_right_hemisphere() -> None:
     for _, row in chunk.rows.iterrows():
         epsg = int(row["crs"].split(":")[1])
         assert (32601 <= epsg <= 32660) if row["lat"] >= 0 else (32701 <= epsg <= 32760)
-        a, b, c, d, e, f = row["transform"]
+        a, b, _, d, e, _ = row["transform"]
         assert (a, b, d, e) == (10.0, 0.0, 0.0, -10.0)
     from pyproj import Transformer
 
@@ -327,7 +328,7 @@ def test_georeference_is_utm_in_the_right_hemisphere() -> None:
     assert abs(t[2] + size * 5 - x) <= 10 and abs(t[5] - size * 5 - y) <= 10
 
 
-# --------------------------------------------------------------------------- against real Sentinel-2
+# --------------------------------------------------------------------------- real Sentinel-2
 @pytest.mark.skipif(not REAL.exists(), reason="../shared/data is absent (a user's fresh clone)")
 def test_class_mean_spectra_resemble_the_real_eolearn_patch() -> None:
     real = np.load(REAL)

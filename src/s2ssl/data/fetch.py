@@ -96,10 +96,14 @@ def summarise(stores: dict[str, ShardedDataset]) -> dict[str, Any]:
             if label in ds.array_names:
                 counts = np.zeros(len(classes), np.int64)
                 for _, arr in ds.iter_shards(label):
-                    counts += np.bincount(np.asarray(arr).ravel(), minlength=len(classes))[: len(classes)]
+                    counts += np.bincount(np.asarray(arr).ravel(), minlength=len(classes))[
+                        : len(classes)
+                    ]
                 for cls, frac in zip(classes, counts / max(counts.sum(), 1), strict=True):
                     out[f"{name}.{label}_fraction.{cls}"] = round(float(frac), 5)
         if "parcel" in ds.array_names:
-            per_patch = [np.asarray(a).reshape(len(a), -1).max(axis=1) for _, a in ds.iter_shards("parcel")]
+            per_patch = [
+                np.asarray(a).reshape(len(a), -1).max(axis=1) for _, a in ds.iter_shards("parcel")
+            ]
             out[f"{name}.parcels_per_patch"] = round(float(np.concatenate(per_patch).mean()), 2)
     return out

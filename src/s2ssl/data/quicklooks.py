@@ -73,7 +73,9 @@ def _save(fig: object, path: Path) -> Path:
 def _legend(ax: object, names: tuple[str, ...], colours: tuple[str, ...]) -> None:
     from matplotlib.patches import Patch
 
-    handles = [Patch(color=c, label=n.replace("_", " ")) for n, c in zip(names, colours, strict=True)]
+    handles = [
+        Patch(color=c, label=n.replace("_", " ")) for n, c in zip(names, colours, strict=True)
+    ]
     ax.legend(handles=handles, loc="center left", bbox_to_anchor=(1.02, 0.5), fontsize=8)  # type: ignore[attr-defined]
 
 
@@ -122,7 +124,9 @@ def landcover_png(ds: ShardedDataset, path: Path) -> Path:
         ax_rgb, ax_lc = axes[j // 2, 2 * (j % 2)], axes[j // 2, 2 * (j % 2) + 1]
         ax_rgb.imshow(true_colour(_reflectance(ds, i)[0]))
         ax_rgb.set_title(f"{row['region']} {row['dates'][0]}", fontsize=7)
-        ax_lc.imshow(np.asarray(ds.read("landcover", i)), cmap=cmap, vmin=0, vmax=6, interpolation="nearest")
+        ax_lc.imshow(
+            np.asarray(ds.read("landcover", i)), cmap=cmap, vmin=0, vmax=6, interpolation="nearest"
+        )
         ax_lc.set_title("land cover", fontsize=7)
     for ax in axes.ravel():
         ax.set_xticks([])
@@ -152,7 +156,9 @@ def croptype_png(ds: ShardedDataset, path: Path) -> Path:
         k = int(np.argmax(clear[middle - 3 : middle + 3])) + middle - 3
         axes[r, 0].imshow(true_colour(refl[k]))
         axes[r, 0].set_title(f"{row['region']} {row['dates'][k]}", fontsize=7)
-        axes[r, 1].imshow(np.asarray(ds.read("croptype", i)), cmap=cmap, vmin=0, vmax=8, interpolation="nearest")
+        axes[r, 1].imshow(
+            np.asarray(ds.read("croptype", i)), cmap=cmap, vmin=0, vmax=8, interpolation="nearest"
+        )
         axes[r, 1].set_title("crop type", fontsize=7)
         parcel = np.asarray(ds.read("parcel", i))
         colours = np.vstack([[0, 0, 0], rng.uniform(0.25, 1.0, (int(parcel.max()) + 1, 3))])
@@ -210,7 +216,9 @@ def ndvi_curves_png(ds: ShardedDataset, path: Path) -> Path:
 
     table = crop_ndvi_table(ds)
     hemispheres = [h for h in ("north", "south") if (table["hemisphere"] == h).any()]
-    fig, axes = plt.subplots(1, len(hemispheres), figsize=(6.5 * len(hemispheres), 4), squeeze=False)
+    fig, axes = plt.subplots(
+        1, len(hemispheres), figsize=(6.5 * len(hemispheres), 4), squeeze=False
+    )
     bins = np.arange(0, 381, 15)
     for ax, hemi in zip(axes[0], hemispheres, strict=True):
         sel = table["hemisphere"] == hemi

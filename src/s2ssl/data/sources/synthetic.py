@@ -5,8 +5,8 @@ Each location is drawn from its own random generator seeded by ``(seed, dataset,
 vectorised numpy over a chunk of locations and all their dates:
 
 1. **scene** (static): land cover as the arg-max of smooth random fields biased by the region's
-   class priors; cropland cut into elongated Voronoi parcels separated by 1-pixel margins, each parcel
-   one crop with its own timing, vigour and soil; texture, evergreen-share and snow-line fields.
+   class priors; cropland cut into elongated Voronoi parcels separated by 1-pixel margins, each
+   parcel one crop with its own timing, vigour and soil; texture, evergreen and snow-line fields.
 2. **abundances** per date from class + phenology (:mod:`.spectra`), shifted 6 months in the south.
 3. **spectra**: linear mixing of endmembers, atmospheric transmission, region illumination and path
    radiance, per-date haze, clouds (bright in all bands) with displaced shadows, sensor noise, and
@@ -236,7 +236,7 @@ def draw_weather(
     cloud = np.zeros((t, size, size), np.float32)
     shadow = np.zeros((t, size, size), np.float32)
     for i in np.flatnonzero(coverage > 0):
-        # Opacity ramps up over the blob edge; the flagged part (opacity > 0.25) has the target size.
+        # Opacity ramps up over the blob edge; the flagged part (opacity > 0.25) is the target size.
         thr = np.quantile(fields[i], 1.0 - coverage[i])
         opacity = np.clip(0.3 + (fields[i] - thr) / 0.8, 0.0, 1.0)
         cloud[i] = np.where(fields[i] > thr - 0.3, opacity, 0.0)
@@ -433,7 +433,7 @@ def _utm_transformer(epsg: int) -> Transformer:
 
 # --------------------------------------------------------------------------- datasets
 def location_rng(seed: int, dataset: str, region: str, location: int) -> np.random.Generator:
-    """The random generator of one location: a pure function of (seed, dataset, region, location)."""
+    """The random generator of one location: a function of (seed, dataset, region, location)."""
     key = [seed, _DATASET_CODES[dataset], zlib.crc32(region.encode()), location]
     return np.random.default_rng(np.random.SeedSequence(key))
 

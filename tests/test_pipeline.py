@@ -1,0 +1,61 @@
+"""The DVC pipeline for real: `dvc repro` in a temporary copy of the project, twice."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from conftest import REPO_ROOT, write_tiny_params
+
+pytestmark = pytest.mark.slow
+
+
+def run(cmd: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
+    env = {
+        **os.environ,
+        "DVC_NO_ANALYTICS": "1",
+        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
+        "GIT_AUTHOR_NAME": "t",
+        "GIT_AUTHOR_EMAIL": "t@example.org",
+        "GIT_COMMITTER_NAME": "t",
+        "GIT_COMMITTER_EMAIL": "t@example.org",
+    }
+    return subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=300)
+
+
+def test_dvc_repro_runs_fetch_then_is_a_no_op(tmp_path: Path) -> None:
+    dvc = shutil.which("dvc", path=str(Path(sys.executable).parent))
+    if dvc is None:
+        pytest.skip("dvc is not installed in this environment")
+    project = tmp_path / "project"
+    project.mkdir()
+    for name in ("dvc.yaml", ".dvcignore"):
+        shutil.copy(REPO_ROOT / name, project / name)
+    shutil.copytree(
+        REPO_ROOT / "src", project / "src", ignore=shutil.ignore_patterns("__pycache__")
+    )
+    write_tiny_params(project / "params.yaml")
+    assert run(["git", "init", "-q"], project).returncode == 0
+    init = run([dvc, "init", "-q"], project)
+    assert init.returncode == 0, init.stderr
+
+    first = run([dvc, "repro"], project)
+    assert first.returncode == 0, first.stdout + first.stderr
+    assert "Running stage 'fetch'" in first.stdout
+    for name in ("unlabelled", "landcover", "croptype"):
+        assert (project / "data" / "raw" / name / "index.parquet").is_file()
+    assert (project / "reports" / "fetch" / "ndvi_curves.png").is_file()
+    assert (project / "dvc.lock").is_file()
+
+    second = run([dvc, "repro"], project)
+    assert second.returncode == 0, second.stderr
+    assert "Running stage" not in second.stdout
+    assert "didn't change" in second.stdout or "up to date" in second.stdout
+
+    status = run([dvc, "status"], project)
+    assert "up to date" in status.stdout, status.stdout
