@@ -86,6 +86,13 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         "--workers", type=int, nargs="+", default=[0, 2], help="DataLoader num_workers values"
     )
     parser.add_argument(
+        "--torch-threads",
+        type=int,
+        default=None,
+        help="torch.set_num_threads before reading (default: torch's own choice); the "
+        "DataLoader's collate (torch.stack) runs on these threads in the main process",
+    )
+    parser.add_argument(
         "--min-read-s",
         type=float,
         default=1.0,
@@ -127,6 +134,7 @@ def machine_info() -> dict[str, Any]:
     return {
         "cpu_count": os.cpu_count(),
         "cpu_affinity": affinity,
+        "load_avg_1m": round(os.getloadavg()[0], 2) if hasattr(os, "getloadavg") else None,
         "torch_threads": torch.get_num_threads(),
         "python": platform.python_version(),
         "numpy": np.__version__,
@@ -319,6 +327,10 @@ def bench_read(
 # --------------------------------------------------------------------------- main
 def run(args: argparse.Namespace, work: Path) -> dict[str, Any]:
     params = bench_params(args)
+    if args.torch_threads is not None:
+        import torch
+
+        torch.set_num_threads(args.torch_threads)
     syn = params.fetch.synthetic
     report: dict[str, Any] = {
         "benchmark": "fetch",
@@ -358,6 +370,8 @@ def run(args: argparse.Namespace, work: Path) -> dict[str, Any]:
                 work / name, args.batch_size, args.workers, args.min_read_s
             )
     report["total_s"] = round(time.perf_counter() - t0, 2)
+    if hasattr(os, "getloadavg"):  # > 0 before the run: other processes shared the CPUs
+        report["machine"]["load_avg_1m_after"] = round(os.getloadavg()[0], 2)
     return report
 
 

@@ -373,3 +373,21 @@ def test_settings_read_dotenv_file(clean_env: pytest.MonkeyPatch, tmp_path: Path
     # the environment wins over .env
     clean_env.setenv("SH_CLIENT_SECRET", "from-env")
     assert get_settings().sh_client_secret.get_secret_value() == "from-env"  # type: ignore[union-attr]
+
+
+def test_section_level_errors_do_not_dump_the_whole_section(tmp_path):
+    from s2ssl.config import ConfigError, load_params
+
+    with pytest.raises(ConfigError) as info:
+        load_params(REPO_PARAMS, overrides={"fetch.end_date": "2019-06-01"})
+    message = str(info.value)
+    assert "fetch: " in message and "400 days" in message
+    assert "class_priors" not in message  # the section's content is not echoed back
+    assert len(message) < 400
+
+
+def test_an_impossible_override_is_a_config_error_naming_the_key():
+    from s2ssl.config import ConfigError, load_params
+
+    with pytest.raises(ConfigError, match=r"fetch\.synthetic\.regions\.9\.name"):
+        load_params(REPO_PARAMS, overrides={"fetch.synthetic.regions.9.name": "x"})

@@ -63,6 +63,7 @@ def fetch(
     Each dataset is written atomically: if this fails, the previous one stays intact.
     """
     from rich.console import Console
+    from rich.markup import escape
 
     from s2ssl.data.fetch import fetch as run_fetch
     from s2ssl.data.store import StoreError
@@ -75,10 +76,9 @@ def fetch(
         raise _fail(str(e)) from None
     console = Console()
     for name, path in result.datasets.items():
-        console.print(
-            f"[green]✓[/] {name:<11} {result.summary[f'{name}.n_samples']:>6} samples  → {path}"
-        )
-    console.print(f"  quicklooks and summary → {reports}/")
+        n = result.summary[f"{name}.n_samples"]
+        console.print(f"[green]✓[/] {name:<11} {n:>6} samples  → {escape(str(path))}")
+    console.print(f"  quicklooks and summary → {escape(str(reports))}/")
 
 
 @app.command()
@@ -87,6 +87,7 @@ def info(
 ) -> None:
     """Describe a dataset in the store: arrays, sample counts per split and region, dates."""
     from rich.console import Console
+    from rich.markup import escape
     from rich.table import Table
 
     from s2ssl.data.store import StoreError, open_dataset
@@ -96,7 +97,7 @@ def info(
     except StoreError as e:
         raise _fail(str(e)) from None
     console = Console()
-    arrays = Table(title=f"{path} — {len(ds)} samples")
+    arrays = Table(title=f"{escape(str(path))} — {len(ds)} samples")
     for col in ("array", "dtype", "per-sample shape"):
         arrays.add_column(col)
     for name, spec in ds.specs.items():

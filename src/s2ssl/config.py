@@ -251,12 +251,15 @@ def load_params(
         )
     try:
         raw = yaml.safe_load(p.read_text(encoding="utf-8"))
-    except yaml.YAMLError as e:
-        raise ConfigError(f"{p} is not valid YAML: {e}") from None
+    except (yaml.YAMLError, UnicodeDecodeError) as e:
+        raise ConfigError(f"{p} is not valid YAML (UTF-8 text expected): {e}") from None
     if not isinstance(raw, dict):
         raise ConfigError(f"{p} must hold a mapping of sections, got {type(raw).__name__}")
     for key, value in (overrides or {}).items():
-        set_dotted(raw, key, value)
+        try:
+            set_dotted(raw, key, value)
+        except (TypeError, IndexError, ValueError, AttributeError) as e:
+            raise ConfigError(f"cannot set override {key!r} in {p}: {e}") from None
     return parse_params(raw, source=str(p))
 
 
@@ -292,9 +295,11 @@ def _describe(err: Mapping[str, Any], root: type[BaseModel]) -> str:
         return f"{path}: unknown key; allowed keys here: {allowed}"
     if kind == "missing":
         return f"{path}: required key is missing"
-    msg = err["msg"]
-    if "input" in err and kind not in ("model_type", "dict_type"):
-        msg += f" (got {err['input']!r})"
+    msg = str(err["msg"])
+    value = err.get("input")
+    if value is not None and not isinstance(value, dict | list) and repr(value) not in msg:
+        shown = repr(value)
+        msg += f" (got {shown if len(shown) <= 80 else shown[:77] + '...'})"
     return f"{path}: {msg}"
 
 
