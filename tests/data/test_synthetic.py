@@ -110,21 +110,14 @@ def clear_season() -> syn.Chunk:
     """One northern and one southern region, no clouds or haze, dates every ~10 days all year."""
     regions = [
         region(
-            0,
+            i,
             cloudiness=0.0,
             haze_max=0.0,
             phenology_shift_days=0,
             crop_mix={c: 1 / 8 for c in CROP_CLASSES[1:]},
             parcel_size_px=120,
-        ),
-        region(
-            2,
-            cloudiness=0.0,
-            haze_max=0.0,
-            phenology_shift_days=0,
-            crop_mix={c: 1 / 8 for c in CROP_CLASSES[1:]},
-            parcel_size_px=120,
-        ),
+        )
+        for i in (0, 2)  # north_west and south_pampa
     ]
     params = make_params(
         **{
