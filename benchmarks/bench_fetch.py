@@ -167,12 +167,11 @@ def bench_generate(params: Any, name: str, out_dir: Path) -> dict[str, Any]:
     """Generate ``name`` and write it through DatasetWriter; time both parts."""
     import numpy as np
 
+    from s2ssl.data.fetch import dataset_writer
     from s2ssl.data.sources import synthetic
-    from s2ssl.data.store import ArraySpec, DatasetWriter
 
     cfg = params.fetch
     shapes = synthetic.array_shapes(cfg.synthetic, name)
-    specs = [ArraySpec(k, dtype, shape) for k, (shape, dtype) in shapes.items()]
     bytes_per_sample = sum(
         int(np.prod(shape)) * np.dtype(dtype).itemsize for shape, dtype in shapes.values()
     )
@@ -183,13 +182,7 @@ def bench_generate(params: Any, name: str, out_dir: Path) -> dict[str, Any]:
     gen_s = write_s = 0.0
     n = 0
     t0 = time.perf_counter()
-    with DatasetWriter(
-        out_dir / name,
-        specs,
-        name=name,
-        shard_size=cfg.shard_size,
-        attrs=synthetic.dataset_attrs(cfg.synthetic, name, params.seed),
-    ) as writer:
+    with dataset_writer(params, name, out_dir) as writer:
         chunks = synthetic.generate(cfg.synthetic, name, params.seed, cfg.start_date, cfg.end_date)
         while True:
             t = time.perf_counter()

@@ -136,3 +136,10 @@ def reflectance_to_dn(reflectance: np.ndarray, offset: int | np.ndarray) -> np.n
     np.rint(dn, out=dn)
     np.clip(dn, 0, np.iinfo(np.uint16).max, out=dn)
     return dn.astype(np.uint16)
+
+
+def ndvi(reflectance: np.ndarray, band_axis: int = -3) -> np.ndarray:
+    """NDVI = (B08 - B04) / (B08 + B04) along ``band_axis`` of a 13-band reflectance array."""
+    nir = np.take(reflectance, band_index("B08"), axis=band_axis).astype(np.float32)
+    red = np.take(reflectance, band_index("B04"), axis=band_axis).astype(np.float32)
+    return (nir - red) / np.maximum(nir + red, 1e-6)

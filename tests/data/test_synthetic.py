@@ -5,45 +5,39 @@ from __future__ import annotations
 import copy
 import datetime as dt
 import itertools
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 import pytest
-import yaml
 
+from conftest import REPO_ROOT, read_repo_params
 from s2ssl.bands import (
     MASK_CLEAR,
     MASK_CLOUD,
     MASK_SHADOW,
     band_index,
     dn_to_reflectance,
+    ndvi,
     processing_baseline_for,
 )
-from s2ssl.config import CROP_CLASSES, LANDCOVER_CLASSES, Params, parse_params
+from s2ssl.config import CROP_CLASSES, LANDCOVER_CLASSES, Params, parse_params, set_dotted
 from s2ssl.data.sources import spectra
 from s2ssl.data.sources import synthetic as syn
 
-ROOT = Path(__file__).resolve().parents[2]
-REAL = ROOT.parent / "shared" / "data" / "eolearn_slovenia_testpatch.npz"
+REAL = REPO_ROOT.parent / "shared" / "data" / "eolearn_slovenia_testpatch.npz"
 
 
 def make_params(**changes: Any) -> Params:
     """The repo's params.yaml with dotted-key changes; regions can be replaced wholesale."""
-    raw = yaml.safe_load((ROOT / "params.yaml").read_text())
+    raw = read_repo_params()
     for key, value in changes.items():
-        node = raw
-        parts = key.split(".")
-        for part in parts[:-1]:
-            node = node[int(part)] if isinstance(node, list) else node[part]
-        node[int(parts[-1]) if isinstance(node, list) else parts[-1]] = value
+        set_dotted(raw, key, value)
     return parse_params(raw)
 
 
 def region(i: int = 0, **changes: Any) -> dict[str, Any]:
-    raw = yaml.safe_load((ROOT / "params.yaml").read_text())
-    r = copy.deepcopy(raw["fetch"]["synthetic"]["regions"][i])
+    r = copy.deepcopy(read_repo_params()["fetch"]["synthetic"]["regions"][i])
     r.update(changes)
     return r
 
@@ -136,7 +130,7 @@ def crop_ndvi(chunk: syn.Chunk, hemisphere: str) -> tuple[np.ndarray, np.ndarray
     """(doy [T], mean NDVI [T, n_crops]) over clear interior parcel pixels of one hemisphere."""
     sel = (chunk.rows["hemisphere"] == hemisphere).to_numpy()
     refl = reflectance(chunk)[sel]
-    ndvi = spectra.ndvi(refl, band_axis=2)  # [n, T, H, W]
+    index = ndvi(refl, band_axis=2)  # [n, T, H, W]
     crop = chunk.arrays["croptype"][sel]
     clear = chunk.arrays["mask"][sel] == MASK_CLEAR
     doy = np.stack(chunk.rows["doy"][sel].map(np.asarray).to_list())
@@ -145,7 +139,7 @@ def crop_ndvi(chunk: syn.Chunk, hemisphere: str) -> tuple[np.ndarray, np.ndarray
     for c in range(1, len(CROP_CLASSES)):
         m = (crop == c)[:, None] & clear
         if m.sum() > 200:
-            out[:, c] = np.where(m, ndvi, 0).sum(axis=(0, 2, 3)) / m.sum(axis=(0, 2, 3))
+            out[:, c] = np.where(m, index, 0).sum(axis=(0, 2, 3)) / m.sum(axis=(0, 2, 3))
     return doy[0], out
 
 

@@ -15,6 +15,7 @@ import numpy as np
 from s2ssl.config import CROP_CLASSES, LANDCOVER_CLASSES, Params
 from s2ssl.data import quicklooks
 from s2ssl.data.sources import synthetic
+from s2ssl.data.sources.synthetic import DatasetName
 from s2ssl.data.store import ArraySpec, DatasetWriter, ShardedDataset, open_dataset
 from s2ssl.io import write_json_atomic
 from s2ssl.progress import ProgressFactory, no_progress
@@ -37,23 +38,13 @@ def fetch(
 ) -> FetchResult:
     """Generate / download every dataset in ``params.fetch.datasets`` under ``out_dir``."""
     cfg = params.fetch
-    if cfg.source != "synthetic":  # pragma: no cover - guarded by the config Literal
-        raise ValueError(f"fetch.source {cfg.source!r} is not available")
     out_dir, reports_dir = Path(out_dir), Path(reports_dir)
     written: dict[str, Path] = {}
     for name in cfg.datasets:
-        shapes = synthetic.array_shapes(cfg.synthetic, name)
-        specs = [ArraySpec(k, dtype, shape) for k, (shape, dtype) in shapes.items()]
         total = synthetic.dataset_size(cfg.synthetic, name)
         with (
             progress(f"fetch {name}", total) as advance,
-            DatasetWriter(
-                out_dir / name,
-                specs,
-                name=name,
-                shard_size=cfg.shard_size,
-                attrs=synthetic.dataset_attrs(cfg.synthetic, name, params.seed),
-            ) as writer,
+            dataset_writer(params, name, out_dir) as writer,
         ):
             for chunk in synthetic.generate(
                 cfg.synthetic, name, params.seed, cfg.start_date, cfg.end_date, on_progress=advance
@@ -66,6 +57,19 @@ def fetch(
     summary = summarise(stores)
     write_json_atomic(reports_dir / "summary.json", summary)
     return FetchResult(datasets=written, reports=reports, summary=summary)
+
+
+def dataset_writer(params: Params, name: DatasetName, out_dir: str | Path) -> DatasetWriter:
+    """An atomic writer for dataset ``name`` under ``out_dir``, with the source's array specs."""
+    cfg = params.fetch
+    shapes = synthetic.array_shapes(cfg.synthetic, name)
+    return DatasetWriter(
+        Path(out_dir) / name,
+        [ArraySpec(k, dtype, shape) for k, (shape, dtype) in shapes.items()],
+        name=name,
+        shard_size=cfg.shard_size,
+        attrs=synthetic.dataset_attrs(cfg.synthetic, name, params.seed),
+    )
 
 
 def write_quicklooks(stores: dict[str, ShardedDataset], reports_dir: Path) -> list[Path]:

@@ -15,6 +15,7 @@ from typing import Final
 
 import numpy as np
 
+from s2ssl import bands
 from s2ssl.bands import MASK_CLEAR, MASK_CLOUD, MASK_SHADOW, band_indices, dn_to_reflectance
 from s2ssl.config import CROP_CLASSES, LANDCOVER_CLASSES
 from s2ssl.data.store import ShardedDataset
@@ -177,18 +178,14 @@ def crop_ndvi_table(ds: ShardedDataset) -> dict[str, np.ndarray]:
     Returns arrays ``doy [n, T]``, ``ndvi [n, T, n_crops]`` (NaN where the crop is absent or
     cloudy) and ``hemisphere [n]`` — the data behind ``ndvi_curves.png``.
     """
-    from s2ssl.bands import band_index
-
     n_crops = len(CROP_CLASSES)
-    red, nir = band_index("B04"), band_index("B08")
     ndvi_rows, doys = [], []
     for rows, images in ds.iter_shards("image"):
         crops = np.asarray(ds.read_many("croptype", rows.index.to_numpy()))
         masks = np.asarray(ds.read_many("mask", rows.index.to_numpy()))
         offsets = np.stack(rows["dn_offset"].map(np.asarray).to_list()).astype(np.float32)
-        r = (np.asarray(images[:, :, red], np.float32) + offsets[:, :, None, None]) / 1e4
-        n = (np.asarray(images[:, :, nir], np.float32) + offsets[:, :, None, None]) / 1e4
-        ndvi = (n - r) / np.maximum(n + r, 1e-6)
+        refl = dn_to_reflectance(np.asarray(images), offsets[:, :, None, None, None])
+        ndvi = bands.ndvi(refl, band_axis=2)
         clear = masks == MASK_CLEAR
         out = np.full((*ndvi.shape[:2], n_crops), np.nan, np.float32)
         for c in range(1, n_crops):

@@ -244,12 +244,12 @@ def _check_array(name: str, value: Any, spec: ArraySpec, n: int) -> np.ndarray:
 def _write_index(index: pd.DataFrame, path: Path) -> None:
     try:
         table = pa.Table.from_pandas(index, preserve_index=False)
-    except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError) as e:
+    except pa.ArrowException as e:
         bad = "?"
         for column in index.columns:
             try:
                 pa.Table.from_pandas(index[[column]], preserve_index=False)
-            except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError):
+            except pa.ArrowException:
                 bad = str(column)
                 break
         raise StoreError(

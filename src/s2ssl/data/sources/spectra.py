@@ -169,10 +169,3 @@ def leaf_on(doy: np.ndarray) -> np.ndarray:
     rise = 1.0 / (1.0 + np.exp(-(d - 115.0) / 7.0))
     fall = 1.0 / (1.0 + np.exp(-(295.0 - d) / 9.0))
     return (0.15 + 0.85 * rise * fall).astype(np.float32)
-
-
-def ndvi(reflectance: np.ndarray, band_axis: int = -3) -> np.ndarray:
-    """NDVI = (B08 - B04) / (B08 + B04) along ``band_axis`` of a reflectance array."""
-    nir = np.take(reflectance, band_index("B08"), axis=band_axis).astype(np.float32)
-    red = np.take(reflectance, band_index("B04"), axis=band_axis).astype(np.float32)
-    return (nir - red) / np.maximum(nir + red, 1e-6)
