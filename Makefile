@@ -34,7 +34,9 @@ run: setup  ## run the whole pipeline (dvc repro) on the embedded synthetic worl
 	@echo "Results:"
 	@echo "  datasets      data/raw/{unlabelled,landcover,croptype}   (s2ssl info data/raw/landcover)"
 	@echo "  quicklooks    reports/fetch/*.png"
-	@echo "  metrics       reports/fetch/summary.json                  (dvc metrics show)"
+	@echo "  validated     data/validated/*  (quarantine: reports/validate/quarantine.csv)"
+	@echo "  data docs     reports/validate/datadocs/index.html        (open in a browser)"
+	@echo "  metrics       reports/{fetch,validate}/summary.json       (dvc metrics show)"
 
 test: setup  ## run the test suite (offline, CPU)
 	pytest -q

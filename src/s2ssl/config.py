@@ -45,6 +45,15 @@ CROP_CLASSES: tuple[str, ...] = (
 
 CROPS: tuple[str, ...] = CROP_CLASSES[1:]
 
+LABEL_IGNORE: int = 255
+"""Label value of unlabelled / unknown pixels (excluded from losses and metrics)."""
+
+LABEL_CLASSES: dict[str, tuple[str, ...]] = {
+    "landcover": LANDCOVER_CLASSES,
+    "croptype": CROP_CLASSES,
+}
+"""The class set of each label array a dataset may carry."""
+
 Fraction = Annotated[float, Field(ge=0.0, le=1.0)]
 PositiveInt = Annotated[int, Field(gt=0)]
 
@@ -232,11 +241,46 @@ class FetchConfig(StrictModel):
         return self
 
 
+class ValidateConfig(StrictModel):
+    """``validate`` stage: thresholds of the great-expectations suite (DESIGN §5).
+
+    A sample failing a sample-level expectation is quarantined; a dataset whose pass fraction
+    drops below ``min_pass_fraction`` (or whose schema is wrong, or a split empties) is unusable.
+    """
+
+    allowed_dtypes: list[Literal["uint16", "float32"]] = Field(
+        default=["uint16", "float32"], min_length=1
+    )
+    max_nan_fraction: Fraction = 0.0
+    max_nodata_fraction: Fraction = 0.05
+    dn_range: tuple[int, int] = (-1000, 20000)
+    max_cloud_fraction: Fraction = 0.9
+    min_label_coverage: Fraction = 0.5
+    min_pass_fraction: Fraction = 0.8
+    quantiles: tuple[float, float] = (0.02, 0.98)
+
+    @model_validator(mode="after")
+    def _ranges(self) -> ValidateConfig:
+        lo, hi = self.dn_range
+        if not -1000 <= lo < hi <= 65535:
+            raise ValueError(
+                f"dn_range must be [low, high] with -1000 <= low < high <= 65535, got {[lo, hi]}"
+            )
+        q_lo, q_hi = self.quantiles
+        if not 0.0 <= q_lo < q_hi <= 1.0:
+            raise ValueError(
+                f"quantiles must be [low, high] in [0, 1], low < high, got {[q_lo, q_hi]}"
+            )
+        return self
+
+
 class Params(StrictModel):
     """The whole ``params.yaml``."""
 
     seed: int = Field(ge=0, le=2**32 - 1)
     fetch: FetchConfig
+    validation: ValidateConfig = Field(default=ValidateConfig(), alias="validate")
+    """The ``validate`` section (a field called ``validate`` would shadow pydantic's method)."""
 
 
 # --------------------------------------------------------------------------- loading

@@ -16,12 +16,10 @@ This module deliberately depends on numpy / pandas / pyarrow only (no torch).
 
 from __future__ import annotations
 
+import copy
 import json
 import operator
 import os
-import re
-import shutil
-import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,6 +30,13 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
+
+from s2ssl.io import fsync_dir as _fsync_dir
+from s2ssl.io import hidden_siblings as _siblings
+from s2ssl.io import new_sibling as _new_sibling
+from s2ssl.io import recover_dir as recover
+from s2ssl.io import remove_tree as _rmtree
+from s2ssl.io import replace_dir
 
 SCHEMA_VERSION: Final[int] = 1
 """Version of the on-disk layout written by :class:`DatasetWriter`."""
@@ -46,7 +51,6 @@ _FETCH_HINT: Final[str] = "run `s2ssl fetch` / `dvc repro fetch` first"
 _RECREATE_HINT: Final[str] = (
     "delete it and re-create it (re-run the stage that writes it, e.g. `dvc repro`)"
 )
-_UUID_RE: Final[str] = "[0-9a-f]{32}"
 
 
 class StoreError(ValueError):
@@ -103,22 +107,6 @@ class ArraySpec:
 # small file-system helpers
 
 
-def _fsync_dir(path: Path) -> None:
-    """Flush a directory entry to disk (POSIX; a no-op where directories cannot be opened)."""
-    if os.name != "posix":
-        return
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
 def _save_npy(path: Path, array: np.ndarray) -> None:
     with open(path, "wb") as f:
         np.lib.format.write_array(f, array, allow_pickle=False)
@@ -131,26 +119,6 @@ def _write_bytes(path: Path, data: bytes) -> None:
         f.write(data)
         f.flush()
         os.fsync(f.fileno())
-
-
-def _rmtree(path: Path) -> None:
-    if path.is_symlink() or path.is_file():
-        path.unlink(missing_ok=True)
-    else:
-        shutil.rmtree(path, ignore_errors=True)
-
-
-def _siblings(path: Path, kind: str) -> list[Path]:
-    """Hidden ``.<name>.<kind>-<uuid>`` siblings of ``path`` (``kind`` is ``tmp`` or ``old``)."""
-    pattern = re.compile(rf"^\.{re.escape(path.name)}\.{kind}-{_UUID_RE}$")
-    try:
-        return [p for p in path.parent.iterdir() if pattern.match(p.name)]
-    except (FileNotFoundError, NotADirectoryError):
-        return []
-
-
-def _new_sibling(path: Path, kind: str) -> Path:
-    return path.parent / f".{path.name}.{kind}-{uuid.uuid4().hex}"
 
 
 def _json_default(value: Any) -> Any:
@@ -178,29 +146,6 @@ def _normalise_attrs(attrs: Mapping[str, Any] | None) -> dict[str, Any]:
             f"attrs must be JSON-serialisable (str keys; numbers, strings, lists, dicts; "
             f"no NaN/inf): {e}"
         ) from None
-
-
-def recover(path: str | Path) -> None:
-    """Repair a commit interrupted between its two renames.
-
-    If ``path`` is missing but a ``.<name>.old-<uuid>`` sibling exists, the previous dataset is
-    renamed back to ``path``. Does nothing otherwise (in particular it never deletes anything,
-    so it is safe to call while a writer is running).
-    """
-    path = Path(path).absolute()
-    if path.exists() or path.is_symlink():
-        return
-    olds = [p for p in _siblings(path, "old") if p.is_dir()]
-    if not olds:
-        return
-    newest = max(olds, key=lambda p: p.stat().st_mtime)
-    try:
-        os.rename(newest, path)
-    except OSError:
-        if not path.exists():  # not a concurrent restore / commit: a real failure
-            raise
-        return
-    _fsync_dir(path.parent)
 
 
 # --------------------------------------------------------------------------------------------
@@ -471,27 +416,7 @@ class DatasetWriter:
         return self.path
 
     def _swap_in(self) -> None:
-        """path -> ``.old-``, tmp -> path, delete ``.old-`` (put back on failure)."""
-        olds: list[Path] = []
-        for attempt in range(3):
-            if self.path.exists() or self.path.is_symlink():
-                old = _new_sibling(self.path, "old")
-                os.rename(self.path, old)
-                olds.append(old)
-            try:
-                os.rename(self._tmp, self.path)
-                break
-            except OSError:
-                # A concurrent open_dataset() may have recovered the old dataset in between:
-                # move it aside again and retry; otherwise put the previous dataset back.
-                if attempt < 2 and self.path.exists():
-                    continue
-                if olds and not self.path.exists():
-                    os.rename(olds[-1], self.path)
-                raise
-        _fsync_dir(self.path.parent)
-        for old in olds:
-            _rmtree(old)
+        replace_dir(self._tmp, self.path)
 
     def abort(self) -> None:
         """Discard everything written so far (the temporary directory); idempotent."""
@@ -654,6 +579,7 @@ class ShardedDataset:
         self._check_index()
         self._check_shard_files()
         self._cache: dict[tuple[str, int], np.ndarray] = {}
+        self._is_subset = False
 
     def _check_index(self) -> None:
         n = self.meta["n_samples"]
@@ -802,15 +728,49 @@ class ShardedDataset:
         return out
 
     def iter_shards(self, name: str) -> Iterator[tuple[pd.DataFrame, np.ndarray]]:
-        """Yield ``(index rows, memmapped array)`` per shard; row ``j`` of one is sample ``j``.
+        """Yield ``(index rows, array)`` per shard; row ``j`` of one is sample ``j``.
 
-        The index rows keep their labels (= positions in the dataset); use this for fast
-        vectorised passes (statistics, validation) over the whole dataset.
+        The index rows keep their labels (= positions in this dataset); use this for fast
+        vectorised passes (statistics, validation) over the whole dataset. The array is the
+        memory-mapped shard, or for a :meth:`subset` the selected rows read into memory.
         """
         self._check_name(name)
         for k in range(self.n_shards):
             positions = self._order[self._starts[k] : self._starts[k + 1]]
-            yield self.index.iloc[positions], self._shard_array(name, k)
+            if self._is_subset and positions.size == 0:
+                continue
+            arr = self._shard_array(name, k)
+            if self._is_subset:
+                arr = arr[self._row_of[positions]]
+            yield self.index.iloc[positions], arr
+
+    def subset(self, positions: Sequence[int] | np.ndarray) -> ShardedDataset:
+        """A view of the samples at ``positions`` (in that order), sharing the shard files.
+
+        Used for validated datasets: the raw data stay untouched, the view excludes quarantined
+        samples. Positions refer to this dataset; the view's index is renumbered from 0.
+        """
+        idx = np.asarray(positions)
+        if idx.ndim != 1 or (idx.size and idx.dtype.kind not in "iu"):
+            raise StoreError(
+                f"positions must be a 1-D sequence of ints, got {idx.dtype} {idx.shape}"
+            )
+        idx = idx.astype(np.int64)
+        n = len(self)
+        if idx.size and ((idx < 0).any() or (idx >= n).any()):
+            raise IndexError(f"positions out of range for a dataset of {n} samples")
+        if np.unique(idx).size != idx.size:
+            raise StoreError("positions of a subset must be unique")
+        view = copy.copy(self)
+        view._cache = self._cache  # same process, same memmaps
+        view.index = self.index.iloc[idx].reset_index(drop=True)
+        view._shard_of = self._shard_of[idx]
+        view._row_of = self._row_of[idx]
+        view._order = np.lexsort((view._row_of, view._shard_of))
+        counts = np.bincount(view._shard_of, minlength=self.n_shards)
+        view._starts = np.concatenate([[0], np.cumsum(counts)])
+        view._is_subset = True
+        return view
 
 
 def open_dataset(path: str | Path) -> ShardedDataset:
