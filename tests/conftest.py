@@ -69,3 +69,18 @@ def tiny_raw(tmp_path_factory: pytest.TempPathFactory) -> Path:
     params = load_params(write_tiny_params(root / "params.yaml"))
     fetch(params, root / "raw", root / "reports")
     return root / "raw"
+
+
+@pytest.fixture(scope="session")
+def tiny_validated(tiny_raw: Path) -> Path:
+    """``<tmp>/validated`` holding the validated views of :func:`tiny_raw` (read-only).
+
+    Reports (summary.json, quarantine.csv, Data Docs) are in ``<tmp>/validate_reports``.
+    """
+    from s2ssl.config import load_params
+    from s2ssl.validation.validate import validate
+
+    root = tiny_raw.parent
+    params = load_params(root / "params.yaml")
+    validate(params, tiny_raw, root / "validated", root / "validate_reports")
+    return root / "validated"
