@@ -7,7 +7,14 @@ from pathlib import Path
 
 import pytest
 
-from s2ssl.io import atomic_path, write_json_atomic, write_text_atomic
+from s2ssl.io import (
+    atomic_dir,
+    atomic_path,
+    new_sibling,
+    recover_dir,
+    write_json_atomic,
+    write_text_atomic,
+)
 
 
 def test_atomic_path_success_replaces_file(tmp_path: Path) -> None:
@@ -77,3 +84,36 @@ def test_write_json_atomic_unserialisable_keeps_old(tmp_path: Path) -> None:
         write_json_atomic(target, {"bad": object()})
     assert json.loads(target.read_text()) == {"ok": 1}
     assert sorted(p.name for p in tmp_path.iterdir()) == ["summary.json"]
+
+
+def test_atomic_dir_replaces_whole_directory(tmp_path: Path) -> None:
+    target = tmp_path / "out"
+    with atomic_dir(target) as tmp:
+        (tmp / "a.txt").write_text("1")
+        assert not target.exists()
+    assert (target / "a.txt").read_text() == "1"
+    with atomic_dir(target) as tmp:
+        (tmp / "b.txt").write_text("2")
+    assert sorted(p.name for p in target.iterdir()) == ["b.txt"]
+    assert [p.name for p in tmp_path.iterdir()] == ["out"]  # no hidden leftovers
+
+
+def test_atomic_dir_failure_keeps_previous_version(tmp_path: Path) -> None:
+    target = tmp_path / "out"
+    with atomic_dir(target) as tmp:
+        (tmp / "good.txt").write_text("good")
+    with pytest.raises(RuntimeError), atomic_dir(target) as tmp:
+        (tmp / "half.txt").write_text("half")
+        raise RuntimeError("killed")
+    assert [p.name for p in target.iterdir()] == ["good.txt"]
+    assert [p.name for p in tmp_path.iterdir()] == ["out"]
+
+
+def test_recover_dir_after_crash_between_renames(tmp_path: Path) -> None:
+    target = tmp_path / "out"
+    with atomic_dir(target) as tmp:
+        (tmp / "v1").write_text("1")
+    old = new_sibling(target, "old")
+    target.rename(old)  # crash after "path -> old", before "tmp -> path"
+    recover_dir(target)
+    assert (target / "v1").read_text() == "1"

@@ -28,7 +28,7 @@ def run(cmd: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=300)
 
 
-def test_dvc_repro_runs_fetch_then_is_a_no_op(tmp_path: Path) -> None:
+def test_dvc_repro_runs_the_stages_then_is_a_no_op(tmp_path: Path) -> None:
     dvc = shutil.which("dvc", path=str(Path(sys.executable).parent))
     if dvc is None:
         pytest.skip("dvc is not installed in this environment")
@@ -47,10 +47,14 @@ def test_dvc_repro_runs_fetch_then_is_a_no_op(tmp_path: Path) -> None:
     first = run([dvc, "repro"], project)
     assert first.returncode == 0, first.stdout + first.stderr
     assert "Running stage 'fetch'" in first.stdout
+    assert "Running stage 'validate'" in first.stdout
     for name in ("unlabelled", "landcover", "croptype"):
         assert (project / "data" / "raw" / name / "index.parquet").is_file()
     assert (project / "reports" / "fetch" / "ndvi_curves.png").is_file()
     assert (project / "dvc.lock").is_file()
+    for name in ("unlabelled", "landcover", "croptype"):
+        assert (project / "data" / "validated" / name / "norm_stats.json").is_file()
+    assert (project / "reports" / "validate" / "datadocs" / "index.html").is_file()
 
     second = run([dvc, "repro"], project)
     assert second.returncode == 0, second.stderr

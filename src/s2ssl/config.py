@@ -19,6 +19,8 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from s2ssl.bands import BAND_NAMES
+
 LANDCOVER_CLASSES: tuple[str, ...] = (
     "water",
     "forest",
@@ -258,6 +260,15 @@ class ValidateConfig(StrictModel):
     min_label_coverage: Fraction = 0.5
     min_pass_fraction: Fraction = 0.8
     quantiles: tuple[float, float] = (0.02, 0.98)
+    required_bands: list[str] = Field(default_factory=lambda: list(BAND_NAMES), min_length=1)
+
+    @field_validator("required_bands")
+    @classmethod
+    def _known_bands(cls, v: list[str]) -> list[str]:
+        unknown = [b for b in v if b not in BAND_NAMES]
+        if unknown:
+            raise ValueError(f"unknown band(s) {unknown}; Sentinel-2 bands are {list(BAND_NAMES)}")
+        return v
 
     @model_validator(mode="after")
     def _ranges(self) -> ValidateConfig:

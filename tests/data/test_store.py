@@ -355,3 +355,45 @@ def test_writing_through_a_symlink_replaces_the_target(tmp_path: Path) -> None:
     assert (tmp_path / "link").is_symlink()
     assert (tmp_path / "big_disk" / "meta.json").is_file()
     assert len(open_dataset(tmp_path / "link")) == 2
+
+
+def test_subset_view_reads_the_selected_samples(seven) -> None:
+    path, arrays, _ = seven
+    ds = open_dataset(path)
+    keep = np.array([6, 0, 3, 4])
+    view = ds.subset(keep)
+    assert len(view) == 4 and len(ds) == 7
+    assert view.index["id"].tolist() == ds.index["id"].iloc[keep].tolist()
+    for j, i in enumerate(keep):
+        np.testing.assert_array_equal(view.read("image", j), arrays["image"][i])
+    np.testing.assert_array_equal(view.read_many("image", [3, 1]), arrays["image"][[4, 0]])
+    seen = {}
+    for rows, arr in view.iter_shards("image"):
+        assert len(rows) == len(arr)
+        for label, a in zip(rows.index, arr, strict=True):
+            seen[label] = a
+    assert sorted(seen) == [0, 1, 2, 3]
+    for j, i in enumerate(keep):
+        np.testing.assert_array_equal(seen[j], arrays["image"][i])
+    assert (
+        len(view.subset([2])) == 1
+        and view.subset([2]).read("image", 0).tolist() == arrays["image"][3].tolist()
+    )
+
+
+def test_subset_rejects_bad_positions(seven) -> None:
+    ds = open_dataset(seven[0])
+    with pytest.raises(IndexError):
+        ds.subset([7])
+    with pytest.raises(StoreError, match="unique"):
+        ds.subset([1, 1])
+    with pytest.raises(StoreError, match="1-D sequence of ints"):
+        ds.subset(np.array([0.5]))
+
+
+def test_truncated_shard_is_reported_on_open(seven) -> None:
+    path = seven[0]
+    shard = sorted((path / "shards").iterdir())[0] / "image.npy"
+    shard.write_bytes(shard.read_bytes()[:-10])
+    with pytest.raises(StoreError, match="truncated"):
+        open_dataset(path)

@@ -540,6 +540,12 @@ def _npy_header(path: Path) -> tuple[tuple[int, ...], np.dtype]:
             arr = np.load(path, mmap_mode="r", allow_pickle=False)
             shape, dtype = arr.shape, arr.dtype
             del arr
+            return tuple(shape), np.dtype(dtype)
+        data_start = f.tell()
+    size = path.stat().st_size
+    expected = data_start + int(np.prod(shape, dtype=np.int64)) * np.dtype(dtype).itemsize
+    if size < expected:
+        raise ValueError(f"truncated: {size} bytes, the header announces {expected}")
     return tuple(shape), np.dtype(dtype)
 
 

@@ -25,7 +25,7 @@ import numpy as np
 import pandas as pd
 
 from s2ssl.config import ValidateConfig
-from s2ssl.validation.profile import EXPECTED_BAND_NAMES
+from s2ssl.validation.profile import bands_ok
 
 os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
 
@@ -91,13 +91,19 @@ def _meta(check: str, level: Level, rule: str) -> dict[str, str]:
 def _specs(cfg: ValidateConfig, label_arrays: Sequence[str], n_dates: int) -> list[_Spec]:
     """The schema- and sample-level expectations of one dataset."""
     specs: list[tuple[str, Level, str, type, dict[str, Any]]] = [
-        ("n_bands", "schema", "== 13", gxe.ExpectColumnValuesToBeInSet, {"value_set": [13]}),
         (
-            "band_names",
+            "band_names_match",
             "schema",
-            f"== {EXPECTED_BAND_NAMES}",
+            "(as many band names as image bands)",
             gxe.ExpectColumnValuesToBeInSet,
-            {"value_set": [EXPECTED_BAND_NAMES]},
+            _true(),
+        ),
+        (
+            "bands_ok",
+            "schema",
+            f"(Sentinel-2 band order, including {','.join(cfg.required_bands)})",
+            gxe.ExpectColumnValuesToBeInSet,
+            _true(),
         ),
         (
             "image_dtype",
@@ -263,6 +269,7 @@ class Validator:
         specs = _specs(self.cfg, label_arrays, n_dates)
         detail = [c for c in _DETAIL_COLUMNS if c in profile.columns]
         frame = profile.reset_index(drop=True)
+        frame["bands_ok"] = [bands_ok(b, self.cfg.required_bands) for b in frame["band_names"]]
         for spec, r in self._run(f"{dataset}.samples", specs, frame, ["position", *detail]):
             res = r.result or {}
             unexpected = res.get("unexpected_index_list") or []
@@ -279,10 +286,7 @@ class Validator:
             if r.success:
                 continue
             if spec.level == "schema":
-                got = sorted({str(u.get(spec.check)) for u in unexpected})
-                outcome.schema_errors.append(
-                    f"{spec.check}: expected {spec.rule}, got {', '.join(got)}"
-                )
+                outcome.schema_errors.append(_schema_error(spec.check, spec.rule, frame))
                 continue
             for u in unexpected:
                 outcome.sample_failures.setdefault(int(u["position"]), []).append(_reason(spec, u))
@@ -347,6 +351,20 @@ class Validator:
                     f"split(s) {missing} would be left empty after quarantine"
                 )
         return outcome
+
+
+def _schema_error(check: str, rule: str, frame: pd.DataFrame) -> str:
+    first = frame.iloc[0]
+    if check == "band_names_match":
+        return (
+            f"the images have {first['n_bands']} bands but the dataset names "
+            f"{len([b for b in str(first['band_names']).split(',') if b])} "
+            f"({first['band_names'] or 'none'})"
+        )
+    if check == "bands_ok":
+        return f"bands {first['band_names'] or '(none)'} are not valid {rule}"
+    got = sorted({str(v) for v in frame[check]})
+    return f"{check}: expected {rule}, got {', '.join(got)}"
 
 
 def _plain(value: Any) -> Any:

@@ -5,7 +5,8 @@ shards (no per-pixel Python), so it stays fast on 10k+ samples. Columns (one row
 index = the sample's position in the dataset):
 
 - identity: ``position``, ``sample_id``, ``split``, ``region``;
-- schema: ``n_bands``, ``band_names`` (comma-joined, from the dataset attrs), ``image_dtype``,
+- schema: ``n_bands``, ``band_names`` (comma-joined, from the dataset attrs), ``band_names_match``
+  (as many names as image bands), ``image_dtype``,
   ``shapes_consistent`` (mask / label maps match the image grid), ``index_columns_ok``;
 - georeference: ``crs_present`` (parses as a CRS), ``transform_present`` (6 finite numbers with
   non-zero pixel size);
@@ -271,6 +272,7 @@ def profile_dataset(
             "region": _column(index, "region", None).astype(object).to_numpy(),
             "n_bands": np.full(n, n_bands, np.int64),
             "band_names": ",".join(names),
+            "band_names_match": len(names) == n_bands,
             "image_dtype": spec.dtype,
             "shapes_consistent": shapes_ok,
             "index_columns_ok": all(c in index.columns for c in REQUIRED_INDEX_COLUMNS),
@@ -330,5 +332,8 @@ def profile_dataset(
     return prof
 
 
-EXPECTED_BAND_NAMES: Final[str] = ",".join(BAND_NAMES)
-"""The band order every dataset must have (``band_names`` column)."""
+def bands_ok(band_names: str, required: list[str] | tuple[str, ...]) -> bool:
+    """Whether a comma-joined band list is in Sentinel-2 order and holds every required band."""
+    names = [b for b in band_names.split(",") if b]
+    in_order = [b for b in BAND_NAMES if b in names] == names
+    return in_order and set(required) <= set(names)
