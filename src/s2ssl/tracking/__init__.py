@@ -1,0 +1,40 @@
+"""Experiment tracking: the only place that talks to MLflow about runs (DESIGN §1, §5).
+
+One MLflow run per stage execution (:func:`stage_run`), tagged with the git commit, the DVC stage
+and content hashes of the stage's inputs (:func:`lineage_tags`); metrics, plain ``state_dict``
+weights and a Lightning logger bound to the same run. Registry and promotion live in
+``s2ssl.tracking.registry``.
+
+Importing this package is cheap: mlflow, torch and lightning are imported inside the functions
+that need them, so the CLI starts fast.
+"""
+
+from __future__ import annotations
+
+from s2ssl.tracking.runs import (
+    RunHandle,
+    artifact_root,
+    flatten_params,
+    get_or_create_experiment,
+    hash_input,
+    lightning_logger,
+    lineage_tags,
+    log_metrics,
+    log_state_dict,
+    stage_run,
+    tracking_uri,
+)
+
+__all__ = [
+    "RunHandle",
+    "artifact_root",
+    "flatten_params",
+    "get_or_create_experiment",
+    "hash_input",
+    "lightning_logger",
+    "lineage_tags",
+    "log_metrics",
+    "log_state_dict",
+    "stage_run",
+    "tracking_uri",
+]
