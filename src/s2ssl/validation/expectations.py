@@ -375,7 +375,7 @@ def _plain(value: Any) -> Any:
 
 def _reason(spec: _Spec, unexpected: dict[str, Any]) -> str:
     value = _plain(unexpected.get(spec.check))
-    text = f"{value:.4g}" if isinstance(value, float) else str(value)
+    text = f"{value:.6g}" if isinstance(value, float) else str(value)
     where = ""
     if spec.check in ("dn_min", "dn_max"):
         where = f" in {unexpected.get(f'{spec.check}_band')}"

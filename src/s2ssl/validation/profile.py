@@ -189,7 +189,7 @@ def _radiometry(
     cloudy = np.zeros_like(valid) if mask is None else (mask == MASK_CLOUD) | (mask == MASK_SHADOW)
     snowy = np.zeros_like(valid) if mask is None else mask == MASK_SNOW
     denom = np.maximum(n_valid, 1)
-    cloud = np.where(n_valid > 0, (cloudy & valid).reshape(n, -1).sum(axis=1) / denom, 1.0)
+    cloud = np.where(n_valid > 0, (cloudy & valid).reshape(n, -1).sum(axis=1) / denom, np.nan)
     snow = np.where(n_valid > 0, (snowy & valid).reshape(n, -1).sum(axis=1) / denom, 0.0)
 
     v = valid[:, :, None, :, :]
