@@ -1,0 +1,20 @@
+"""Downstream evaluation (issue 5): torchmetrics-based scores with flat keys for
+``dvc metrics``, including CSCL's boundary / interior split (DESIGN §4)."""
+
+from __future__ import annotations
+
+from s2ssl.evaluation.metrics import (
+    ClassificationMetrics,
+    MetricValue,
+    SegmentationMetrics,
+    boundary_mask,
+    majority_labels,
+)
+
+__all__ = [
+    "ClassificationMetrics",
+    "MetricValue",
+    "SegmentationMetrics",
+    "boundary_mask",
+    "majority_labels",
+]

@@ -1,0 +1,523 @@
+"""Downstream evaluation metrics (issue 5; DESIGN §4 "Methods").
+
+Every score is computed by torchmetrics (``MulticlassJaccardIndex``, ``MulticlassAccuracy``,
+``MulticlassF1Score``, ``MulticlassCohenKappa``, ``MulticlassConfusionMatrix``); this module only
+chooses the inputs, the averaging and the flat key names that ``dvc metrics show/diff`` reads.
+
+- :func:`boundary_mask`: the **boundary** pixels of a label map, as in the evaluation of CSCL
+  (Tarasiou, Guler, Zafeiriou, "Context-self contrastive pretraining for crop type semantic
+  segmentation", arXiv 2104.04310, 2021 / IEEE TGRS 2022): a pixel is a boundary pixel when any
+  label in its 3×3 neighbourhood differs from its own; every other labelled pixel is
+  **interior**. CSCL reports mIoU and overall accuracy separately on both sets, because its
+  largest gains over plain cross-entropy are at parcel boundaries.
+- :class:`SegmentationMetrics`: mIoU, per-class IoU, overall accuracy, macro F1, Cohen's kappa and
+  the confusion matrix of a segmentation model, optionally also split into boundary / interior
+  pixels.
+- :class:`ClassificationMetrics`: top-1 accuracy, macro F1, Cohen's kappa, per-class accuracy
+  (recall) and the confusion matrix of a scene classifier.
+- :func:`majority_labels`: EuroSAT-like scene labels derived from land-cover patches.
+
+Conventions shared by all of them:
+
+- Pixels / samples whose target equals ``ignore_index`` (default
+  :data:`s2ssl.config.LABEL_IGNORE`, 255 = unlabelled) are excluded everywhere.
+- **Absent classes.** A class that occurs neither in the targets nor in the predictions (after
+  removing ignored pixels) has an undefined IoU / F1 (0 / 0). It is *left out* of every macro
+  average: mIoU is the mean IoU over the classes present in the target **or** the predictions,
+  and macro F1 likewise (this is what torchmetrics' ``average="macro"`` does; the tests pin it).
+  A class that is only predicted (never in the target) counts, with IoU 0. Per-class entries of
+  an undefined class are reported as ``nan`` (``iou.<name>``: absent from target and
+  predictions; ``acc.<name>``: absent from the target), never as a misleading 0.
+- Inputs are predicted labels (integer tensors) or logits / scores with the class axis at
+  position 1 (their arg-max is the prediction); all errors are :class:`ValueError` /
+  :class:`TypeError` naming the expected and the received value.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+from torchmetrics import MetricCollection
+from torchmetrics.classification import (
+    MulticlassAccuracy,
+    MulticlassCohenKappa,
+    MulticlassConfusionMatrix,
+    MulticlassF1Score,
+    MulticlassJaccardIndex,
+)
+
+from s2ssl.config import LABEL_IGNORE
+
+__all__ = [
+    "ClassificationMetrics",
+    "MetricValue",
+    "SegmentationMetrics",
+    "boundary_mask",
+    "majority_labels",
+]
+
+MetricValue = float | list[list[int]]
+"""A value of a ``compute()`` result: a score, or the confusion matrix as nested ints."""
+
+
+# ----------------------------------------------------------------------------------------------
+# validation helpers
+# ----------------------------------------------------------------------------------------------
+
+
+def _check_int(name: str, value: object, minimum: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{name} must be an int, got {type(value).__name__} ({value!r})")
+    if value < minimum:
+        raise ValueError(f"{name} must be >= {minimum}, got {value}")
+    return value
+
+
+def _check_ignore_index(value: object, num_classes: int | None = None) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(
+            f"ignore_index must be an int or None, got {type(value).__name__} ({value!r})"
+        )
+    if num_classes is not None and 0 <= value < num_classes:
+        raise ValueError(
+            f"ignore_index={value} is a valid class index (num_classes={num_classes}); use a "
+            f"value outside [0, {num_classes}) such as {LABEL_IGNORE}, and relabel the pixels "
+            "of a class you want to exclude to that value"
+        )
+    return value
+
+
+def _check_tensor(name: str, value: object) -> Tensor:
+    if not isinstance(value, Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor, got {type(value).__name__}")
+    return value
+
+
+def _is_integer_tensor(value: Tensor) -> bool:
+    return not (value.is_floating_point() or value.is_complex() or value.dtype == torch.bool)
+
+
+def _check_label_tensor(name: str, value: object, ndim: int, layout: str) -> Tensor:
+    tensor = _check_tensor(name, value)
+    if tensor.ndim != ndim:
+        raise ValueError(
+            f"{name} must have shape {layout} ({ndim} dims), got shape {tuple(tensor.shape)}"
+        )
+    if not _is_integer_tensor(tensor):
+        raise TypeError(f"{name} must hold integer class labels, got dtype {tensor.dtype}")
+    return tensor
+
+
+def _check_class_names(class_names: Sequence[str] | None, num_classes: int) -> tuple[str, ...]:
+    if class_names is None:
+        return tuple(str(index) for index in range(num_classes))
+    if isinstance(class_names, str) or not isinstance(class_names, Sequence):
+        raise TypeError(f"class_names must be a sequence of str, got {type(class_names).__name__}")
+    names = tuple(class_names)
+    if len(names) != num_classes:
+        raise ValueError(
+            f"class_names must name all {num_classes} classes, got {len(names)}: {names!r}"
+        )
+    for name in names:
+        if not isinstance(name, str) or not name or "." in name:
+            raise ValueError(
+                f"every class name must be a non-empty str without '.' (the metric keys are "
+                f"dotted paths such as 'iou.<name>'), got {name!r}"
+            )
+    if len(set(names)) != len(names):
+        raise ValueError(f"class_names must be unique, got {names!r}")
+    return names
+
+
+def _predicted_labels(preds: object, target: Tensor, num_classes: int, layout: str) -> Tensor:
+    """Integer predictions of the shape of ``target`` from labels or from class-axis-1 logits."""
+    preds = _check_tensor("preds", preds)
+    if preds.ndim == target.ndim + 1:
+        if not preds.is_floating_point():
+            raise TypeError(
+                f"preds with a class axis must be floating-point logits / scores, got dtype "
+                f"{preds.dtype}"
+            )
+        if preds.shape[1] != num_classes:
+            raise ValueError(
+                f"logits must have num_classes={num_classes} channels on axis 1, got shape "
+                f"{tuple(preds.shape)}"
+            )
+        preds = preds.argmax(dim=1)
+    elif preds.ndim == target.ndim:
+        if not _is_integer_tensor(preds):
+            raise TypeError(
+                f"preds of the target's shape must be integer class labels, got dtype "
+                f"{preds.dtype}; pass logits with a class axis at position 1 instead"
+            )
+    else:
+        raise ValueError(
+            f"preds must be labels {layout} or logits with a class axis at position 1, got "
+            f"shape {tuple(preds.shape)} for target shape {tuple(target.shape)}"
+        )
+    if preds.shape != target.shape:
+        raise ValueError(
+            f"preds and target must cover the same samples / pixels: predicted labels have "
+            f"shape {tuple(preds.shape)}, target {tuple(target.shape)}"
+        )
+    if preds.device != target.device:
+        raise ValueError(
+            f"preds and target must be on one device, got {preds.device} and {target.device}"
+        )
+    return preds
+
+
+def _labelled(target: Tensor, ignore_index: int | None) -> Tensor:
+    if ignore_index is None:
+        return torch.ones_like(target, dtype=torch.bool)
+    return target != ignore_index
+
+
+# ----------------------------------------------------------------------------------------------
+# label-map utilities
+# ----------------------------------------------------------------------------------------------
+
+
+def boundary_mask(
+    labels: Tensor, kernel_size: int = 3, ignore_index: int | None = LABEL_IGNORE
+) -> Tensor:
+    """Boundary pixels of label maps, as in the CSCL evaluation (Tarasiou et al., 2021/22).
+
+    A pixel is a boundary pixel when any label in its ``kernel_size × kernel_size`` neighbourhood
+    (diagonals included) differs from its own label; DESIGN §4 uses ``kernel_size=3``.
+
+    - Neighbours outside the image do not count: the edge of a patch is not a boundary.
+    - A pixel whose own label is ``ignore_index`` is never a boundary pixel (nor interior: it
+      has no label to score).
+    - A neighbour labelled ``ignore_index`` does not make a pixel a boundary pixel: unlabelled
+      is "unknown", not "another class". Two classes separated only by a band of ignored pixels
+      at least ``kernel_size // 2`` wide are therefore not boundaries of each other.
+    - ``ignore_index=None`` treats every value as a class.
+
+    Vectorised: one comparison of the whole batch per neighbourhood offset (``kernel_size² − 1``
+    of them), no loop over pixels; exact for any integer dtype and any device.
+
+    Args:
+        labels: ``[N, H, W]`` integer label maps.
+        kernel_size: odd neighbourhood size, >= 1 (1 gives no boundary pixel at all).
+        ignore_index: label of unlabelled pixels, or ``None``.
+
+    Returns:
+        ``[N, H, W]`` bool tensor on the device of ``labels``, ``True`` at boundary pixels.
+    """
+    labels = _check_label_tensor("labels", labels, 3, "[N, H, W]")
+    kernel_size = _check_int("kernel_size", kernel_size, 1)
+    if kernel_size % 2 == 0:
+        raise ValueError(f"kernel_size must be odd (a centred window), got {kernel_size}")
+    ignore_index = _check_ignore_index(ignore_index)
+    radius = kernel_size // 2
+    _, height, width = labels.shape
+    labelled = _labelled(labels, ignore_index)
+    pad = (radius, radius, radius, radius)
+    padded_labels = F.pad(labels, pad)
+    # out-of-image neighbours are padded as "not labelled", so they never count
+    padded_labelled = F.pad(labelled, pad, value=False)
+    boundary = torch.zeros_like(labelled)
+    for dy in range(kernel_size):
+        for dx in range(kernel_size):
+            if dy == radius and dx == radius:
+                continue
+            neighbour = padded_labels[:, dy : dy + height, dx : dx + width]
+            neighbour_labelled = padded_labelled[:, dy : dy + height, dx : dx + width]
+            boundary |= neighbour_labelled & (neighbour != labels)
+    return boundary & labelled
+
+
+def majority_labels(labels: Tensor, num_classes: int, ignore_index: int = LABEL_IGNORE) -> Tensor:
+    """Most frequent labelled class of every patch: scene labels from land-cover patches.
+
+    Used to derive EuroSAT-like scene-classification labels from the land-cover segmentation
+    patches (issue 5). Pixels equal to ``ignore_index`` are not counted, even when they are the
+    majority; ties go to the smaller class index; a patch without any labelled pixel gets
+    ``ignore_index`` (so :class:`ClassificationMetrics` and masked losses skip it).
+
+    Args:
+        labels: ``[N, H, W]`` integer label maps with values in ``[0, num_classes)`` or
+            ``ignore_index``.
+        num_classes: number of classes (>= 1).
+        ignore_index: label of unlabelled pixels.
+
+    Returns:
+        ``[N]`` int64 tensor of scene labels on the device of ``labels``.
+    """
+    labels = _check_label_tensor("labels", labels, 3, "[N, H, W]")
+    num_classes = _check_int("num_classes", num_classes, 1)
+    if isinstance(ignore_index, bool) or not isinstance(ignore_index, int):
+        raise TypeError(
+            f"ignore_index must be an int, got {type(ignore_index).__name__} ({ignore_index!r})"
+        )
+    _check_ignore_index(ignore_index, num_classes)
+    flat = labels.reshape(labels.shape[0], -1).long()
+    labelled = flat != ignore_index
+    out_of_range = labelled & ((flat < 0) | (flat >= num_classes))
+    if bool(out_of_range.any()):
+        bad = sorted({int(v) for v in flat[out_of_range].unique()[:10]})
+        raise ValueError(
+            f"labels must be in [0, {num_classes}) or ignore_index={ignore_index}, found {bad}"
+        )
+    counts = torch.zeros(flat.shape[0], num_classes, dtype=torch.long, device=flat.device)
+    counts.scatter_add_(1, torch.where(labelled, flat, 0), labelled.long())
+    # torch.argmax returns the first maximal index: ties go to the smaller class
+    majority = counts.argmax(dim=1)
+    return torch.where(counts.sum(dim=1) > 0, majority, torch.full_like(majority, ignore_index))
+
+
+# ----------------------------------------------------------------------------------------------
+# metric collections
+# ----------------------------------------------------------------------------------------------
+
+
+def _scores(num_classes: int, ignore_index: int | None, *, per_class: str) -> MetricCollection:
+    """Scores shared by segmentation and classification, all from torchmetrics."""
+    common: dict[str, int | None] = {"num_classes": num_classes, "ignore_index": ignore_index}
+    per_class_metric = (
+        MulticlassJaccardIndex(average="none", **common)
+        if per_class == "iou"
+        else MulticlassAccuracy(average="none", **common)
+    )
+    return MetricCollection(
+        {
+            "miou": MulticlassJaccardIndex(average="macro", **common),
+            "accuracy": MulticlassAccuracy(average="micro", **common),
+            "macro_f1": MulticlassF1Score(average="macro", **common),
+            "kappa": MulticlassCohenKappa(**common),
+            "confusion": MulticlassConfusionMatrix(**common),
+            per_class: per_class_metric,
+        }
+    )
+
+
+class _ConfusionMetrics:
+    """Validated construction, device handling and bookkeeping shared by the two metric sets."""
+
+    _unit = "sample"
+    """What one target entry is, for error messages."""
+
+    def __init__(
+        self,
+        num_classes: int,
+        ignore_index: int | None,
+        class_names: Sequence[str] | None,
+    ) -> None:
+        self.num_classes = _check_int("num_classes", num_classes, 2)
+        self.ignore_index = _check_ignore_index(ignore_index, self.num_classes)
+        self.class_names = _check_class_names(class_names, self.num_classes)
+        self._device: torch.device | None = None
+        self._n_labelled = 0
+
+    def _collections(self) -> dict[str, MetricCollection]:
+        raise NotImplementedError
+
+    def _follow_device(self, device: torch.device) -> None:
+        """Move every metric state to ``device`` (the first update's, or a new one)."""
+        if self._device != device:
+            for collection in self._collections().values():
+                collection.to(device)
+            self._device = device
+
+    def reset(self) -> None:
+        """Forget everything seen since construction or the last reset."""
+        for collection in self._collections().values():
+            collection.reset()
+        self._n_labelled = 0
+
+    def _check_computable(self) -> None:
+        if self._n_labelled == 0:
+            raise ValueError(
+                f"{type(self).__name__}.compute() needs at least one labelled "
+                f"{self._unit} (target != "
+                f"ignore_index={self.ignore_index}); call update() with labelled data first"
+            )
+
+    def _common(
+        self, values: dict[str, Tensor], per_class: str, present: Tensor
+    ) -> dict[str, MetricValue]:
+        result: dict[str, MetricValue] = {
+            "macro_f1": float(values["macro_f1"]),
+            "kappa": float(values["kappa"]),
+        }
+        for name, value, is_present in zip(
+            self.class_names, values[per_class].tolist(), present.tolist(), strict=True
+        ):
+            result[f"{per_class}.{name}"] = float(value) if is_present else math.nan
+        result["confusion"] = values["confusion"].long().tolist()
+        return result
+
+
+class SegmentationMetrics(_ConfusionMetrics):
+    """Pixel-level scores of a segmentation model, accumulated over batches.
+
+    ``compute()`` returns flat keys (for ``dvc metrics``):
+
+    - ``miou``: mean IoU over the classes present in the target or the predictions (see the
+      module docstring); ``iou.<class_name>``: per-class IoU, ``nan`` for a class absent from
+      both;
+    - ``overall_accuracy``: correctly classified labelled pixels / labelled pixels (micro);
+    - ``macro_f1``: mean per-class F1 over the same classes as ``miou``;
+    - ``kappa``: Cohen's kappa (unweighted);
+    - ``confusion``: ``num_classes × num_classes`` confusion matrix, rows = target, columns =
+      prediction, as a nested list of ints;
+    - with ``boundary=True`` also ``boundary.miou``, ``boundary.overall_accuracy``,
+      ``interior.miou`` and ``interior.overall_accuracy``: the same scores restricted to the
+      boundary / interior pixels of the *target* (:func:`boundary_mask`, CSCL's evaluation,
+      Tarasiou et al. 2021/22); ``nan`` when no such pixel was seen.
+
+    Pixels whose target is ``ignore_index`` are excluded from every score. The metrics follow
+    the device of the inputs (moved on the first update, and again if the device changes).
+
+    Args:
+        num_classes: number of classes (>= 2).
+        ignore_index: target value of unlabelled pixels (outside ``[0, num_classes)``), or
+            ``None``.
+        class_names: one unique name per class (no '.'); default ``"0"``, ``"1"``, ...
+        boundary: also score boundary and interior pixels separately.
+        boundary_kernel_size: neighbourhood size of :func:`boundary_mask` (odd).
+    """
+
+    _unit = "pixel"
+
+    def __init__(
+        self,
+        num_classes: int,
+        *,
+        ignore_index: int | None = LABEL_IGNORE,
+        class_names: Sequence[str] | None = None,
+        boundary: bool = False,
+        boundary_kernel_size: int = 3,
+    ) -> None:
+        super().__init__(num_classes, ignore_index, class_names)
+        if not isinstance(boundary, bool):
+            raise TypeError(f"boundary must be a bool, got {type(boundary).__name__}")
+        self.boundary = boundary
+        self.boundary_kernel_size = _check_int("boundary_kernel_size", boundary_kernel_size, 1)
+        if self.boundary_kernel_size % 2 == 0:
+            raise ValueError(f"boundary_kernel_size must be odd, got {boundary_kernel_size}")
+        self._all = _scores(self.num_classes, self.ignore_index, per_class="iou")
+        self._parts: dict[str, MetricCollection] = {}
+        self._part_counts: dict[str, int] = {}
+        if boundary:
+            for part in ("boundary", "interior"):
+                # the pixels fed to these are labelled already: nothing left to ignore
+                common: dict[str, int] = {"num_classes": self.num_classes}
+                self._parts[part] = MetricCollection(
+                    {
+                        "miou": MulticlassJaccardIndex(average="macro", **common),
+                        "accuracy": MulticlassAccuracy(average="micro", **common),
+                    }
+                )
+                self._part_counts[part] = 0
+
+    def _collections(self) -> dict[str, MetricCollection]:
+        return {"all": self._all, **self._parts}
+
+    def reset(self) -> None:
+        """Forget everything seen since construction or the last reset."""
+        super().reset()
+        for part in self._part_counts:
+            self._part_counts[part] = 0
+
+    def update(self, preds: Tensor, target: Tensor) -> None:
+        """Add a batch.
+
+        Args:
+            preds: ``[N, H, W]`` integer labels or ``[N, C, H, W]`` logits / scores.
+            target: ``[N, H, W]`` integer labels (``ignore_index`` for unlabelled pixels).
+        """
+        target = _check_label_tensor("target", target, 3, "[N, H, W]")
+        labels = _predicted_labels(preds, target, self.num_classes, "[N, H, W]")
+        self._follow_device(target.device)
+        labelled = _labelled(target, self.ignore_index)
+        self._all.update(labels, target)
+        self._n_labelled += int(labelled.sum())
+        if not self.boundary:
+            return
+        on_boundary = boundary_mask(target, self.boundary_kernel_size, self.ignore_index)
+        for part, mask in (("boundary", on_boundary), ("interior", labelled & ~on_boundary)):
+            count = int(mask.sum())
+            if count:
+                self._parts[part].update(labels[mask], target[mask])
+                self._part_counts[part] += count
+
+    def compute(self) -> dict[str, MetricValue]:
+        """The scores of everything seen since construction or the last :meth:`reset`."""
+        self._check_computable()
+        values = self._all.compute()
+        confusion = values["confusion"]
+        present = (confusion.sum(dim=0) + confusion.sum(dim=1)) > 0
+        result: dict[str, MetricValue] = {
+            "miou": float(values["miou"]),
+            "overall_accuracy": float(values["accuracy"]),
+        }
+        result.update(self._common(values, "iou", present))
+        for part, collection in self._parts.items():
+            if self._part_counts[part]:
+                part_values = collection.compute()
+                result[f"{part}.miou"] = float(part_values["miou"])
+                result[f"{part}.overall_accuracy"] = float(part_values["accuracy"])
+            else:
+                result[f"{part}.miou"] = math.nan
+                result[f"{part}.overall_accuracy"] = math.nan
+        return result
+
+
+class ClassificationMetrics(_ConfusionMetrics):
+    """Scores of a scene classifier (one label per sample), accumulated over batches.
+
+    ``compute()`` returns flat keys: ``top1`` (correct / labelled samples, micro), ``macro_f1``
+    (mean per-class F1 over the classes present in the target or the predictions), ``kappa``
+    (Cohen's, unweighted), ``acc.<class_name>`` (per-class accuracy = recall; ``nan`` for a class
+    absent from the target) and ``confusion`` (rows = target, columns = prediction, nested
+    ints). Samples whose target is ``ignore_index`` are excluded.
+
+    Args:
+        num_classes: number of classes (>= 2).
+        ignore_index: target value of unlabelled samples (outside ``[0, num_classes)``), or
+            ``None``.
+        class_names: one unique name per class (no '.'); default ``"0"``, ``"1"``, ...
+    """
+
+    def __init__(
+        self,
+        num_classes: int,
+        *,
+        ignore_index: int | None = LABEL_IGNORE,
+        class_names: Sequence[str] | None = None,
+    ) -> None:
+        super().__init__(num_classes, ignore_index, class_names)
+        self._all = _scores(self.num_classes, self.ignore_index, per_class="acc")
+
+    def _collections(self) -> dict[str, MetricCollection]:
+        return {"all": self._all}
+
+    def update(self, preds: Tensor, target: Tensor) -> None:
+        """Add a batch.
+
+        Args:
+            preds: ``[N]`` integer labels or ``[N, C]`` logits / scores.
+            target: ``[N]`` integer labels (``ignore_index`` for unlabelled samples).
+        """
+        target = _check_label_tensor("target", target, 1, "[N]")
+        labels = _predicted_labels(preds, target, self.num_classes, "[N]")
+        self._follow_device(target.device)
+        self._all.update(labels, target)
+        self._n_labelled += int(_labelled(target, self.ignore_index).sum())
+
+    def compute(self) -> dict[str, MetricValue]:
+        """The scores of everything seen since construction or the last :meth:`reset`."""
+        self._check_computable()
+        values = self._all.compute()
+        present_in_target = values["confusion"].sum(dim=1) > 0
+        result: dict[str, MetricValue] = {"top1": float(values["accuracy"])}
+        result.update(self._common(values, "acc", present_in_target))
+        return result
