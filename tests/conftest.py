@@ -16,8 +16,13 @@ TINY_SIZES: dict[str, int] = {
     "fetch.synthetic.landcover.patches_per_region": 4,
     "fetch.synthetic.croptype.patches_per_region": 4,
     "fetch.shard_size": 3,
+    "pretrain.seco.max_epochs": 1,
+    "pretrain.moco.max_epochs": 1,
+    "pretrain.moco_tp.max_epochs": 1,
+    "pretrain.dense.max_epochs": 1,
+    "pretrain.cscl.max_epochs": 1,
 }
-"""Dotted overrides that shrink the repo's params.yaml to a few seconds of generation."""
+"""Dotted overrides that shrink the repo's params.yaml to seconds of generation and training."""
 
 
 def read_repo_params() -> dict[str, Any]:

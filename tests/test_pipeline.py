@@ -19,6 +19,8 @@ def run(cmd: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
     env = {
         **os.environ,
         "DVC_NO_ANALYTICS": "1",
+        "MLFLOW_DISABLE_TELEMETRY": "true",
+        "GX_ANALYTICS_ENABLED": "false",
         "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
         "GIT_AUTHOR_NAME": "t",
         "GIT_AUTHOR_EMAIL": "t@example.org",
@@ -55,6 +57,9 @@ def test_dvc_repro_runs_the_stages_then_is_a_no_op(tmp_path: Path) -> None:
     for name in ("unlabelled", "landcover", "croptype"):
         assert (project / "data" / "validated" / name / "norm_stats.json").is_file()
     assert (project / "reports" / "validate" / "datadocs" / "index.html").is_file()
+    for method in ("seco", "moco", "moco_tp", "dense", "cscl"):
+        assert (project / "models" / "pretrain" / method / "encoder" / "weights.pt").is_file()
+        assert (project / "reports" / "pretrain" / method / "metrics.json").is_file()
 
     second = run([dvc, "repro"], project)
     assert second.returncode == 0, second.stderr

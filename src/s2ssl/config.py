@@ -285,6 +285,265 @@ class ValidateConfig(StrictModel):
         return self
 
 
+# --------------------------------------------------------------------------- pre-training
+PRETRAIN_METHODS: tuple[str, ...] = ("seco", "moco", "moco_tp", "dense", "cscl")
+"""Pre-training methods (DESIGN §4); each is one DVC ``foreach`` item of the ``pretrain`` stage."""
+
+PretrainMethod = Literal["seco", "moco", "moco_tp", "dense", "cscl"]
+
+
+def _check_pair(v: tuple[float, float], low: float, high: float, what: str) -> tuple[float, float]:
+    lo, hi = v
+    if not low < lo <= hi <= high:
+        raise ValueError(
+            f"{what} must be [low, high] with {low} < low <= high <= {high}, got {[lo, hi]}"
+        )
+    return v
+
+
+def _check_milestones(v: tuple[float, ...]) -> tuple[float, ...]:
+    if any(not 0.0 < m < 1.0 for m in v) or list(v) != sorted(set(v)):
+        raise ValueError(
+            f"must be increasing fractions of max_epochs in (0, 1), e.g. [0.6, 0.8], got {list(v)}"
+        )
+    return v
+
+
+class AppearanceConfig(StrictModel):
+    """The appearance augmentation ``A`` (SeCo / MoCo-v2, adapted to multispectral input).
+
+    SeCo's RGB pipeline (colour jitter 0.4 with p = 0.8, grayscale p = 0.2, Gaussian blur σ in
+    [0.1, 2] with p = 0.5, horizontal flip) becomes band-wise brightness/contrast, blur, optional
+    noise and flips (DESIGN §4, *ours*). Grayscale only applies to RGB input.
+    """
+
+    brightness: float = Field(default=0.4, ge=0, le=2, description="shift, in band std units")
+    contrast: float = Field(default=0.4, ge=0, le=1, description="factor range 1 ± contrast")
+    jitter_p: Fraction = Field(default=0.8, description="probability of brightness/contrast")
+    grayscale_p: Fraction = Field(default=0.2, description="RGB input only (SeCo)")
+    blur_p: Fraction = 0.5
+    blur_sigma: tuple[float, float] = (0.1, 2.0)
+    noise_p: Fraction = 0.0
+    noise_std: float = Field(default=0.01, ge=0, le=1, description="reflectance units")
+    flip: bool = Field(default=True, description="random horizontal flip (part of A in SeCo)")
+
+    @field_validator("blur_sigma")
+    @classmethod
+    def _sigma(cls, v: tuple[float, float]) -> tuple[float, float]:
+        return _check_pair(v, 0.0, 20.0, "blur_sigma")
+
+
+class ProbeConfig(StrictModel):
+    """Online cosine kNN probe run after every pre-training epoch (DESIGN §4 "Always").
+
+    Votes are weighted by ``exp(cos / temperature)`` (Wu et al. 2018 "InstDisc"; DINO, Caron et
+    al. 2021) or counted (``voting: majority``).
+    """
+
+    k: PositiveInt = 20
+    temperature: float = Field(default=0.07, gt=0, le=10)
+    voting: Literal["weighted", "majority"] = "weighted"
+    bank_size: PositiveInt = Field(default=512, description="scene level: max bank images")
+    query_size: PositiveInt = Field(default=256, description="scene level: max query images")
+    pixel_bank_images: PositiveInt = Field(default=64, description="pixel level: bank images")
+    pixel_query_images: PositiveInt = Field(default=32, description="pixel level: query images")
+    pixels_per_image: PositiveInt = Field(default=64, description="pixel level: pixels per image")
+    batch_size: PositiveInt = Field(default=64, description="images per encoding batch")
+
+
+class MocoConfig(StrictModel):
+    """``seco``, ``moco`` and ``moco_tp`` (Mañas et al., ICCV 2021; MoCo-v2, Chen et al. 2020).
+
+    Paper defaults: ResNet-18, RGB, SGD lr 0.03 momentum 0.9 wd 1e-4, batch 256, 200 epochs with
+    lr × 0.1 at 60 % and 80 %, key momentum 0.999, K = 16384, τ = 0.07. The defaults here fit the
+    CPU budget and the small synthetic world (384 locations): the queue must stay far below the
+    training set size — with K close to N a location's own stale key from the previous epoch is
+    often still queued and acts as a negative (measured: with K = 256 the loss rose towards
+    chance and the embeddings collapsed); K = 64 makes that rare (≈ (K/N)²/2 of the queries).
+    With a few hundred steps a key momentum of 0.99 lets the key encoder follow.
+    """
+
+    max_epochs: PositiveInt = 20
+    batch_size: int = Field(default=32, ge=2, le=65536)
+    depth: Literal[18, 50] = 18
+    bands: Literal["rgb", "all"] = "rgb"
+    crop_size: int = Field(default=48, ge=32, le=1024, description="output of the resized crop")
+    crop_scale: tuple[float, float] = (0.2, 1.0)
+    embedding_dim: PositiveInt = 128
+    queue_size: PositiveInt = 64
+    temperature: float = Field(default=0.07, gt=0, le=10)
+    key_momentum: float = Field(default=0.99, ge=0, le=1)
+    lr: float = Field(default=0.03, gt=0, le=10)
+    sgd_momentum: float = Field(default=0.9, ge=0, lt=1)
+    weight_decay: float = Field(default=1e-4, ge=0, le=1)
+    lr_milestones: tuple[float, ...] = (0.6, 0.8)
+    lr_gamma: float = Field(default=0.1, gt=0, le=1)
+    appearance: AppearanceConfig = AppearanceConfig()
+
+    @field_validator("crop_scale")
+    @classmethod
+    def _scale(cls, v: tuple[float, float]) -> tuple[float, float]:
+        return _check_pair(v, 0.0, 1.0, "crop_scale")
+
+    @field_validator("lr_milestones")
+    @classmethod
+    def _milestones(cls, v: tuple[float, ...]) -> tuple[float, ...]:
+        return _check_milestones(v)
+
+
+class DenseConfig(StrictModel):
+    """``dense``: pixel-level contrastive pre-training of a ResNet U-Net (Embedding Earth, Tarasiou
+    & Zafeiriou 2022; the official code was never released, the design is ours, DESIGN §4)."""
+
+    max_epochs: PositiveInt = 8
+    batch_size: int = Field(default=16, ge=2, le=65536)
+    depth: Literal[18, 50] = 18
+    bands: Literal["rgb", "all"] = "all"
+    crop_size: int = Field(default=64, ge=32, le=1024)
+    crop_scale: tuple[float, float] = Field(
+        default=(0.4, 1.0), description="larger than SeCo's 0.2 so two crops overlap"
+    )
+    rot90: bool = True
+    points_per_image: PositiveInt = 64
+    feature_dim: PositiveInt = Field(default=128, description="U-Net per-pixel output channels")
+    embedding_dim: PositiveInt = 128
+    temperature: float = Field(default=0.1, gt=0, le=10)
+    symmetric: bool = True
+    key_encoder: bool = Field(default=False, description="momentum (dual) key encoder")
+    key_momentum: float = Field(default=0.99, ge=0, le=1)
+    optimizer: Literal["sgd", "adamw"] = "sgd"
+    lr: float = Field(default=0.03, gt=0, le=10)
+    sgd_momentum: float = Field(default=0.9, ge=0, lt=1)
+    weight_decay: float = Field(default=1e-4, ge=0, le=1)
+    lr_milestones: tuple[float, ...] = (0.6, 0.8)
+    lr_gamma: float = Field(default=0.1, gt=0, le=1)
+    appearance: AppearanceConfig = AppearanceConfig(grayscale_p=0.0, noise_p=0.5)
+
+    @field_validator("crop_size")
+    @classmethod
+    def _div32(cls, v: int) -> int:
+        if v % 32:
+            raise ValueError(f"must be divisible by 32 (the U-Net's output stride), got {v}")
+        return v
+
+    @field_validator("crop_scale")
+    @classmethod
+    def _scale(cls, v: tuple[float, float]) -> tuple[float, float]:
+        return _check_pair(v, 0.0, 1.0, "crop_scale")
+
+    @field_validator("lr_milestones")
+    @classmethod
+    def _milestones(cls, v: tuple[float, ...]) -> tuple[float, ...]:
+        return _check_milestones(v)
+
+
+class CSCLConfig(StrictModel):
+    """``cscl``: stage 1 of CSCL (Tarasiou, Guler, Zafeiriou 2021/2022), supervised.
+
+    ``labels: croptype`` trains the 3-D U-Net on the crop-type time series (13 bands as
+    reflectance + day-of-year / 365); ``labels: landcover`` trains a ResNet U-Net on single-date
+    land cover. Paper: U-Net width 16, Adam lr 1e-4 × 0.975 per epoch, batch 32, w⁺ = 0.125,
+    3×3 window. The defaults here shrink width and crops to fit the CPU budget.
+    """
+
+    labels: Literal["croptype", "landcover"] = "croptype"
+    max_epochs: PositiveInt = 8
+    batch_size: int = Field(default=16, ge=1, le=65536)
+    features: PositiveInt = Field(default=8, description="3-D U-Net base width (paper: 16)")
+    depth: Literal[18, 50] = Field(default=18, description="ResNet U-Net depth (landcover)")
+    crop_size: int | None = Field(
+        default=16, ge=4, description="random square crop per step (None: whole patch)"
+    )
+    flip: bool = True
+    rot90: bool = True
+    embedding_dim: PositiveInt = 128
+    kernel_size: int = Field(default=3, ge=1, le=15)
+    dilation: PositiveInt = 1
+    pos_weight: float = Field(default=0.125, ge=0, le=10, description="w⁺")
+    lr: float = Field(default=1e-4, gt=0, le=10)
+    lr_decay: float = Field(default=0.975, gt=0, le=1, description="lr factor per epoch")
+    weight_decay: float = Field(default=0.0, ge=0, le=1)
+
+    @field_validator("kernel_size")
+    @classmethod
+    def _odd(cls, v: int) -> int:
+        if v % 2 == 0:
+            raise ValueError(f"must be odd (a centred window), got {v}")
+        return v
+
+    @field_validator("crop_size")
+    @classmethod
+    def _div4(cls, v: int | None) -> int | None:
+        if v is not None and v % 4:
+            raise ValueError(
+                f"must be divisible by 4 (3-D U-Net; 32 for the ResNet U-Net), got {v}"
+            )
+        return v
+
+    @model_validator(mode="after")
+    def _landcover_crop(self) -> CSCLConfig:
+        if self.labels == "landcover" and self.crop_size is not None and self.crop_size % 32:
+            raise ValueError(
+                f"labels: landcover trains a ResNet U-Net, so crop_size must be divisible by 32 "
+                f"or null (whole patch), got {self.crop_size}"
+            )
+        return self
+
+
+class PretrainConfig(StrictModel):
+    """``pretrain`` stage: which methods run, their hyperparameters, the probe and the hardware.
+
+    ``accelerator`` / ``devices`` / ``strategy`` are Lightning's (``auto`` picks the GPUs when
+    present, DDP over several); ``precision: auto`` is ``bf16-mixed`` on CUDA and ``32`` on CPU.
+    """
+
+    methods: list[PretrainMethod] = Field(default=list(PRETRAIN_METHODS), min_length=1)
+    accelerator: Literal["auto", "cpu", "gpu", "cuda", "mps"] = "auto"
+    devices: int | Literal["auto"] = "auto"
+    strategy: Literal["auto", "ddp", "ddp_spawn"] = "auto"
+    num_nodes: PositiveInt = 1
+    precision: Literal["auto", "32", "bf16-mixed", "16-mixed"] = "auto"
+    deterministic: bool = True
+    num_workers: int = Field(default=0, ge=0, le=64)
+    limit_train_batches: PositiveInt | None = Field(
+        default=None, description="cap on training batches per epoch (None: the whole split)"
+    )
+    log_every_n_steps: PositiveInt = 5
+    torch_threads: PositiveInt | None = Field(
+        default=None, description="torch intra-op threads (None: torch's default, all cores)"
+    )
+    probe: ProbeConfig = ProbeConfig()
+    seco: MocoConfig = MocoConfig()
+    moco: MocoConfig = MocoConfig()
+    moco_tp: MocoConfig = MocoConfig()
+    dense: DenseConfig = DenseConfig()
+    cscl: CSCLConfig = CSCLConfig()
+
+    @field_validator("methods")
+    @classmethod
+    def _unique_methods(cls, v: list[str]) -> list[str]:
+        dupes = sorted({m for m in v if v.count(m) > 1})
+        if dupes:
+            raise ValueError(f"methods must be unique; repeated: {dupes}")
+        return v
+
+    @field_validator("devices")
+    @classmethod
+    def _devices(cls, v: int | str) -> int | str:
+        if isinstance(v, int) and v < 1:
+            raise ValueError(f"must be >= 1 or 'auto', got {v}")
+        return v
+
+    def method_config(self, method: str) -> MocoConfig | DenseConfig | CSCLConfig:
+        """The hyperparameters of ``method`` (one of :data:`PRETRAIN_METHODS`)."""
+        if method not in PRETRAIN_METHODS:
+            raise ValueError(
+                f"unknown pre-training method {method!r}; choose one of {list(PRETRAIN_METHODS)}"
+            )
+        cfg: MocoConfig | DenseConfig | CSCLConfig = getattr(self, method)
+        return cfg
+
+
 class Params(StrictModel):
     """The whole ``params.yaml``."""
 
@@ -292,6 +551,8 @@ class Params(StrictModel):
     fetch: FetchConfig
     validation: ValidateConfig = Field(default=ValidateConfig(), alias="validate")
     """The ``validate`` section (a field called ``validate`` would shadow pydantic's method)."""
+    pretrain: PretrainConfig = PretrainConfig()
+    """The ``pretrain`` section (defaults apply when a params file has none)."""
 
 
 # --------------------------------------------------------------------------- loading

@@ -1,0 +1,590 @@
+"""The ``pretrain`` stage: train one method, keep resumable checkpoints, export the encoder.
+
+:func:`pretrain` runs one method of ``params.pretrain`` (DESIGN §4) with Lightning inside one
+MLflow run (:func:`s2ssl.tracking.stage_run`, experiment ``pretrain``, run name = method):
+
+1. seed everything (``params.seed``), load the method's data into memory
+   (:class:`~s2ssl.ssl.datamodule.PretrainDataModule`) and build its task
+   (:func:`~s2ssl.ssl.tasks.build_task`);
+2. checkpoints live in ``<out>/<method>/checkpoints`` (a DVC ``persist`` output): ``last.ckpt``
+   after every epoch, ``best-<epoch>.ckpt`` for the best online kNN probe accuracy (never the
+   SSL loss). If ``last.ckpt`` exists and was written with the same configuration and data
+   (``run_config.json`` holds their fingerprint) the run resumes from it, so ``dvc repro`` after
+   a kill continues and ends where an uninterrupted run would (CPU, fixed seed); checkpoints of
+   another configuration are deleted and training starts over;
+3. the random-init encoder's probe accuracy is measured once before training (every gain is
+   measured, DESIGN §4 "Always");
+4. the encoder of the best checkpoint is exported as a plain ``state_dict``
+   (``<out>/<method>/encoder/weights.pt``) with ``meta.json`` (architecture, bands,
+   normalisation, probe results), written atomically and logged to MLflow;
+   :func:`load_encoder` rebuilds it (``torch.load(weights_only=True)``);
+5. ``<reports>/<method>/metrics.json`` (flat, DVC metrics) and ``history.csv`` (per epoch, DVC
+   plots) are written atomically.
+
+Under DDP every process runs this function (Lightning's launcher re-executes the command); only
+global rank 0 opens the MLflow run and writes outputs.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import json
+import logging
+import math
+import os
+import statistics
+import time
+import warnings
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Final
+
+from s2ssl.config import PRETRAIN_METHODS, Params, PretrainConfig
+from s2ssl.io import atomic_dir, write_json_atomic, write_text_atomic
+
+__all__ = [
+    "CHECKPOINT_DIR",
+    "ENCODER_DIR",
+    "LAST_CHECKPOINT",
+    "META_FILE",
+    "WEIGHTS_FILE",
+    "PretrainResult",
+    "build_encoder",
+    "build_trainer",
+    "encoder_dir",
+    "export_encoder",
+    "load_encoder",
+    "pretrain",
+    "resolve_precision",
+]
+
+_LOG = logging.getLogger(__name__)
+
+ENCODER_DIR: Final[str] = "encoder"
+CHECKPOINT_DIR: Final[str] = "checkpoints"
+WEIGHTS_FILE: Final[str] = "weights.pt"
+META_FILE: Final[str] = "meta.json"
+LAST_CHECKPOINT: Final[str] = "last.ckpt"
+RUN_CONFIG_FILE: Final[str] = "run_config.json"
+HISTORY_COLUMNS: Final[tuple[str, ...]] = (
+    "epoch",
+    "loss",
+    "knn_acc",
+    "embedding_std",
+    "feature_std",
+    "lr",
+    "samples_per_s",
+)
+MONITOR: Final[str] = "probe/knn_acc"
+
+
+@dataclass(frozen=True)
+class PretrainResult:
+    """What :func:`pretrain` produced (rank 0; other DDP ranks get empty paths and metrics)."""
+
+    method: str
+    encoder_dir: Path
+    checkpoint_dir: Path
+    metrics: dict[str, float]
+    history: list[dict[str, float]]
+    best_checkpoint: Path | None
+    resumed: bool
+    run_id: str | None
+
+
+def encoder_dir(models_dir: str | Path, method: str) -> Path:
+    """Where :func:`pretrain` exports the encoder of ``method`` (``<models>/<method>/encoder``)."""
+    return Path(models_dir) / method / ENCODER_DIR
+
+
+def resolve_precision(precision: str, accelerator: str) -> str:
+    """``auto`` → ``bf16-mixed`` when training on CUDA, else ``32-true``; others pass through."""
+    if precision != "auto":
+        return "32-true" if precision == "32" else precision
+    import torch
+
+    on_cuda = accelerator in ("auto", "gpu", "cuda") and torch.cuda.is_available()
+    return "bf16-mixed" if on_cuda else "32-true"
+
+
+def _global_rank() -> int:
+    """This process's global rank from the launcher's environment (0 when not distributed)."""
+    for key in ("RANK", "LOCAL_RANK", "SLURM_PROCID", "JSM_NAMESPACE_RANK"):
+        value = os.environ.get(key)
+        if value is not None:
+            try:
+                return int(value)
+            except ValueError:
+                continue
+    return 0
+
+
+class _DropTips(logging.Filter):
+    """Drops Lightning's advertising "Tip" lines."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "Tip:" not in record.getMessage()
+
+
+@contextmanager
+def _quiet_lightning() -> Iterator[None]:
+    """Silence Lightning's tips and warnings that do not apply to in-memory pre-training."""
+    loggers = [
+        logging.getLogger(name)
+        for name in (
+            "lightning.pytorch.utilities.rank_zero",
+            "lightning.fabric.utilities.rank_zero",
+        )
+    ]
+    tip_filter = _DropTips()
+    for logger in loggers:
+        logger.addFilter(tip_filter)
+    try:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=r".*does not have many workers.*")
+            warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\).*")
+            warnings.filterwarnings("ignore", message=r".*Checkpoint directory .* exists.*")
+            warnings.filterwarnings("ignore", message=r".*sync_dist=True.*")
+            warnings.filterwarnings("ignore", message=r".*all_gather is deprecated.*")
+            warnings.filterwarnings("ignore", message=r".*smaller than the logging interval.*")
+            yield
+    finally:
+        for logger in loggers:
+            logger.removeFilter(tip_filter)
+
+
+def _fingerprint(
+    params: Params, method: str, manifests: Mapping[str, Mapping[str, Any]]
+) -> dict[str, Any]:
+    """What must not change for a checkpoint to be resumed: method config, probe, seed, data."""
+    cfg: PretrainConfig = params.pretrain
+    record = {
+        "method": method,
+        "seed": params.seed,
+        "config": cfg.method_config(method).model_dump(mode="json"),
+        "probe": cfg.probe.model_dump(mode="json"),
+        "limit_train_batches": cfg.limit_train_batches,
+        "data": {
+            name: {k: m.get(k) for k in ("raw_fingerprint", "n_accepted")}
+            for name, m in sorted(manifests.items())
+        },
+    }
+    digest = hashlib.sha256(json.dumps(record, sort_keys=True).encode()).hexdigest()
+    return {"fingerprint": digest, **record}
+
+
+def _prepare_checkpoints(ckpt_dir: Path, record: dict[str, Any], *, write: bool) -> Path | None:
+    """``last.ckpt`` to resume from, or None (checkpoints of another configuration are removed)."""
+    ckpt_dir.mkdir(parents=True, exist_ok=True)
+    state_file = ckpt_dir / RUN_CONFIG_FILE
+    last = ckpt_dir / LAST_CHECKPOINT
+    previous: dict[str, Any] | None = None
+    if state_file.is_file():
+        try:
+            previous = json.loads(state_file.read_text(encoding="utf-8"))
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            previous = None
+    same = previous is not None and previous.get("fingerprint") == record["fingerprint"]
+    resume = last if same and last.is_file() and _loadable(last) else None
+    if resume is None and write:
+        stale = sorted(ckpt_dir.glob("*.ckpt"))
+        if stale:
+            _LOG.warning(
+                "removing %d checkpoint(s) in %s: written with another configuration or "
+                "unreadable; pre-training starts over",
+                len(stale),
+                ckpt_dir,
+            )
+        for path in stale:
+            path.unlink()
+    if write:
+        write_json_atomic(state_file, record)
+    return resume
+
+
+def _loadable(path: Path) -> bool:
+    """Whether a checkpoint file reads back (a kill during a write leaves a truncated file)."""
+    import torch
+
+    try:
+        torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    except Exception as e:  # any failure means "cannot resume from it"
+        _LOG.warning("checkpoint %s is unreadable (%s); not resuming from it", path, e)
+        return False
+    return True
+
+
+def build_encoder(architecture: Mapping[str, Any]) -> Any:
+    """An untrained encoder of the ``architecture`` recorded in an encoder's ``meta.json``."""
+    from s2ssl.models.resnet import ResNetEncoder
+    from s2ssl.models.unet import ResNetUNet
+    from s2ssl.models.unet3d import UNet3D
+
+    kind = architecture.get("kind")
+    try:
+        if kind == "resnet":
+            return ResNetEncoder(int(architecture["depth"]), int(architecture["in_channels"]))
+        if kind == "unet":
+            return ResNetUNet(
+                int(architecture["depth"]),
+                int(architecture["in_channels"]),
+                int(architecture["out_channels"]),
+                tuple(int(c) for c in architecture["decoder_channels"]),  # type: ignore[arg-type]
+            )
+        if kind == "unet3d":
+            return UNet3D(
+                int(architecture["in_channels"]),
+                int(architecture["timesteps"]),
+                int(architecture["out_channels"]),
+                int(architecture["features"]),
+            )
+    except KeyError as e:
+        raise ValueError(f"encoder architecture {dict(architecture)} lacks {e}") from None
+    raise ValueError(f"unknown encoder kind {kind!r}; expected resnet, unet or unet3d")
+
+
+def load_encoder(path: str | Path) -> tuple[Any, dict[str, Any]]:
+    """Rebuild an exported encoder and load its weights (``torch.load(weights_only=True)``).
+
+    Args:
+        path: the encoder directory (``models/pretrain/<method>/encoder``) or its
+            ``weights.pt``.
+
+    Returns:
+        ``(module in eval mode, meta)`` where ``meta`` is the parsed ``meta.json`` (method,
+        architecture, bands, normalisation, norm stats, probe results).
+    """
+    import torch
+
+    p = Path(path)
+    folder = p.parent if p.is_file() else p
+    meta_path = folder / META_FILE
+    weights_path = folder / WEIGHTS_FILE
+    if not meta_path.is_file() or not weights_path.is_file():
+        raise ValueError(
+            f"{folder} is not an exported encoder (needs {META_FILE} and {WEIGHTS_FILE}); run "
+            "`s2ssl pretrain` / `dvc repro pretrain` first"
+        )
+    try:
+        meta = json.loads(meta_path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as e:
+        raise ValueError(f"{meta_path} is not valid JSON ({e})") from None
+    module = build_encoder(meta.get("architecture", {}))
+    state = torch.load(weights_path, map_location="cpu", weights_only=True)
+    try:
+        module.load_state_dict(state, strict=True)
+    except RuntimeError as e:
+        raise ValueError(
+            f"{weights_path} does not match the architecture in {meta_path}: {e}"
+        ) from None
+    return module.eval(), meta
+
+
+def export_encoder(
+    task: Any, target: str | Path, extra_meta: Mapping[str, Any] | None = None
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Write ``task``'s encoder as ``<target>/weights.pt`` (plain state_dict) + ``meta.json``.
+
+    ``meta.json`` holds the method, the architecture (what :func:`build_encoder` needs), the
+    input bands and normalisation, the training set's normalisation statistics and
+    ``extra_meta``. The directory is written atomically. Returns ``(state_dict, meta)``.
+    """
+    import torch
+
+    encoder = task.encoder_module()
+    weights = {k: v.detach().cpu().contiguous() for k, v in encoder.state_dict().items()}
+    meta = {
+        "method": task.method,
+        "architecture": task.architecture(),
+        "bands": list(task.bands),
+        "normalization": task.normalization(),
+        "norm_stats": task.norm_stats_json,
+        "format": "torch state_dict; load with s2ssl.ssl.pretrain.load_encoder "
+        "(torch.load(weights_only=True))",
+        **dict(extra_meta or {}),
+    }
+    with atomic_dir(target) as tmp:
+        torch.save(weights, tmp / WEIGHTS_FILE)
+        (tmp / META_FILE).write_text(
+            json.dumps(meta, indent=2, sort_keys=True) + "\n", encoding="utf-8"
+        )
+    return weights, meta
+
+
+def _write_history(path: Path, history: list[dict[str, float]]) -> None:
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=list(HISTORY_COLUMNS), extrasaction="ignore")
+    writer.writeheader()
+    for row in history:
+        writer.writerow({k: row.get(k, math.nan) for k in HISTORY_COLUMNS})
+    write_text_atomic(path, buffer.getvalue())
+
+
+def _metrics(
+    history: list[dict[str, float]],
+    best_acc: float,
+    best_epoch: int,
+    random_init_acc: float,
+    fit_wall_s: float,
+) -> dict[str, float]:
+    last = history[-1] if history else {}
+    speeds = [row["samples_per_s"] for row in history[1:] or history if "samples_per_s" in row]
+    return {
+        "final_loss": float(last.get("loss", math.nan)),
+        "best_knn_acc": float(best_acc),
+        "final_knn_acc": float(last.get("knn_acc", math.nan)),
+        "random_init_knn_acc": float(random_init_acc),
+        "knn_acc_gain": float(best_acc - random_init_acc),
+        "embedding_std": float(last.get("embedding_std", math.nan)),
+        "best_epoch": int(best_epoch),
+        "epochs": len(history),
+        "samples_per_s": float(statistics.median(speeds)) if speeds else math.nan,
+        "fit_wall_s": float(fit_wall_s),
+    }
+
+
+def _last_checkpoint_callback(path: Path) -> Any:
+    """A callback saving ``path`` (``last.ckpt``) atomically at the end of every epoch.
+
+    Lightning's ``ModelCheckpoint(save_last=True)`` only writes ``last.ckpt`` when the monitored
+    metric improved; resuming needs it after every epoch. As a ``Checkpoint`` subclass it runs
+    after the module's ``on_train_epoch_end`` (where the probe is logged) and after the best-model
+    checkpoint, so the saved state holds this epoch's history and the best-model bookkeeping.
+    The file is written under a temporary name and renamed, so a kill never leaves it truncated.
+    """
+    from lightning.pytorch.callbacks import Checkpoint
+
+    class LastCheckpoint(Checkpoint):
+        def __init__(self, target: Path) -> None:
+            self.target = target
+
+        def on_train_epoch_end(self, trainer: Any, pl_module: Any) -> None:
+            tmp = self.target.with_name(f".{self.target.name}.tmp")
+            trainer.save_checkpoint(tmp, weights_only=False)
+            if trainer.is_global_zero:
+                os.replace(tmp, self.target)
+            trainer.strategy.barrier("s2ssl_last_checkpoint")
+
+    return LastCheckpoint(path)
+
+
+def build_trainer(
+    config: PretrainConfig,
+    method: str,
+    checkpoint_dir: str | Path,
+    *,
+    logger: Any = False,
+    progress_bar: bool = False,
+    overrides: Mapping[str, Any] | None = None,
+) -> tuple[Any, Any]:
+    """The Lightning Trainer of ``method`` and its best-model ``ModelCheckpoint``.
+
+    Checkpoints: ``<checkpoint_dir>/best-<epoch>.ckpt`` (highest ``probe/knn_acc``, never the
+    SSL loss) and ``last.ckpt`` after every epoch. Deterministic algorithms on CPU ("warn" on
+    CUDA), no validation loop, our own epoch-seeded sampler (``use_distributed_sampler=False``).
+    """
+    import lightning as L
+    from lightning.pytorch.callbacks import ModelCheckpoint, RichProgressBar
+
+    ckpt_dir = Path(checkpoint_dir)
+    method_cfg = config.method_config(method)
+    best = ModelCheckpoint(
+        dirpath=ckpt_dir,
+        filename="best-{epoch:03d}",
+        monitor=MONITOR,
+        mode="max",
+        save_top_k=1,
+        save_last=False,
+        auto_insert_metric_name=False,
+        enable_version_counter=False,
+        save_on_train_epoch_end=True,
+    )
+    callbacks: list[Any] = [best, _last_checkpoint_callback(ckpt_dir / LAST_CHECKPOINT)]
+    if progress_bar:
+        callbacks.append(RichProgressBar(leave=True))
+    on_cuda = resolve_precision("auto", config.accelerator) == "bf16-mixed"
+    kwargs: dict[str, Any] = {
+        "accelerator": config.accelerator,
+        "devices": config.devices,
+        "strategy": config.strategy,
+        "num_nodes": config.num_nodes,
+        "precision": resolve_precision(config.precision, config.accelerator),
+        "max_epochs": method_cfg.max_epochs,
+        "limit_train_batches": config.limit_train_batches,
+        "limit_val_batches": 0,
+        "num_sanity_val_steps": 0,
+        "deterministic": ("warn" if on_cuda else True) if config.deterministic else False,
+        "benchmark": False,
+        "callbacks": callbacks,
+        "enable_progress_bar": progress_bar,
+        "enable_model_summary": False,
+        "log_every_n_steps": config.log_every_n_steps,
+        "use_distributed_sampler": False,
+        "default_root_dir": str(ckpt_dir),
+        "logger": logger,
+    }
+    kwargs.update(overrides or {})
+    return L.Trainer(**kwargs), best
+
+
+def pretrain(
+    params: Params,
+    method: str,
+    data_dir: str | Path,
+    out_dir: str | Path,
+    reports_dir: str | Path,
+    *,
+    progress_bar: bool = False,
+    tracking_uri: str | None = None,
+    trainer_overrides: Mapping[str, Any] | None = None,
+) -> PretrainResult:
+    """Pre-train ``method`` (see the module docstring) and export its encoder.
+
+    Args:
+        params: the validated ``params.yaml``.
+        method: one of :data:`~s2ssl.config.PRETRAIN_METHODS`.
+        data_dir: the directory of the validated datasets (``data/validated``).
+        out_dir: models root (``models/pretrain``): ``<out>/<method>/{encoder,checkpoints}``.
+        reports_dir: reports root (``reports/pretrain``): ``<reports>/<method>/{metrics.json,
+            history.csv}``.
+        progress_bar: show Lightning's (rich) progress bar.
+        tracking_uri: MLflow tracking URI (default: ``MLFLOW_TRACKING_URI`` / the project's).
+        trainer_overrides: extra ``lightning.Trainer`` keyword arguments (tests, benchmarks).
+
+    Raises:
+        ValueError: unknown method, missing / unusable data, inconsistent configuration.
+    """
+    if method not in PRETRAIN_METHODS:
+        raise ValueError(
+            f"unknown pre-training method {method!r}; choose one of {list(PRETRAIN_METHODS)}"
+        )
+    import lightning as L
+    import torch
+
+    from s2ssl.ssl.datamodule import PretrainDataModule
+    from s2ssl.ssl.tasks import build_task
+
+    cfg = params.pretrain
+    method_cfg = cfg.method_config(method)
+    if cfg.torch_threads is not None:
+        torch.set_num_threads(cfg.torch_threads)
+    rank = _global_rank()
+    out = Path(out_dir) / method
+    ckpt_dir = out / CHECKPOINT_DIR
+    reports = Path(reports_dir) / method
+
+    with _quiet_lightning():
+        L.seed_everything(params.seed, workers=True, verbose=False)
+        dm = PretrainDataModule(method, cfg, data_dir, params.seed)
+        dm.setup("fit")
+        if dm.norm_stats is None or dm.probe is None:  # pragma: no cover - setup sets both
+            raise RuntimeError("the datamodule did not load its data")
+        task = build_task(
+            method,
+            cfg,
+            seed=params.seed,
+            bands=dm.bands,
+            norm_stats=dm.norm_stats,
+            num_dates=dm.num_dates,
+        )
+        task.probe_data = dm.probe
+        record = _fingerprint(params, method, dm.manifests)
+        # Lightning's launcher starts the other ranks from trainer.fit on rank 0, i.e. after rank 0
+        # has settled the checkpoint directory, so every rank reaches the same decision here
+        resume = _prepare_checkpoints(ckpt_dir, record, write=rank == 0)
+
+        if rank != 0:
+            trainer, _ = build_trainer(
+                cfg, method, ckpt_dir, progress_bar=progress_bar, overrides=trainer_overrides
+            )
+            trainer.fit(task, datamodule=dm, ckpt_path=str(resume) if resume else None)
+            return PretrainResult(method, Path(), ckpt_dir, {}, [], None, resume is not None, None)
+
+        from s2ssl.tracking import lightning_logger, log_metrics, log_state_dict, stage_run
+
+        inputs = {name: path for name, path in dm.dataset_paths().items()}
+        run_params = {
+            "seed": params.seed,
+            "method": method,
+            "pretrain": cfg.model_dump(mode="json"),
+        }
+        with stage_run(
+            "pretrain",
+            method,
+            stage=f"pretrain@{method}",
+            params=run_params,
+            inputs=inputs,
+            tags={"s2ssl.method": method, "s2ssl.resumed": str(resume is not None).lower()},
+            uri=tracking_uri,
+        ) as run:
+            trainer, checkpoint = build_trainer(
+                cfg,
+                method,
+                ckpt_dir,
+                logger=lightning_logger(run),
+                progress_bar=progress_bar,
+                overrides=trainer_overrides,
+            )
+            started = time.perf_counter()
+            trainer.fit(task, datamodule=dm, ckpt_path=str(resume) if resume else None)
+            fit_wall_s = time.perf_counter() - started
+
+            history = list(task.history)
+            if not history:
+                raise ValueError(
+                    f"pre-training {method} ran no epoch (max_epochs={method_cfg.max_epochs}); "
+                    "nothing to export"
+                )
+            best_path = Path(checkpoint.best_model_path) if checkpoint.best_model_path else None
+            if best_path is None or not best_path.is_file():
+                best_path = ckpt_dir / LAST_CHECKPOINT
+            state = torch.load(best_path, map_location="cpu", weights_only=True)
+            task.load_state_dict(state["state_dict"])
+            best_epoch = int(state.get("epoch", len(history) - 1))
+            best_acc = max(row["knn_acc"] for row in history)
+            score = checkpoint.best_model_score
+            if score is not None:
+                best_acc = float(score)
+            random_init = task.random_init_probe
+            random_acc = random_init.knn_acc if random_init is not None else math.nan
+            metrics = _metrics(history, best_acc, best_epoch, random_acc, fit_wall_s)
+
+            meta = {
+                "best_epoch": best_epoch,
+                "epochs": len(history),
+                "probe": {
+                    "knn_acc": best_acc,
+                    "random_init_knn_acc": random_acc,
+                    "random_init_knn_acc_by_bn": {
+                        name: r.knn_acc for name, r in task.random_init_probes.items()
+                    },
+                    "gain": metrics["knn_acc_gain"],
+                    "description": dm.probe.description,
+                    "k": cfg.probe.k,
+                    "voting": cfg.probe.voting,
+                },
+                "seed": params.seed,
+                "config": method_cfg.model_dump(mode="json"),
+                "mlflow_run_id": run.run_id,
+            }
+            target = encoder_dir(out_dir, method)
+            weights, meta = export_encoder(task, target, meta)
+            log_state_dict(weights, ENCODER_DIR, WEIGHTS_FILE, extra_files={META_FILE: meta})
+            log_metrics({f"final/{k}": v for k, v in metrics.items()})
+            reports.mkdir(parents=True, exist_ok=True)
+            write_json_atomic(reports / "metrics.json", metrics)
+            _write_history(reports / "history.csv", history)
+            return PretrainResult(
+                method=method,
+                encoder_dir=target,
+                checkpoint_dir=ckpt_dir,
+                metrics=metrics,
+                history=history,
+                best_checkpoint=best_path,
+                resumed=resume is not None,
+                run_id=run.run_id,
+            )

@@ -1,0 +1,292 @@
+"""The pretrain stage: config validation, encoder export / load, end to end with MLflow, resume."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from conftest import read_repo_params, write_params
+from s2ssl.config import ConfigError, Params, load_params, parse_params, set_dotted
+from s2ssl.ssl.datamodule import PretrainDataModule
+from s2ssl.ssl.pretrain import (
+    LAST_CHECKPOINT,
+    build_encoder,
+    export_encoder,
+    load_encoder,
+    pretrain,
+    resolve_precision,
+)
+from s2ssl.ssl.tasks import build_task
+
+REPO_PARAMS = Path(__file__).resolve().parents[2] / "params.yaml"
+
+TINY_PRETRAIN: dict[str, Any] = {
+    "pretrain.limit_train_batches": 2,
+    "pretrain.probe.k": 5,
+    "pretrain.probe.bank_size": 16,
+    "pretrain.probe.query_size": 8,
+    "pretrain.probe.pixel_bank_images": 4,
+    "pretrain.probe.pixel_query_images": 2,
+    "pretrain.probe.pixels_per_image": 8,
+    "pretrain.moco.max_epochs": 2,
+    "pretrain.moco.batch_size": 4,
+    "pretrain.moco.crop_size": 32,
+    "pretrain.moco.queue_size": 8,
+    "pretrain.dense.batch_size": 2,
+    "pretrain.dense.crop_size": 32,
+    "pretrain.dense.points_per_image": 8,
+    "pretrain.cscl.batch_size": 2,
+    "pretrain.cscl.features": 4,
+    "pretrain.cscl.crop_size": 8,
+}
+
+
+@pytest.fixture(autouse=True)
+def _quiet() -> None:
+    logging.getLogger("lightning.pytorch").setLevel(logging.ERROR)
+
+
+def tiny_params(**overrides: Any) -> Params:
+    raw = read_repo_params()
+    for key, value in {**TINY_PRETRAIN, **overrides}.items():
+        set_dotted(raw, key, value)
+    return parse_params(raw)
+
+
+@pytest.fixture
+def mlflow_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+    uri = f"sqlite:///{tmp_path / 'mlruns' / 'mlflow.db'}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    monkeypatch.setenv("MLFLOW_DISABLE_TELEMETRY", "true")
+    return uri
+
+
+# ------------------------------------------------------------------------------- config
+
+
+def config_error(overrides: dict[str, Any]) -> str:
+    with pytest.raises(ConfigError) as info:
+        load_params(REPO_PARAMS, overrides=overrides)
+    return str(info.value)
+
+
+def test_repo_params_have_a_valid_pretrain_section() -> None:
+    p = load_params(REPO_PARAMS)
+    assert p.pretrain.methods == ["seco", "moco", "moco_tp", "dense", "cscl"]
+    assert p.pretrain.seco.bands == "rgb" and p.pretrain.seco.depth == 18
+    assert p.pretrain.cscl.pos_weight == 0.125
+
+
+def test_params_without_pretrain_section_still_load(tmp_path: Path) -> None:
+    raw = read_repo_params()
+    raw.pop("pretrain")
+    p = load_params(write_params(tmp_path / "params.yaml", raw))
+    assert p.pretrain.methods[0] == "seco"
+    assert p.pretrain.seco.temperature == 0.07
+
+
+@pytest.mark.parametrize(
+    ("overrides", "key", "words"),
+    [
+        ({"pretrain.methods": ["seco", "simclr"]}, "pretrain.methods.1", "'moco_tp'"),
+        ({"pretrain.methods": ["seco", "seco"]}, "pretrain.methods", "repeated"),
+        ({"pretrain.seco.crop_scale": [0.9, 0.2]}, "pretrain.seco.crop_scale", "low <= high"),
+        ({"pretrain.seco.lr": 0}, "pretrain.seco.lr", "greater than 0"),
+        ({"pretrain.seco.bands": "nir"}, "pretrain.seco.bands", "'rgb'"),
+        ({"pretrain.moco.depth": 34}, "pretrain.moco.depth", "18"),
+        ({"pretrain.dense.crop_size": 48}, "pretrain.dense.crop_size", "divisible by 32"),
+        ({"pretrain.cscl.kernel_size": 4}, "pretrain.cscl.kernel_size", "odd"),
+        ({"pretrain.cscl.labels": "landcover"}, "pretrain.cscl", "divisible by 32"),
+        ({"pretrain.seco.lr_milestones": [0.8, 0.6]}, "pretrain.seco.lr_milestones", "increasing"),
+        ({"pretrain.probe.voting": "soft"}, "pretrain.probe.voting", "'weighted'"),
+        ({"pretrain.seco.bogus": 1}, "pretrain.seco.bogus", "unknown key"),
+        ({"pretrain.devices": 0}, "pretrain.devices", ">= 1"),
+    ],
+)
+def test_bad_pretrain_values_name_the_dotted_key(
+    overrides: dict[str, Any], key: str, words: str
+) -> None:
+    message = config_error(overrides)
+    lines = [ln.strip() for ln in message.splitlines() if ln.strip().startswith(f"{key}:")]
+    assert lines, message
+    assert any(words in ln for ln in lines), message
+
+
+def test_unknown_method_is_refused_before_any_work(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="unknown pre-training method 'simclr'"):
+        pretrain(tiny_params(), "simclr", tmp_path, tmp_path / "m", tmp_path / "r")
+
+
+def test_cli_pretrain_bad_method_exits_2(tmp_path: Path) -> None:
+    from s2ssl.cli import app
+
+    result = CliRunner().invoke(
+        app,
+        ["pretrain", "--method", "simclr", "--params", str(REPO_PARAMS), "--data", str(tmp_path)],
+    )
+    assert result.exit_code == 2
+    assert "unknown pre-training method" in result.output
+
+
+def test_missing_data_is_a_clear_error(tmp_path: Path, mlflow_env: str) -> None:
+    with pytest.raises(ValueError, match="validate"):
+        pretrain(tiny_params(), "moco", tmp_path / "nowhere", tmp_path / "m", tmp_path / "r")
+
+
+def test_resolve_precision() -> None:
+    expected = "bf16-mixed" if torch.cuda.is_available() else "32-true"
+    assert resolve_precision("auto", "auto") == expected
+    assert resolve_precision("auto", "cpu") == "32-true"
+    assert resolve_precision("32", "gpu") == "32-true"
+    assert resolve_precision("bf16-mixed", "cpu") == "bf16-mixed"
+
+
+# ------------------------------------------------------------------------ export / load
+
+
+@pytest.mark.parametrize(
+    ("method", "kind"), [("moco", "resnet"), ("dense", "unet"), ("cscl", "unet3d")]
+)
+def test_export_and_load_encoder_round_trip(
+    method: str, kind: str, tiny_validated: Path, tmp_path: Path
+) -> None:
+    params = tiny_params()
+    L.seed_everything(0, verbose=False)
+    dm = PretrainDataModule(method, params.pretrain, tiny_validated, 0)
+    dm.setup()
+    assert dm.norm_stats is not None
+    task = build_task(
+        method,
+        params.pretrain,
+        seed=0,
+        bands=dm.bands,
+        norm_stats=dm.norm_stats,
+        num_dates=dm.num_dates,
+    )
+    weights, _ = export_encoder(task, tmp_path / "encoder", {"best_epoch": 3})
+    module, loaded_meta = load_encoder(tmp_path / "encoder")
+    assert loaded_meta == json.loads((tmp_path / "encoder" / "meta.json").read_text())
+    assert loaded_meta["architecture"]["kind"] == kind
+    assert loaded_meta["best_epoch"] == 3 and loaded_meta["method"] == method
+    assert loaded_meta["bands"] == list(dm.bands)
+    assert loaded_meta["norm_stats"]["bands"] == list(dm.bands)
+    assert set(weights) == set(module.state_dict())
+    reference = task.encoder_module().eval()
+    if kind == "unet3d":
+        x = torch.rand(2, dm.num_dates, 14, 8, 8)
+    else:
+        x = torch.randn(2, len(dm.bands), 32, 32)
+    with torch.no_grad():
+        assert torch.equal(module(x), reference(x))
+    # the weights file alone (weights.pt path) works too
+    again, _ = load_encoder(tmp_path / "encoder" / "weights.pt")
+    assert set(again.state_dict()) == set(weights)
+
+
+def test_load_encoder_errors(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="not an exported encoder"):
+        load_encoder(tmp_path)
+    with pytest.raises(ValueError, match="unknown encoder kind"):
+        build_encoder({"kind": "vit"})
+    with pytest.raises(ValueError, match="lacks"):
+        build_encoder({"kind": "resnet", "depth": 18})
+
+
+# ------------------------------------------------------------------------ end to end
+
+
+def _runs(uri: str) -> list[Any]:
+    from mlflow import MlflowClient
+
+    client = MlflowClient(tracking_uri=uri)
+    experiment = client.get_experiment_by_name("pretrain")
+    assert experiment is not None
+    return client.search_runs([experiment.experiment_id], order_by=["attributes.start_time ASC"])
+
+
+def test_stage_end_to_end_then_resume_then_new_config(
+    tiny_validated: Path, tmp_path: Path, mlflow_env: str
+) -> None:
+    out, reports = tmp_path / "models", tmp_path / "reports"
+    params = tiny_params()
+    result = pretrain(params, "moco", tiny_validated, out, reports)
+
+    encoder = out / "moco" / "encoder"
+    ckpts = out / "moco" / "checkpoints"
+    assert (encoder / "weights.pt").is_file() and (encoder / "meta.json").is_file()
+    assert (ckpts / LAST_CHECKPOINT).is_file()
+    assert result.best_checkpoint is not None and result.best_checkpoint.is_file()
+    assert not result.resumed
+
+    metrics = json.loads((reports / "moco" / "metrics.json").read_text())
+    assert set(metrics) == {
+        "final_loss",
+        "best_knn_acc",
+        "final_knn_acc",
+        "random_init_knn_acc",
+        "knn_acc_gain",
+        "embedding_std",
+        "best_epoch",
+        "epochs",
+        "samples_per_s",
+        "fit_wall_s",
+    }
+    assert metrics["epochs"] == 2
+    assert metrics["knn_acc_gain"] == pytest.approx(
+        metrics["best_knn_acc"] - metrics["random_init_knn_acc"]
+    )
+    assert metrics["best_knn_acc"] == max(row["knn_acc"] for row in result.history)
+    history = (reports / "moco" / "history.csv").read_text().splitlines()
+    assert history[0].split(",")[:4] == ["epoch", "loss", "knn_acc", "embedding_std"]
+    assert len(history) == 3
+
+    meta = json.loads((encoder / "meta.json").read_text())
+    assert meta["architecture"] == {
+        "kind": "resnet",
+        "depth": 18,
+        "in_channels": 3,
+        "bands": ["B04", "B03", "B02"],
+        "out_dim": 512,
+    }
+    assert meta["best_epoch"] == metrics["best_epoch"]
+    assert meta["probe"]["knn_acc"] == metrics["best_knn_acc"]
+    assert meta["probe"]["random_init_knn_acc"] == metrics["random_init_knn_acc"]
+
+    # the exported encoder is the best checkpoint's query encoder
+    module, _ = load_encoder(encoder)
+    state = torch.load(result.best_checkpoint, map_location="cpu", weights_only=True)
+    prefix = "encoder_q."
+    best = {k[len(prefix) :]: v for k, v in state["state_dict"].items() if k.startswith(prefix)}
+    assert all(torch.equal(module.state_dict()[k], v) for k, v in best.items())
+
+    runs = _runs(mlflow_env)
+    assert len(runs) == 1
+    run = runs[0]
+    assert run.info.status == "FINISHED"
+    assert run.info.run_name == "moco"
+    assert run.data.tags["dvc.stage"] == "pretrain@moco"
+    assert run.data.params["pretrain.moco.queue_size"] == "8"
+    assert "probe/knn_acc" in run.data.metrics and "final/knn_acc_gain" in run.data.metrics
+    from mlflow import MlflowClient
+
+    files = {f.path for f in MlflowClient(mlflow_env).list_artifacts(run.info.run_id, "encoder")}
+    assert files == {"encoder/weights.pt", "encoder/meta.json"}
+
+    # a second run resumes from last.ckpt (training already complete): same results
+    again = pretrain(params, "moco", tiny_validated, out, reports)
+    assert again.resumed
+    assert again.metrics["best_knn_acc"] == result.metrics["best_knn_acc"]
+    assert again.metrics["final_loss"] == result.metrics["final_loss"]
+
+    # another configuration: its checkpoints are not resumed but replaced
+    changed = tiny_params(**{"pretrain.moco.max_epochs": 1})
+    third = pretrain(changed, "moco", tiny_validated, out, reports)
+    assert not third.resumed and third.metrics["epochs"] == 1
+    assert [r.info.status for r in _runs(mlflow_env)] == ["FINISHED"] * 3

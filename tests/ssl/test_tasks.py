@@ -1,0 +1,373 @@
+"""Lightning tasks of the pre-training methods: steps, momentum / queue, resume, learning."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+import torch.nn.functional as F
+from torch.utils.data import DataLoader
+
+from s2ssl.bands import BAND_NAMES
+from s2ssl.config import PretrainConfig, parse_params, set_dotted
+from s2ssl.data.stats import NormStats, band_histograms, stats_from_histograms
+from s2ssl.data.store import open_dataset
+from s2ssl.data.validated import write_validated
+from s2ssl.ssl.datamodule import EpochBatchSampler, PretrainDataModule, TensorDictDataset
+from s2ssl.ssl.pretrain import LAST_CHECKPOINT, build_trainer
+from s2ssl.ssl.probe import ProbeData, ProbeSplit
+from s2ssl.ssl.tasks import DenseTask, MocoTask, PretrainTask, build_task
+
+METHODS = ("seco", "moco", "moco_tp", "dense", "cscl")
+
+TINY: dict[str, Any] = {
+    "probe": {
+        "k": 5,
+        "bank_size": 16,
+        "query_size": 8,
+        "pixel_bank_images": 4,
+        "pixel_query_images": 2,
+        "pixels_per_image": 8,
+        "batch_size": 8,
+    },
+    "seco": {"max_epochs": 1, "batch_size": 4, "crop_size": 32, "queue_size": 8},
+    "moco": {"max_epochs": 1, "batch_size": 4, "crop_size": 32, "queue_size": 8},
+    "moco_tp": {"max_epochs": 1, "batch_size": 4, "crop_size": 32, "queue_size": 8},
+    "dense": {"max_epochs": 1, "batch_size": 2, "crop_size": 32, "points_per_image": 8},
+    "cscl": {"max_epochs": 1, "batch_size": 2, "features": 4, "crop_size": 8},
+}
+
+
+@pytest.fixture(autouse=True)
+def _quiet() -> None:
+    logging.getLogger("lightning.pytorch").setLevel(logging.ERROR)
+
+
+def config(overrides: dict[str, Any] | None = None) -> PretrainConfig:
+    raw: dict[str, Any] = {k: dict(v) for k, v in TINY.items()}
+    for key, value in (overrides or {}).items():
+        set_dotted(raw, key, value)
+    return PretrainConfig.model_validate(raw)
+
+
+def setup(
+    method: str, data_dir: Path, cfg: PretrainConfig | None = None, seed: int = 0
+) -> tuple[PretrainDataModule, PretrainTask]:
+    cfg = cfg or config()
+    L.seed_everything(seed, verbose=False)
+    dm = PretrainDataModule(method, cfg, data_dir, seed)
+    dm.setup("fit")
+    assert dm.norm_stats is not None
+    task = build_task(
+        method, cfg, seed=seed, bands=dm.bands, norm_stats=dm.norm_stats, num_dates=dm.num_dates
+    )
+    task.probe_data = dm.probe
+    return dm, task
+
+
+def trainer(max_epochs: int, **kwargs: Any) -> L.Trainer:
+    return L.Trainer(
+        max_epochs=max_epochs,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        use_distributed_sampler=False,
+        num_sanity_val_steps=0,
+        limit_val_batches=0,
+        deterministic=True,
+        **kwargs,
+    )
+
+
+# ------------------------------------------------------------------------------- one step
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_one_step_gives_a_finite_loss_and_gradients(method: str, tiny_validated: Path) -> None:
+    dm, task = setup(method, tiny_validated)
+    batch = next(iter(dm.train_dataloader()))
+    out = task.shared_step(batch, task.batch_generator(0))
+    assert out.loss.ndim == 0 and torch.isfinite(out.loss)
+    out.loss.backward()
+    grads = [p.grad for p in task.encoder_module().parameters() if p.grad is not None]
+    assert grads and all(torch.isfinite(g).all() for g in grads)
+    assert out.embeddings.ndim == 2 and out.embeddings.shape[0] >= 2
+
+
+def test_dense_momentum_key_encoder_option_steps(tiny_validated: Path) -> None:
+    cfg = config({"dense.key_encoder": True})
+    dm, task = setup("dense", tiny_validated, cfg)
+    batch = next(iter(dm.train_dataloader()))
+    out = task.shared_step(batch, task.batch_generator(0))
+    assert torch.isfinite(out.loss)
+    optimiser = task.configure_optimizers()["optimizer"]
+    optimised = {id(p) for group in optimiser.param_groups for p in group["params"]}
+    assert isinstance(task, DenseTask) and task.unet_k is not None
+    assert not any(id(p) in optimised for p in task.unet_k.parameters())
+
+
+def test_cscl_landcover_option_steps(tiny_validated: Path) -> None:
+    cfg = config({"cscl.labels": "landcover", "cscl.crop_size": 32})
+    dm, task = setup("cscl", tiny_validated, cfg)
+    assert dm.data.train_dataset == "landcover"
+    batch = next(iter(dm.train_dataloader()))
+    out = task.shared_step(batch, task.batch_generator(0))
+    assert torch.isfinite(out.loss)
+    assert task.architecture()["kind"] == "unet"
+
+
+def test_probe_runs_for_every_method(tiny_validated: Path) -> None:
+    for method in ("seco", "dense", "cscl"):
+        _, task = setup(method, tiny_validated)
+        result = task.run_probe()
+        assert 0.0 <= result.knn_acc <= 1.0
+        assert result.n_bank > 0 and result.n_queries > 0
+        assert task.training  # the probe restores train mode
+
+
+# --------------------------------------------------------------------- momentum and queue
+
+
+def test_momentum_encoder_and_queue_after_one_step(tiny_validated: Path) -> None:
+    dm, task = setup("seco", tiny_validated)
+    assert isinstance(task, MocoTask)
+    assert all(
+        torch.equal(a, b)
+        for a, b in zip(task.encoder_q.parameters(), task.encoder_k.parameters(), strict=True)
+    )
+    trainer(1, limit_train_batches=1).fit(task, datamodule=dm)
+    q_params = dict(task.encoder_q.named_parameters())
+    k_params = dict(task.encoder_k.named_parameters())
+    assert any(not torch.equal(q_params[n], k_params[n]) for n in q_params)
+    assert all(not p.requires_grad for p in k_params.values())
+    optimiser = task.trainer.optimizers[0]
+    optimised = {id(p) for group in optimiser.param_groups for p in group["params"]}
+    frozen = [*task.encoder_k.parameters(), *task.heads_k.parameters()]
+    assert not any(id(p) in optimised for p in frozen)
+    assert {id(p) for p in task.encoder_q.parameters()} <= optimised
+    assert task.queue.ptr.tolist() == [dm.batch_size % task.queue.size] * 3
+    assert task.history and task.random_init_probe is not None
+
+
+def test_momentum_update_follows_the_query_encoder_exactly(tiny_validated: Path) -> None:
+    """θ_k ← m θ_k + (1 − m) θ_q before the step's keys are computed (MoCo eq. 2)."""
+    dm, task = setup("moco", tiny_validated, config({"moco.key_momentum": 0.9}))
+    assert isinstance(task, MocoTask)
+    batches = iter(dm.train_dataloader())
+    optimiser = task.configure_optimizers()["optimizer"]
+    for step in range(2):
+        before_k = {n: p.clone() for n, p in task.encoder_k.named_parameters()}
+        before_q = {n: p.clone() for n, p in task.encoder_q.named_parameters()}
+        out = task.shared_step(next(batches), task.batch_generator(step))
+        for name, p in task.encoder_k.named_parameters():
+            expected = 0.9 * before_k[name] + 0.1 * before_q[name]
+            torch.testing.assert_close(p, expected)
+        optimiser.zero_grad()
+        out.loss.backward()
+        optimiser.step()
+
+
+# ------------------------------------------------------------------------------- resume
+
+
+def _state(task: PretrainTask) -> dict[str, torch.Tensor]:
+    return {k: v.detach().clone() for k, v in task.state_dict().items()}
+
+
+@pytest.mark.parametrize("method", ["seco", "cscl"])
+def test_resume_from_last_checkpoint_gives_identical_weights(
+    method: str, tiny_validated: Path, tmp_path: Path
+) -> None:
+    cfg = config({f"{method}.max_epochs": 2})
+    quiet = {"enable_progress_bar": False}
+
+    dm, task = setup(method, tiny_validated, cfg)
+    full, _ = build_trainer(cfg, method, tmp_path / "full", overrides=quiet)
+    full.fit(task, datamodule=dm)
+    uninterrupted = _state(task)
+    history = list(task.history)
+
+    dm, task = setup(method, tiny_validated, cfg)
+    first, _ = build_trainer(cfg, method, tmp_path / "killed", overrides={**quiet, "max_epochs": 1})
+    first.fit(task, datamodule=dm)  # "killed" after epoch 1
+    last = tmp_path / "killed" / LAST_CHECKPOINT
+    assert last.is_file()
+    dm, task = setup(method, tiny_validated, cfg)  # a new process: fresh module and data
+    second, best = build_trainer(cfg, method, tmp_path / "killed", overrides=quiet)
+    second.fit(task, datamodule=dm, ckpt_path=str(last))
+    resumed = _state(task)
+
+    assert resumed.keys() == uninterrupted.keys()
+    different = [k for k in resumed if not torch.equal(resumed[k], uninterrupted[k])]
+    assert not different, f"tensors differ after resuming: {different[:5]}"
+
+    def timeless(rows: list[dict[str, float]]) -> list[dict[str, float]]:
+        return [{k: v for k, v in row.items() if k != "samples_per_s"} for row in rows]
+
+    assert timeless(task.history) == timeless(history)
+    assert best.best_model_path and Path(best.best_model_path).is_file()
+
+
+# ----------------------------------------------------------------------- learning checks
+
+SMALL_SIZES: dict[str, int] = {
+    "fetch.synthetic.unlabelled.locations_per_region": 8,
+    "fetch.synthetic.landcover.patches_per_region": 80,
+    "fetch.synthetic.croptype.patches_per_region": 8,
+}
+
+
+@pytest.fixture(scope="module")
+def small_world(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A small synthetic world (32 locations, 160 land-cover patches, 32 time series), generated
+    straight from the synthetic source and "validated" as a whole (no quarantine) — larger than
+    the tiny world so the scene-level probe has enough queries to show learning."""
+    from conftest import read_repo_params
+    from s2ssl.data.fetch import dataset_writer
+    from s2ssl.data.sources import synthetic
+
+    raw = read_repo_params()
+    for key, value in SMALL_SIZES.items():
+        set_dotted(raw, key, value)
+    params = parse_params(raw)
+    root = tmp_path_factory.mktemp("small_world")
+    for name in ("unlabelled", "landcover", "croptype"):
+        with dataset_writer(params, name, root / "raw") as writer:
+            for chunk in synthetic.generate(
+                params.fetch.synthetic,
+                name,
+                params.seed,
+                params.fetch.start_date,
+                params.fetch.end_date,
+            ):
+                writer.append(chunk.arrays, chunk.rows)
+        store = open_dataset(root / "raw" / name)
+        stats = stats_from_histograms(band_histograms(store), BAND_NAMES, (0.02, 0.98))
+        empty = pd.DataFrame({"position": [], "sample_id": [], "split": [], "reasons": []})
+        write_validated(
+            root / "validated" / name,
+            store,
+            np.arange(len(store)),
+            empty,
+            pd.DataFrame({"position": np.arange(len(store))}),
+            stats,
+            {},
+        )
+    return root / "validated"
+
+
+def _losses(task: PretrainTask) -> list[float]:
+    return [row["loss"] for row in task.history]
+
+
+def _accuracies(task: PretrainTask) -> list[float]:
+    return [row["knn_acc"] for row in task.history]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("method", ["seco", "moco", "moco_tp"])
+def test_scene_methods_learn(method: str, small_world: Path) -> None:
+    """Loss falls once the queue holds real keys, and the kNN probe beats random init.
+
+    The first epoch's loss is not a reference: the queue starts as random unit vectors, far
+    easier negatives than real keys. The random-init reference re-estimates BN statistics.
+    """
+    cfg = config(
+        {
+            f"{method}.max_epochs": 6,
+            f"{method}.batch_size": 16,
+            f"{method}.crop_size": 48,
+            f"{method}.queue_size": 16,
+            "probe.bank_size": 512,
+            "probe.query_size": 256,
+        }
+    )
+    dm, task = setup(method, small_world, cfg)
+    assert dm.probe is not None and len(dm.probe.queries) >= 20
+    trainer(6).fit(task, datamodule=dm)
+    losses, accs = _losses(task), _accuracies(task)
+    assert task.random_init_probe is not None
+    assert min(losses[-2:]) < losses[1], losses
+    assert max(accs) > task.random_init_probe.knn_acc + 1.5 / len(dm.probe.queries), (
+        task.random_init_probe,
+        accs,
+    )
+
+
+def _pixel_retrieval_world(
+    n: int = 16, t: int = 4, size: int = 32, points: int = 16
+) -> tuple[dict[str, torch.Tensor], ProbeData, NormStats]:
+    """Locations with their own smooth texture; each date rescales every band by a random gain.
+
+    Probe: pixel retrieval across dates — bank = pixels of date 0, queries = the same ground
+    pixels at date t - 1, label = (location, pixel). What dense contrast optimises.
+    """
+    g = torch.Generator().manual_seed(0)
+    texture = F.interpolate(
+        torch.rand(n, 3, 4, 4, generator=g), size=(size, size), mode="bilinear", align_corners=False
+    )
+    gains = 0.5 + torch.rand(n, t, 3, 1, 1, generator=g)
+    offsets = 0.1 * (torch.rand(n, t, 3, 1, 1, generator=g) - 0.5)
+    reflectance = 0.05 + 0.3 * texture[:, None] * gains + offsets
+    image = (reflectance * 1e4).round().to(torch.int16)
+    pixels = torch.stack([torch.randperm(size * size, generator=g)[:points] for _ in range(n)])
+    labels = torch.arange(n * points).reshape(n, points)
+    valid = torch.ones(n, points, dtype=torch.bool)
+    probe = ProbeData(
+        ProbeSplit(image[:, 0], labels, pixels, valid),
+        ProbeSplit(image[:, t - 1], labels, pixels, valid),
+        n * points,
+        "pixel",
+    )
+    flat = reflectance.transpose(0, 2).reshape(3, -1)
+    mean, std = flat.mean(dim=1).tolist(), flat.std(dim=1).tolist()
+    stats = NormStats(
+        tuple(BAND_NAMES[:3]), tuple(mean), tuple(std), (0.02, 0.98), tuple(mean), tuple(mean), 1
+    )
+    return {"image": image}, probe, stats
+
+
+@pytest.mark.slow
+def test_dense_learns_pixel_correspondence() -> None:
+    data, probe, stats = _pixel_retrieval_world()
+    cfg = config(
+        {"dense.max_epochs": 5, "dense.batch_size": 8, "dense.points_per_image": 32, "probe.k": 1}
+    )
+    L.seed_everything(0, verbose=False)
+    task = build_task("dense", cfg, seed=0, bands=stats.bands, norm_stats=stats, num_dates=4)
+    task.probe_data = probe
+    loader = DataLoader(
+        TensorDictDataset(data), sampler=EpochBatchSampler(16, 8, 0), batch_size=None
+    )
+    trainer(5).fit(task, loader)
+    losses, accs = _losses(task), _accuracies(task)
+    assert task.random_init_probe is not None
+    assert losses[-1] < losses[0], losses
+    assert max(accs) > task.random_init_probe.knn_acc + 0.2, (task.random_init_probe, accs)
+
+
+@pytest.mark.slow
+def test_cscl_learns(small_world: Path) -> None:
+    cfg = config(
+        {
+            "cscl.max_epochs": 5,
+            "cscl.batch_size": 8,
+            "cscl.lr": 0.001,
+            "probe.pixel_bank_images": 32,
+            "probe.pixel_query_images": 16,
+            "probe.pixels_per_image": 32,
+        }
+    )
+    dm, task = setup("cscl", small_world, cfg)
+    trainer(5).fit(task, datamodule=dm)
+    losses, accs = _losses(task), _accuracies(task)
+    assert task.random_init_probe is not None
+    assert losses[-1] < losses[0], losses
+    assert max(accs) > task.random_init_probe.knn_acc + 0.02, (task.random_init_probe, accs)
