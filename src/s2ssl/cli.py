@@ -117,15 +117,13 @@ def validate(
 
     from s2ssl.data.store import StoreError
     from s2ssl.progress import progress_bar
-    from s2ssl.validation.validate import ValidationFailedError
+    from s2ssl.validation.validate import ValidationFailedError, top_reasons
     from s2ssl.validation.validate import validate as run_validate
 
     cfg = _load(params)
     try:
         result = run_validate(cfg, raw, out, reports, datasets=dataset, progress=progress_bar)
     except ValidationFailedError as e:
-        from rich.console import Console
-
         Console(stderr=True).print(f"[bold red]✗[/] {escape(str(e))}", highlight=False)
         Console(stderr=True).print(
             f"  details: {escape(str(reports))}/quarantine.csv, "
@@ -140,14 +138,13 @@ def validate(
             col, justify="left" if col in ("dataset", "most common reasons") else "right"
         )
     for v in result.validations:
-        reasons = v.quarantine["reasons"].explode().dropna().astype(str)
-        top = reasons.str.extract(r"^(\w+)")[0].value_counts().head(3)
+        top = top_reasons(v.quarantine, 3)
         table.add_row(
             v.name,
             str(v.n_samples),
             str(len(v.accepted)),
             str(len(v.quarantine)),
-            escape(", ".join(f"{k} ({n})" for k, n in top.items())) or "-",
+            escape(", ".join(f"{k} ({n})" for k, n in top)) or "-",
         )
     console = Console()
     console.print(table)

@@ -351,7 +351,29 @@ class ProbeConfig(StrictModel):
     batch_size: PositiveInt = Field(default=64, description="images per encoding batch")
 
 
-class MocoConfig(StrictModel):
+class _SgdCropTraining(StrictModel):
+    """What the contrastive methods share: random-resized-crop scale and the SGD step schedule
+    (lr × ``lr_gamma`` at the ``lr_milestones`` fractions of ``max_epochs``)."""
+
+    crop_scale: tuple[float, float] = (0.2, 1.0)
+    lr: float = Field(default=0.03, gt=0, le=10)
+    sgd_momentum: float = Field(default=0.9, ge=0, lt=1)
+    weight_decay: float = Field(default=1e-4, ge=0, le=1)
+    lr_milestones: tuple[float, ...] = (0.6, 0.8)
+    lr_gamma: float = Field(default=0.1, gt=0, le=1)
+
+    @field_validator("crop_scale")
+    @classmethod
+    def _scale(cls, v: tuple[float, float]) -> tuple[float, float]:
+        return _check_pair(v, 0.0, 1.0, "crop_scale")
+
+    @field_validator("lr_milestones")
+    @classmethod
+    def _milestones(cls, v: tuple[float, ...]) -> tuple[float, ...]:
+        return _check_milestones(v)
+
+
+class MocoConfig(_SgdCropTraining):
     """``seco``, ``moco`` and ``moco_tp`` (Mañas et al., ICCV 2021; MoCo-v2, Chen et al. 2020).
 
     Paper defaults: ResNet-18, RGB, SGD lr 0.03 momentum 0.9 wd 1e-4, batch 256, 200 epochs with
@@ -368,30 +390,14 @@ class MocoConfig(StrictModel):
     depth: Literal[18, 50] = 18
     bands: Literal["rgb", "all"] = "rgb"
     crop_size: int = Field(default=48, ge=32, le=1024, description="output of the resized crop")
-    crop_scale: tuple[float, float] = (0.2, 1.0)
     embedding_dim: PositiveInt = 128
     queue_size: PositiveInt = 64
     temperature: float = Field(default=0.07, gt=0, le=10)
     key_momentum: float = Field(default=0.99, ge=0, le=1)
-    lr: float = Field(default=0.03, gt=0, le=10)
-    sgd_momentum: float = Field(default=0.9, ge=0, lt=1)
-    weight_decay: float = Field(default=1e-4, ge=0, le=1)
-    lr_milestones: tuple[float, ...] = (0.6, 0.8)
-    lr_gamma: float = Field(default=0.1, gt=0, le=1)
     appearance: AppearanceConfig = AppearanceConfig()
 
-    @field_validator("crop_scale")
-    @classmethod
-    def _scale(cls, v: tuple[float, float]) -> tuple[float, float]:
-        return _check_pair(v, 0.0, 1.0, "crop_scale")
 
-    @field_validator("lr_milestones")
-    @classmethod
-    def _milestones(cls, v: tuple[float, ...]) -> tuple[float, ...]:
-        return _check_milestones(v)
-
-
-class DenseConfig(StrictModel):
+class DenseConfig(_SgdCropTraining):
     """``dense``: pixel-level contrastive pre-training of a ResNet U-Net (Embedding Earth, Tarasiou
     & Zafeiriou 2022; the official code was never released, the design is ours, DESIGN §4)."""
 
@@ -412,11 +418,6 @@ class DenseConfig(StrictModel):
     key_encoder: bool = Field(default=False, description="momentum (dual) key encoder")
     key_momentum: float = Field(default=0.99, ge=0, le=1)
     optimizer: Literal["sgd", "adamw"] = "sgd"
-    lr: float = Field(default=0.03, gt=0, le=10)
-    sgd_momentum: float = Field(default=0.9, ge=0, lt=1)
-    weight_decay: float = Field(default=1e-4, ge=0, le=1)
-    lr_milestones: tuple[float, ...] = (0.6, 0.8)
-    lr_gamma: float = Field(default=0.1, gt=0, le=1)
     appearance: AppearanceConfig = AppearanceConfig(grayscale_p=0.0, noise_p=0.5)
 
     @field_validator("crop_size")
@@ -425,16 +426,6 @@ class DenseConfig(StrictModel):
         if v % 32:
             raise ValueError(f"must be divisible by 32 (the U-Net's output stride), got {v}")
         return v
-
-    @field_validator("crop_scale")
-    @classmethod
-    def _scale(cls, v: tuple[float, float]) -> tuple[float, float]:
-        return _check_pair(v, 0.0, 1.0, "crop_scale")
-
-    @field_validator("lr_milestones")
-    @classmethod
-    def _milestones(cls, v: tuple[float, ...]) -> tuple[float, ...]:
-        return _check_milestones(v)
 
 
 class CSCLConfig(StrictModel):

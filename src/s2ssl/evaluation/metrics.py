@@ -36,6 +36,7 @@ Conventions shared by all of them:
 from __future__ import annotations
 
 import math
+from abc import ABC, abstractmethod
 from collections.abc import Sequence
 
 import torch
@@ -298,7 +299,7 @@ def _scores(num_classes: int, ignore_index: int | None, *, per_class: str) -> Me
     )
 
 
-class _ConfusionMetrics:
+class _ConfusionMetrics(ABC):
     """Validated construction, device handling and bookkeeping shared by the two metric sets."""
 
     _unit = "sample"
@@ -316,8 +317,9 @@ class _ConfusionMetrics:
         self._device: torch.device | None = None
         self._n_labelled = 0
 
+    @abstractmethod
     def _collections(self) -> dict[str, MetricCollection]:
-        raise NotImplementedError
+        """The torchmetrics collections this metric set updates and computes."""
 
     def _follow_device(self, device: torch.device) -> None:
         """Move every metric state to ``device`` (the first update's, or a new one)."""

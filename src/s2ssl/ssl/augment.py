@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import math
 import operator
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Final
 
@@ -122,17 +122,28 @@ def _generator_device(generator: torch.Generator | None, device: torch.device) -
     return generator.device if generator is not None else device
 
 
+def _draw(
+    sampler: Callable[..., Tensor],
+    shape: Sequence[int],
+    generator: torch.Generator | None,
+    device: torch.device,
+    dtype: torch.dtype,
+) -> Tensor:
+    """``sampler`` (torch.rand / torch.randn) on the generator's device, moved to ``device``."""
+    draw = sampler(
+        tuple(shape), generator=generator, device=_generator_device(generator, device), dtype=dtype
+    )
+    return draw.to(device)
+
+
 def _rand(
     shape: Sequence[int],
     generator: torch.Generator | None,
     device: torch.device,
     dtype: torch.dtype = torch.float32,
 ) -> Tensor:
-    """``U(0, 1)`` draws on the generator's device, moved to ``device``."""
-    draw = torch.rand(
-        tuple(shape), generator=generator, device=_generator_device(generator, device), dtype=dtype
-    )
-    return draw.to(device)
+    """``U(0, 1)`` draws (see :func:`_draw`)."""
+    return _draw(torch.rand, shape, generator, device, dtype)
 
 
 def _randn(
@@ -141,11 +152,8 @@ def _randn(
     device: torch.device,
     dtype: torch.dtype = torch.float32,
 ) -> Tensor:
-    """``N(0, 1)`` draws on the generator's device, moved to ``device``."""
-    draw = torch.randn(
-        tuple(shape), generator=generator, device=_generator_device(generator, device), dtype=dtype
-    )
-    return draw.to(device)
+    """``N(0, 1)`` draws (see :func:`_draw`)."""
+    return _draw(torch.randn, shape, generator, device, dtype)
 
 
 def _points_check(points: Tensor, n: int, name: str) -> None:

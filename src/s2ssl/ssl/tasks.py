@@ -26,6 +26,7 @@ from __future__ import annotations
 import copy
 import math
 import time
+from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from contextlib import nullcontext
 from dataclasses import asdict, dataclass, field
@@ -106,7 +107,7 @@ def _freeze(module: _M) -> _M:
     return module
 
 
-class PretrainTask(L.LightningModule):
+class PretrainTask(L.LightningModule, ABC):
     """Shared machinery of the pre-training tasks (see the module docstring).
 
     Args:
@@ -164,21 +165,21 @@ class PretrainTask(L.LightningModule):
         self._channels_last = False
 
     # ------------------------------------------------------------------ to implement
+    @abstractmethod
     def shared_step(self, batch: dict[str, Tensor], generator: torch.Generator) -> StepOutput:
         """Build the views of ``batch`` with ``generator`` and compute the loss."""
-        raise NotImplementedError
 
+    @abstractmethod
     def encode_probe(self, split: ProbeSplit) -> tuple[Tensor, Tensor]:
         """Features ``[M, D]`` and labels ``[M]`` of a probe split (no grad, eval mode)."""
-        raise NotImplementedError
 
+    @abstractmethod
     def encoder_module(self) -> nn.Module:
         """The network that transfers (exported as the pre-trained encoder)."""
-        raise NotImplementedError
 
+    @abstractmethod
     def architecture(self) -> dict[str, Any]:
         """What :func:`s2ssl.ssl.pretrain.load_encoder` needs to rebuild :meth:`encoder_module`."""
-        raise NotImplementedError
 
     def normalization(self) -> dict[str, Any]:
         """How inputs are scaled before the encoder (recorded in the encoder's meta.json)."""

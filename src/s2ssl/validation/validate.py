@@ -148,6 +148,13 @@ def summarise(validations: Sequence[DatasetValidation]) -> dict[str, Any]:
     return out
 
 
+def top_reasons(quarantine: pd.DataFrame, n: int = 5) -> list[tuple[str, int]]:
+    """The ``n`` most frequent failed checks in a quarantine table, with their counts."""
+    reasons = quarantine["reasons"].explode().dropna().astype(str)
+    counts = reasons.str.extract(r"^(\w+)")[0].value_counts().head(n)
+    return [(str(k), int(v)) for k, v in counts.items()]
+
+
 def failure_message(validations: Sequence[DatasetValidation]) -> str:
     """A readable account of why the unusable datasets are unusable."""
     lines = ["validation failed: the following dataset(s) are unusable"]
@@ -158,9 +165,7 @@ def failure_message(validations: Sequence[DatasetValidation]) -> str:
         for err in [*v.outcome.schema_errors, *v.outcome.dataset_errors]:
             lines.append(f"    - {err}")
         if len(v.quarantine):
-            reasons = v.quarantine["reasons"].explode().astype(str)
-            counts = reasons.str.extract(r"^(\w+)")[0].value_counts()
-            top = ", ".join(f"{k} ({n})" for k, n in counts.head(5).items())
+            top = ", ".join(f"{k} ({n})" for k, n in top_reasons(v.quarantine))
             lines.append(f"    - {len(v.quarantine)} of {v.n_samples} samples failed; most: {top}")
     return "\n".join(lines)
 
