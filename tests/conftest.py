@@ -21,6 +21,18 @@ TINY_SIZES: dict[str, int] = {
     "pretrain.moco_tp.max_epochs": 1,
     "pretrain.dense.max_epochs": 1,
     "pretrain.cscl.max_epochs": 1,
+    "holdout_region": None,
+    "finetune.fractions": [0.5, 1.0],
+    "finetune.landcover.min_steps": 2,
+    "finetune.landcover.max_steps": 2,
+    "finetune.landcover.val_every": 1,
+    "finetune.croptype.min_steps": 2,
+    "finetune.croptype.max_steps": 2,
+    "finetune.croptype.val_every": 1,
+    "finetune.scene.min_steps": 2,
+    "finetune.scene.max_steps": 2,
+    "finetune.scene.val_every": 1,
+    "finetune.scene.linear.epochs": 20,
 }
 """Dotted overrides that shrink the repo's params.yaml to seconds of generation and training."""
 

@@ -203,6 +203,106 @@ def pretrain(
 
 
 @app.command()
+def finetune(
+    task: Annotated[
+        str, typer.Option("--task", "-t", help="landcover, croptype or scene (finetune.tasks).")
+    ],
+    params: ParamsOpt = Path("params.yaml"),
+    data: Annotated[Path, typer.Option(help="Directory holding the validated datasets.")] = Path(
+        "data/validated"
+    ),
+    pretrained: Annotated[
+        Path, typer.Option(help="Exported encoders: <pretrained>/<method>/encoder.")
+    ] = Path("models/pretrain"),
+    out: Annotated[
+        Path, typer.Option(help="Models root: <out>/<task>/model (the selected model).")
+    ] = Path("models/finetune"),
+    reports: Annotated[
+        Path, typer.Option(help="Reports root: <reports>/<task>/runs/<run>.json per run.")
+    ] = Path("reports/finetune"),
+    no_tracking: Annotated[
+        bool, typer.Option("--no-tracking", help="Do not log to MLflow.")
+    ] = False,
+) -> None:
+    """Fine-tune / evaluate every init x label fraction of one downstream task.
+
+    Runs the init x protocol x label-fraction x setting (in-domain, region transfer) grid of the
+    task's `finetune` section. Each run trains on its fraction of the train split, selects its
+    state on val and is scored once on test; its result goes to `<reports>/<task>/runs/`. Runs
+    whose result is up to date are skipped (a killed stage resumes). The best in-domain run at
+    the largest fraction is exported to `<out>/<task>/model`.
+    """
+    from rich.console import Console
+    from rich.markup import escape
+    from rich.table import Table
+
+    from s2ssl.data.store import StoreError
+    from s2ssl.finetune.run import run_finetune
+    from s2ssl.progress import progress_bar
+
+    cfg = _load(params)
+    try:
+        result = run_finetune(
+            cfg, task, data, pretrained, out, reports, progress=progress_bar, track=not no_tracking
+        )
+    except (StoreError, ValueError) as e:
+        raise _fail(str(e)) from None
+    table = Table(title=f"finetune {escape(task)}: test scores")
+    for col in ("setting", "init", "protocol", "labels", "n", "val", "test", "s"):
+        table.add_column(col, justify="right" if col in ("n", "val", "test", "s") else "left")
+    for key, r in result.results.items():
+        test = r["test"]
+        headline = test.get("miou", test.get("top1"))
+        table.add_row(
+            r["setting"],
+            r["init"],
+            r["protocol"],
+            f"{r['fraction_label']} %",
+            str(r["n_train"]),
+            f"{r['val_score']:.3f}",
+            f"{headline:.3f}",
+            f"{r['wall_s']:.0f}" if key in result.executed else "reused",
+        )
+    console = Console()
+    console.print(table)
+    if result.model_dir is not None:
+        console.print(
+            f"[green]✓[/] {len(result.executed)} run(s) executed, {len(result.reused)} reused; "
+            f"model {escape(str(result.selected))} → {escape(str(result.model_dir))}/"
+        )
+
+
+@app.command()
+def evaluate(
+    params: ParamsOpt = Path("params.yaml"),
+    runs: Annotated[
+        Path, typer.Option(help="Fine-tuning reports root: <runs>/<task>/runs/*.json.")
+    ] = Path("reports/finetune"),
+    data: Annotated[
+        Path, typer.Option(help="Validated datasets (test images for the strips).")
+    ] = Path("data/validated"),
+    out: Annotated[Path, typer.Option(help="Where the report, metrics and figures go.")] = Path(
+        "reports/evaluate"
+    ),
+) -> None:
+    """Compare every init with random init: metrics.json, plots, figures and report.md."""
+    from rich.console import Console
+    from rich.markup import escape
+
+    from s2ssl.evaluation.report import write_evaluation
+
+    cfg = _load(params)
+    try:
+        result = write_evaluation(cfg, runs, data, out)
+    except ValueError as e:
+        raise _fail(str(e)) from None
+    Console().print(
+        f"[green]✓[/] {result.n_runs} runs of {len(result.tasks)} task(s) evaluated\n"
+        f"  report → {escape(str(result.report))}\n  metrics → {escape(str(result.metrics))}"
+    )
+
+
+@app.command()
 def info(
     path: Annotated[Path, typer.Argument(help="A dataset directory, e.g. data/raw/landcover.")],
 ) -> None:

@@ -343,8 +343,11 @@ class ProbeConfig(StrictModel):
     k: PositiveInt = 20
     temperature: float = Field(default=0.07, gt=0, le=10)
     voting: Literal["weighted", "majority"] = "weighted"
-    bank_size: PositiveInt = Field(default=512, description="scene level: max bank images")
-    query_size: PositiveInt = Field(default=256, description="scene level: max query images")
+    bank_size: PositiveInt = Field(default=512, description="scene level: max bank patches")
+    query_size: PositiveInt = Field(default=256, description="scene level: max query patches")
+    scene_tile: PositiveInt = Field(
+        default=32, description="scene level: patches are cut into tiles labelled by majority"
+    )
     pixel_bank_images: PositiveInt = Field(default=64, description="pixel level: bank images")
     pixel_query_images: PositiveInt = Field(default=32, description="pixel level: query images")
     pixels_per_image: PositiveInt = Field(default=64, description="pixel level: pixels per image")
@@ -535,6 +538,210 @@ class PretrainConfig(StrictModel):
         return cfg
 
 
+FINETUNE_TASKS: tuple[str, ...] = ("landcover", "croptype", "scene")
+"""Downstream tasks: land-cover segmentation, crop-type segmentation from time series, scenes."""
+
+FinetuneTask = Literal["landcover", "croptype", "scene"]
+Init = Literal["random", "seco", "moco", "moco_tp", "dense", "cscl"]
+ScanProtocol = Literal["linear", "knn", "finetune"]
+
+
+def _unique(v: list[Any], what: str) -> list[Any]:
+    dupes = sorted({str(x) for x in v if v.count(x) > 1})
+    if dupes:
+        raise ValueError(f"{what} must be unique; repeated: {dupes}")
+    return v
+
+
+class SupervisedTraining(StrictModel):
+    """What every fine-tuning run shares: the step budget, the optimiser and the batch size.
+
+    A run takes ``max(min_steps, epochs × batches per epoch)`` optimiser steps (capped at
+    ``max_steps``), so a 1 % label fraction still trains long enough to converge while 100 %
+    sees every sample ``epochs`` times. The model is evaluated on the validation split every
+    ``val_every`` steps and the best state (validation metric) is the one scored on test.
+    """
+
+    epochs: PositiveInt = 4
+    min_steps: PositiveInt = 40
+    max_steps: PositiveInt = 400
+    val_every: PositiveInt = Field(default=20, description="validation every n steps")
+    batch_size: PositiveInt = 16
+    lr: float = Field(default=1e-3, gt=0, le=10)
+    weight_decay: float = Field(default=1e-4, ge=0, le=1)
+    encoder_lr_scale: float = Field(
+        default=1.0, gt=0, le=10, description="lr factor of pre-trained weights (1: same lr)"
+    )
+    flip: bool = True
+    rot90: bool = True
+    crop_size: int | None = Field(
+        default=None, ge=4, description="random square training crop (None: whole patch)"
+    )
+
+    @model_validator(mode="after")
+    def _steps(self) -> SupervisedTraining:
+        if self.min_steps > self.max_steps:
+            raise ValueError(f"min_steps ({self.min_steps}) > max_steps ({self.max_steps})")
+        return self
+
+
+class LandcoverFinetune(SupervisedTraining):
+    """Land-cover segmentation: a ResNet U-Net, fresh 1×1 classifier (Embedding Earth transfer).
+
+    ``random`` uses ``depth`` / ``bands`` / ``feature_dim`` below; a pre-trained init brings its own
+    architecture and bands (SeCo-family: the ResNet encoder, decoder random; ``dense`` and
+    ``cscl`` with ``pretrain.cscl.labels: landcover``: the whole U-Net).
+    """
+
+    inits: list[Init] = Field(default=["random", "dense", "seco"], min_length=1)
+    depth: Literal[18, 50] = 18
+    bands: Literal["rgb", "all"] = "all"
+    feature_dim: PositiveInt = Field(default=128, description="random-init U-Net output channels")
+
+    @field_validator("inits")
+    @classmethod
+    def _inits(cls, v: list[str]) -> list[str]:
+        return _unique(v, "inits")
+
+    @field_validator("crop_size")
+    @classmethod
+    def _div32(cls, v: int | None) -> int | None:
+        if v is not None and v % 32:
+            raise ValueError(f"must be divisible by 32 (ResNet U-Net), got {v}")
+        return v
+
+
+class CroptypeFinetune(SupervisedTraining):
+    """Crop-type segmentation from time series: CSCL stage 2 (Tarasiou et al. 2021/22).
+
+    The 3-D U-Net backbone is reloaded from stage 1 (similarity head dropped), a fresh 1×1
+    classifier is trained with masked cross-entropy (unknown pixels ignored) and the
+    learning-rate schedule starts again (Adam, × ``lr_decay`` per epoch; paper lr 1e-4, batch 32).
+    """
+
+    inits: list[Literal["random", "cscl"]] = Field(default=["random", "cscl"], min_length=1)
+    features: PositiveInt = Field(default=8, description="random-init 3-D U-Net width")
+    embedding_dim: PositiveInt = Field(default=128, description="random-init output channels")
+    lr_decay: float = Field(default=0.975, gt=0, le=1, description="lr factor per epoch")
+
+    @field_validator("inits")
+    @classmethod
+    def _inits(cls, v: list[str]) -> list[str]:
+        return _unique(v, "inits")
+
+    @field_validator("crop_size")
+    @classmethod
+    def _div4(cls, v: int | None) -> int | None:
+        if v is not None and v % 4:
+            raise ValueError(f"must be divisible by 4 (3-D U-Net), got {v}")
+        return v
+
+
+class LinearProbeConfig(StrictModel):
+    """Logistic regression on frozen, standardised global-pooled features (full batch)."""
+
+    epochs: PositiveInt = 200
+    lr: float = Field(default=0.05, gt=0, le=10)
+    weight_decay: float = Field(default=1e-3, ge=0, le=10)
+
+
+class SceneFinetune(SupervisedTraining):
+    """Scene classification (EuroSAT-like): ``tile_size`` tiles of the land-cover patches, each
+    labelled with its majority land-cover class (whole 64 px patches are nearly all "cropland").
+
+    Each encoder is evaluated frozen (``linear``: logistic regression; ``knn``: cosine kNN with
+    the probe's voting) and fully fine-tuned (``finetune``: encoder + fresh linear layer). The
+    full fine-tune runs at ``finetune_fractions`` only (it costs as much as a segmentation run).
+    """
+
+    inits: list[Literal["random", "seco", "moco", "moco_tp", "dense", "cscl"]] = Field(
+        default=["random", "seco", "moco", "moco_tp", "dense"], min_length=1
+    )
+    protocols: list[ScanProtocol] = Field(default=["linear", "knn", "finetune"], min_length=1)
+    finetune_fractions: list[Fraction] = Field(default=[1.0])
+    tile_size: int = Field(default=32, ge=8, description="scene tile edge (divides the patch)")
+    depth: Literal[18, 50] = 18
+    bands: Literal["rgb", "all"] = "all"
+    linear: LinearProbeConfig = LinearProbeConfig()
+    knn_k: PositiveInt = 20
+    knn_temperature: float = Field(default=0.07, gt=0, le=10)
+
+    @field_validator("inits")
+    @classmethod
+    def _inits(cls, v: list[str]) -> list[str]:
+        return _unique(v, "inits")
+
+    @field_validator("protocols")
+    @classmethod
+    def _protocols(cls, v: list[str]) -> list[str]:
+        return _unique(v, "protocols")
+
+
+class RegionTransferConfig(StrictModel):
+    """Fine-tune and test on ``holdout_region`` (never seen in pre-training) at these fractions."""
+
+    enabled: bool = True
+    fractions: list[Fraction] = Field(default=[0.1])
+
+
+class FinetuneConfig(StrictModel):
+    """``finetune`` stage: one DVC ``foreach`` item per task; inside, every init × fraction.
+
+    ``fractions`` of the labelled train split are sampled deterministically and nested
+    (1 % ⊂ 10 % ⊂ 100 %, :func:`s2ssl.finetune.splits.label_fraction_subset`), stratified by the
+    majority class so every class keeps a sample; at least ``min_train_samples`` are kept.
+    """
+
+    tasks: list[FinetuneTask] = Field(default=list(FINETUNE_TASKS), min_length=1)
+    fractions: list[Fraction] = Field(default=[0.01, 0.1, 1.0], min_length=1)
+    min_train_samples: PositiveInt = 2
+    region_transfer: RegionTransferConfig = RegionTransferConfig()
+    accelerator: Literal["auto", "cpu", "gpu", "cuda", "mps"] = "auto"
+    devices: int | Literal["auto"] = 1
+    precision: Literal["auto", "32", "bf16-mixed", "16-mixed"] = "auto"
+    deterministic: bool = True
+    torch_threads: PositiveInt | None = None
+    eval_batch_size: PositiveInt = 64
+    landcover: LandcoverFinetune = LandcoverFinetune()
+    croptype: CroptypeFinetune = CroptypeFinetune(
+        epochs=6, min_steps=40, lr=1e-3, batch_size=16, flip=True, rot90=True
+    )
+    scene: SceneFinetune = SceneFinetune(batch_size=32)
+
+    @model_validator(mode="after")
+    def _scene_crop(self) -> FinetuneConfig:
+        if self.scene.crop_size is not None:
+            raise ValueError(
+                "scene.crop_size must be null: a scene label belongs to the whole patch"
+            )
+        return self
+
+    @field_validator("tasks")
+    @classmethod
+    def _tasks(cls, v: list[str]) -> list[str]:
+        return _unique(v, "tasks")
+
+    @field_validator("fractions")
+    @classmethod
+    def _fractions(cls, v: list[float]) -> list[float]:
+        if any(f <= 0 for f in v):
+            raise ValueError(f"label fractions must be in (0, 1], got {v}")
+        return sorted(_unique(v, "fractions"))
+
+    def task_config(self, task: str) -> LandcoverFinetune | CroptypeFinetune | SceneFinetune:
+        """The settings of downstream ``task`` (one of :data:`FINETUNE_TASKS`)."""
+        if task not in FINETUNE_TASKS:
+            raise ValueError(f"unknown task {task!r}; choose one of {list(FINETUNE_TASKS)}")
+        cfg: LandcoverFinetune | CroptypeFinetune | SceneFinetune = getattr(self, task)
+        return cfg
+
+
+class EvaluateConfig(StrictModel):
+    """``evaluate`` stage: which figures the report draws."""
+
+    strip_samples: PositiveInt = Field(default=4, description="test images in each strip PNG")
+
+
 class Params(StrictModel):
     """The whole ``params.yaml``."""
 
@@ -542,8 +749,26 @@ class Params(StrictModel):
     fetch: FetchConfig
     validation: ValidateConfig = Field(default=ValidateConfig(), alias="validate")
     """The ``validate`` section (a field called ``validate`` would shadow pydantic's method)."""
+    holdout_region: str | None = None
+    """A region never used for pre-training nor in-domain fine-tuning: the region-transfer test."""
     pretrain: PretrainConfig = PretrainConfig()
     """The ``pretrain`` section (defaults apply when a params file has none)."""
+    finetune: FinetuneConfig = FinetuneConfig()
+    evaluate: EvaluateConfig = EvaluateConfig()
+
+    @model_validator(mode="after")
+    def _holdout(self) -> Params:
+        synthetic = getattr(self.fetch, "synthetic", None)
+        names = [r.name for r in synthetic.regions] if synthetic is not None else []
+        if self.fetch.source != "synthetic":
+            names = []
+        if self.holdout_region is not None and names and self.holdout_region not in names:
+            raise ValueError(
+                f"holdout_region {self.holdout_region!r} is not a region; regions: {names}"
+            )
+        if self.holdout_region is not None and names and len(names) < 2:
+            raise ValueError("holdout_region needs at least two regions (one is held out)")
+        return self
 
 
 # --------------------------------------------------------------------------- loading

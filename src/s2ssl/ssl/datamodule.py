@@ -53,7 +53,7 @@ from s2ssl.config import (
 from s2ssl.data.stats import NormStats
 from s2ssl.data.store import ShardedDataset, StoreError
 from s2ssl.data.validated import ValidatedDataset, open_validated
-from s2ssl.ssl.probe import ProbeData, ProbeSplit, sample_pixels, scene_labels
+from s2ssl.ssl.probe import ProbeData, ProbeSplit, cut_tiles, sample_pixels, scene_labels
 
 __all__ = [
     "CONTRASTIVE_METHODS",
@@ -312,6 +312,8 @@ class PretrainDataModule(L.LightningDataModule):
         config: the ``pretrain`` section.
         data_dir: the directory holding the validated datasets (``data/validated``).
         seed: the run's seed (sampling, probe subsets).
+        holdout_region: a region whose samples pre-training never sees (neither training nor
+            probe): the region-transfer test of fine-tuning.
 
     After :meth:`setup`: :attr:`train` (the in-memory training set), :attr:`probe`,
     :attr:`norm_stats` (the training dataset's statistics of :attr:`bands`),
@@ -319,9 +321,15 @@ class PretrainDataModule(L.LightningDataModule):
     """
 
     def __init__(
-        self, method: str, config: PretrainConfig, data_dir: str | Path, seed: int
+        self,
+        method: str,
+        config: PretrainConfig,
+        data_dir: str | Path,
+        seed: int,
+        holdout_region: str | None = None,
     ) -> None:
         super().__init__()
+        self.holdout_region = holdout_region
         self.method = method
         self.config = config
         self.method_config = config.method_config(method)
@@ -354,6 +362,20 @@ class PretrainDataModule(L.LightningDataModule):
             )
         return open_validated(path)
 
+    def _positions(self, store: ShardedDataset, split: str) -> np.ndarray:
+        """Positions of ``split`` outside the held-out region."""
+        positions = _split_positions(store, split)
+        if self.holdout_region is None or "region" not in store.index.columns:
+            return positions
+        regions = store.index["region"].to_numpy()[positions]
+        kept = positions[regions != self.holdout_region]
+        if kept.size == 0:
+            raise ValueError(
+                f"every {split} sample of {store.path} is in holdout_region "
+                f"{self.holdout_region!r}; nothing is left to pre-train on"
+            )
+        return kept
+
     def setup(self, stage: str | None = None) -> None:
         """Load the training split and the probe sets into memory (once)."""
         if self.train is not None:
@@ -363,7 +385,11 @@ class PretrainDataModule(L.LightningDataModule):
         self.manifests[self.data.train_dataset] = train_ds.manifest
         self.norm_stats = train_ds.norm_stats.select(self.bands)
         tensors = load_split(
-            train_ds.store, "train", band_indices=band_idx, label=self.data.train_label
+            train_ds.store,
+            None,
+            band_indices=band_idx,
+            label=self.data.train_label,
+            positions=self._positions(train_ds.store, "train"),
         )
         n = int(tensors["image"].shape[0])
         _, world = _dist_rank_world()
@@ -404,7 +430,7 @@ class PretrainDataModule(L.LightningDataModule):
         else:
             limits = (cfg.pixel_bank_images, cfg.pixel_query_images)
         for k, (split, limit) in enumerate(zip(("train", "val"), limits, strict=True)):
-            pos = _subset(_split_positions(store, split), limit, derive_seed(self.seed, 7, k))
+            pos = _subset(self._positions(store, split), limit, derive_seed(self.seed, 7, k))
             tensors = load_split(
                 store, split, band_indices=band_idx, label=d.probe_label, positions=pos
             )
@@ -412,7 +438,9 @@ class PretrainDataModule(L.LightningDataModule):
             if not time_series:
                 image = image[:, 0]  # single date [N, C, H, W]
             if d.probe_level == "scene":
-                labels = scene_labels(tensors["label"], n_classes, ignore=d.probe_exclude)
+                image = cut_tiles(image, cfg.scene_tile)
+                tile_maps = cut_tiles(tensors["label"], cfg.scene_tile)
+                labels = scene_labels(tile_maps, n_classes, ignore=d.probe_exclude)
                 keep = labels >= 0
                 splits.append(ProbeSplit(image=image[keep], labels=labels[keep]))
             else:

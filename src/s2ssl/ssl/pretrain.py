@@ -168,6 +168,7 @@ def _fingerprint(
         "config": cfg.method_config(method).model_dump(mode="json"),
         "probe": cfg.probe.model_dump(mode="json"),
         "limit_train_batches": cfg.limit_train_batches,
+        "holdout_region": params.holdout_region,
         "data": {
             name: {k: m.get(k) for k in ("raw_fingerprint", "n_accepted")}
             for name, m in sorted(manifests.items())
@@ -479,7 +480,7 @@ def pretrain(
 
     with _quiet_lightning():
         L.seed_everything(params.seed, workers=True, verbose=False)
-        dm = PretrainDataModule(method, cfg, data_dir, params.seed)
+        dm = PretrainDataModule(method, cfg, data_dir, params.seed, params.holdout_region)
         dm.setup("fit")
         if dm.norm_stats is None or dm.probe is None:  # pragma: no cover - setup sets both
             raise RuntimeError("the datamodule did not load its data")

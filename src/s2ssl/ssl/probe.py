@@ -150,6 +150,25 @@ def knn_accuracy(
     return float((pred.cpu() == query_labels.long().cpu()).float().mean())
 
 
+def cut_tiles(x: Tensor, tile: int) -> Tensor:
+    """Non-overlapping ``tile × tile`` tiles of ``[N, ..., H, W]``: ``[N · gh · gw, ..., t, t]``.
+
+    Tiles of one sample are consecutive, in row-major order (``gh = H / tile``, ``gw = W /
+    tile``). EuroSAT-like scenes are such tiles labelled by their majority land-cover class: a
+    whole 64 px synthetic patch is nearly always majority "cropland", a 32 px tile is not.
+    """
+    *lead, h, w = x.shape
+    if tile < 1 or h % tile or w % tile:
+        raise ValueError(f"tile size {tile} must divide the image size {h}x{w}")
+    n, inner = lead[0], lead[1:]
+    gh, gw = h // tile, w // tile
+    k = len(inner)
+    y = x.reshape(n, *inner, gh, tile, gw, tile)
+    # [n, *inner, gh, t, gw, t] -> [n, gh, gw, *inner, t, t]
+    order = [0, k + 1, k + 3, *range(1, k + 1), k + 2, k + 4]
+    return y.permute(order).reshape(n * gh * gw, *inner, tile, tile)
+
+
 def scene_labels(label_maps: Tensor, num_classes: int, ignore: Sequence[int] = (255,)) -> Tensor:
     """Majority class ``[N]`` of each label map ``[N, H, W]`` (``ignore`` values excluded).
 

@@ -1,0 +1,241 @@
+"""The labelled data of each downstream task, per setting, split and label fraction.
+
+* **Settings.** ``in_domain``: every region except ``params.holdout_region`` (the regions whose
+  unlabelled imagery pre-training saw); ``transfer``: only the held-out region, which neither
+  pre-training nor in-domain fine-tuning ever sees (Embedding Earth's cross-region claim).
+* **Splits.** ``train`` (a label fraction of it trains the model), ``val`` (checkpoint
+  selection), ``test`` (scored once, after training; nothing else reads it).
+* **Label fractions** come from :func:`s2ssl.finetune.splits.label_fraction_subset`: seeded,
+  nested (1 % ⊂ 10 % ⊂ 100 %) and stratified by each sample's majority class.
+
+Images are held in memory as int16 DN after the processing-baseline offset (reflectance × 1e4),
+all 13 bands; :meth:`TaskSplit.reflectance` selects a model's bands and scales them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Final, Literal
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from s2ssl.bands import BAND_NAMES
+from s2ssl.config import LABEL_CLASSES, LABEL_IGNORE, LANDCOVER_CLASSES
+from s2ssl.data.stats import NormStats
+from s2ssl.data.store import StoreError
+from s2ssl.data.validated import ValidatedDataset, open_validated
+from s2ssl.evaluation.metrics import majority_labels
+from s2ssl.finetune.splits import label_fraction_subset
+from s2ssl.ssl.datamodule import load_split
+from s2ssl.ssl.probe import cut_tiles
+
+__all__ = [
+    "SETTINGS",
+    "TASK_DATASET",
+    "Setting",
+    "TaskData",
+    "TaskSplit",
+    "load_task_data",
+]
+
+Setting = Literal["in_domain", "transfer"]
+SETTINGS: Final[tuple[str, ...]] = ("in_domain", "transfer")
+
+TASK_DATASET: Final[dict[str, tuple[str, str]]] = {
+    "landcover": ("landcover", "landcover"),
+    "croptype": ("croptype", "croptype"),
+    "scene": ("landcover", "landcover"),
+}
+"""``task -> (validated dataset, label array)``; scene labels derive from land-cover maps."""
+
+
+@dataclass(frozen=True)
+class TaskSplit:
+    """One split of a task in memory.
+
+    Attributes:
+        image: int16 ``[n, T, 13, H, W]`` DN after offset (T = 1 for single-date tasks).
+        doy: int64 ``[n, T]`` day of year of every date.
+        label: int64 ``[n, H, W]`` (segmentation) or ``[n]`` (scenes); 255 = unlabelled.
+        ids: sample ids.
+        strata: majority class per sample (stratified label fractions).
+    """
+
+    image: Tensor
+    doy: Tensor
+    label: Tensor
+    ids: tuple[str, ...]
+    strata: np.ndarray
+
+    def __len__(self) -> int:
+        return int(self.image.shape[0])
+
+    def subset(self, positions: np.ndarray | Sequence[int]) -> TaskSplit:
+        """The samples at ``positions`` (in order)."""
+        idx = torch.as_tensor(np.asarray(positions, dtype=np.int64))
+        pos = np.asarray(positions, dtype=np.int64)
+        return TaskSplit(
+            image=self.image[idx],
+            doy=self.doy[idx],
+            label=self.label[idx],
+            ids=tuple(self.ids[i] for i in pos.tolist()),
+            strata=self.strata[pos],
+        )
+
+    def reflectance(self, band_indices: Sequence[int], index: Tensor | None = None) -> Tensor:
+        """Float reflectance of the selected bands: ``[n, T, C, H, W]`` (``index``: rows)."""
+        image = self.image if index is None else self.image[index]
+        return image[:, :, list(band_indices)].float() * 1e-4
+
+
+@dataclass(frozen=True)
+class TaskData:
+    """Train / val / test of one task in one setting, with its classes and statistics."""
+
+    task: str
+    setting: str
+    classes: tuple[str, ...]
+    train: TaskSplit
+    val: TaskSplit
+    test: TaskSplit
+    norm_stats: NormStats
+    manifest: dict[str, object]
+    dataset_path: Path
+
+    @property
+    def bands(self) -> tuple[str, ...]:
+        """The band names of the in-memory images (all 13, in s2ssl order)."""
+        return tuple(BAND_NAMES)
+
+    def fraction_positions(self, fraction: float, seed: int, min_samples: int) -> np.ndarray:
+        """Positions in :attr:`train` of the labelled subset of ``fraction`` (nested)."""
+        return label_fraction_subset(
+            list(self.train.ids),
+            fraction,
+            seed,
+            min_samples=min_samples,
+            stratify=[int(s) for s in self.train.strata],
+        )
+
+    def fraction(self, fraction: float, seed: int, min_samples: int) -> TaskSplit:
+        """The labelled training subset of ``fraction`` (nested across fractions)."""
+        return self.train.subset(self.fraction_positions(fraction, seed, min_samples))
+
+
+def _region_positions(
+    dataset: ValidatedDataset, split: str, setting: str, holdout: str | None
+) -> np.ndarray:
+    index = dataset.store.index
+    if "split" not in index.columns:
+        raise StoreError(f"{dataset.path} has no train/val/test split column")
+    keep = index["split"].to_numpy() == split
+    if holdout is not None:
+        regions = index["region"].to_numpy()
+        keep &= (regions == holdout) if setting == "transfer" else (regions != holdout)
+    return np.flatnonzero(keep).astype(np.int64)
+
+
+def _strata(label: Tensor, num_classes: int) -> np.ndarray:
+    if label.ndim == 1:
+        return label.numpy().astype(np.int64)
+    if label.shape[0] == 0:
+        return np.zeros(0, np.int64)
+    major = majority_labels(label, num_classes, ignore_index=LABEL_IGNORE)
+    return major.numpy().astype(np.int64)
+
+
+def scene_tiles(patches: TaskSplit, tile: int) -> TaskSplit:
+    """EuroSAT-like scenes: ``tile × tile`` tiles of land-cover patches, labelled by majority.
+
+    Each patch ``[T, C, H, W]`` is cut into ``(H / tile) · (W / tile)`` non-overlapping tiles (ids
+    ``<patch id>#<k>``, row-major); a tile's label is the most frequent labelled land-cover class
+    in it (:func:`~s2ssl.evaluation.metrics.majority_labels`); tiles without a labelled pixel are
+    dropped. Tiles of one patch stay in the patch's split, so splits never share ground.
+    """
+    _, _, _, h, w = patches.image.shape
+    if tile < 1 or h % tile or w % tile:
+        raise ValueError(
+            f"finetune.scene.tile_size {tile} must divide the land-cover patch size {h}x{w}"
+        )
+    per_patch = (h // tile) * (w // tile)
+    image = cut_tiles(patches.image, tile)
+    maps = cut_tiles(patches.label, tile)
+    label = majority_labels(maps, len(LANDCOVER_CLASSES), ignore_index=LABEL_IGNORE)
+    doy = patches.doy.repeat_interleave(per_patch, dim=0)
+    ids = tuple(f"{pid}#{k}" for pid in patches.ids for k in range(per_patch))
+    tiles = TaskSplit(image, doy, label, ids, np.zeros(len(ids), np.int64))
+    return tiles.subset(np.flatnonzero(label.numpy() != LABEL_IGNORE))
+
+
+def load_task_data(
+    task: str,
+    data_dir: str | Path,
+    setting: str,
+    holdout_region: str | None,
+    *,
+    scene_tile: int = 32,
+) -> TaskData:
+    """Load ``task``'s three splits for ``setting`` from the validated datasets in ``data_dir``.
+
+    ``scene_tile``: edge of the scene tiles cut from land-cover patches (:func:`scene_tiles`).
+
+    Raises:
+        ValueError: unknown task / setting, a missing dataset, ``transfer`` without a
+            ``holdout_region``, or an empty split.
+    """
+    if task not in TASK_DATASET:
+        raise ValueError(f"unknown task {task!r}; choose one of {list(TASK_DATASET)}")
+    if setting not in SETTINGS:
+        raise ValueError(f"unknown setting {setting!r}; choose one of {list(SETTINGS)}")
+    if setting == "transfer" and holdout_region is None:
+        raise ValueError("the transfer setting needs params.holdout_region (a region name)")
+    dataset_name, label_name = TASK_DATASET[task]
+    path = Path(data_dir) / dataset_name
+    if not path.exists():
+        raise ValueError(
+            f"validated dataset {path} not found; run `s2ssl validate` / `dvc repro validate`"
+        )
+    dataset = open_validated(path)
+    classes = LANDCOVER_CLASSES if task == "scene" else LABEL_CLASSES[label_name]
+    all_bands = list(range(len(BAND_NAMES)))
+    splits: dict[str, TaskSplit] = {}
+    for split in ("train", "val", "test"):
+        positions = _region_positions(dataset, split, setting, holdout_region)
+        if positions.size == 0:
+            where = f"region {holdout_region}" if setting == "transfer" else "the source regions"
+            raise ValueError(
+                f"{task}: the {dataset_name} {split} split has no accepted sample in {where} "
+                f"(setting {setting}); fetch more patches or change holdout_region"
+            )
+        tensors = load_split(
+            dataset.store, None, band_indices=all_bands, label=label_name, positions=positions
+        )
+        label = tensors["label"]
+        ids = tuple(str(i) for i in dataset.store.index["sample_id"].to_numpy()[positions])
+        part = TaskSplit(
+            image=tensors["image"],
+            doy=tensors["doy"],
+            label=label,
+            ids=ids,
+            strata=np.zeros(len(ids), np.int64),
+        )
+        if task == "scene":
+            part = scene_tiles(part, scene_tile)
+        splits[split] = TaskSplit(
+            part.image, part.doy, part.label, part.ids, _strata(part.label, len(classes))
+        )
+    return TaskData(
+        task=task,
+        setting=setting,
+        classes=tuple(classes),
+        train=splits["train"],
+        val=splits["val"],
+        test=splits["test"],
+        norm_stats=dataset.norm_stats,
+        manifest=dict(dataset.manifest),
+        dataset_path=path,
+    )

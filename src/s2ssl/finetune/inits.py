@@ -1,0 +1,188 @@
+"""Initialise a downstream network from random weights or from a pre-trained encoder.
+
+Transfer rules (DESIGN §4):
+
+* land cover (:class:`~s2ssl.finetune.models.SegmentationNet`): a SeCo-family ResNet initialises
+  the U-Net's encoder (decoder random); a pre-trained U-Net (``dense``, or ``cscl`` trained with
+  ``labels: landcover``) initialises the whole U-Net (Embedding Earth); the 1×1 classifier is new;
+* crop type (:class:`~s2ssl.finetune.models.TimeSeriesSegmentationNet`): CSCL stage 2 reloads the
+  3-D U-Net backbone of stage 1 (similarity head dropped) under a fresh classifier;
+* scenes (:class:`~s2ssl.finetune.models.SceneNet`): a ResNet encoder (the U-Net's encoder for
+  ``dense``) with a fresh linear layer.
+
+A pre-trained init brings its own bands and input standardisation (the statistics of the
+pre-training data, recorded in the encoder's ``meta.json``); ``random`` uses the task's bands and
+the statistics of the downstream training data. Pre-trained weights are copied bit for bit.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from torch import nn
+
+from s2ssl.bands import BAND_NAMES, RGB
+from s2ssl.config import CroptypeFinetune, LandcoverFinetune, Params, SceneFinetune
+from s2ssl.finetune.data import TaskData
+from s2ssl.finetune.models import (
+    DownstreamNet,
+    SceneNet,
+    SegmentationNet,
+    TimeSeriesSegmentationNet,
+)
+from s2ssl.models.resnet import ResNetEncoder
+from s2ssl.models.unet import ResNetUNet
+from s2ssl.models.unet3d import UNet3D
+
+__all__ = ["InitInfo", "encoder_path", "initial_model"]
+
+
+@dataclass(frozen=True)
+class InitInfo:
+    """Where a downstream network's starting weights came from."""
+
+    init: str
+    bands: tuple[str, ...]
+    encoder: str | None = None
+    """Path of the pre-trained encoder directory (``None`` for random init)."""
+    encoder_sha256: str | None = None
+    """SHA-256 of the encoder's ``weights.pt`` (lineage)."""
+    transferred: tuple[str, ...] = ()
+    """State-dict keys of the downstream network that hold pre-trained weights."""
+    encoder_meta: dict[str, Any] = field(default_factory=dict)
+
+
+def encoder_path(models_dir: str | Path, method: str) -> Path:
+    """The exported encoder of pre-training ``method`` under ``models_dir`` (models/pretrain)."""
+    from s2ssl.ssl.pretrain import encoder_dir
+
+    return encoder_dir(models_dir, method)
+
+
+def _bands(choice: str) -> tuple[str, ...]:
+    return tuple(RGB) if choice == "rgb" else tuple(BAND_NAMES)
+
+
+def _standardisation(meta: dict[str, Any], path: Path) -> tuple[list[float], list[float]]:
+    norm = meta.get("normalization", {})
+    if norm.get("kind") != "standardize":
+        raise ValueError(
+            f"the encoder at {path} expects {norm.get('kind')!r} inputs, not per-band "
+            "standardised single-date images; it cannot initialise this task"
+        )
+    return [float(v) for v in norm["mean"]], [float(v) for v in norm["std"]]
+
+
+def _load(models_dir: Path, init: str, task: str) -> tuple[nn.Module, dict[str, Any], Path, str]:
+    from s2ssl.ssl.pretrain import load_encoder
+
+    path = encoder_path(models_dir, init)
+    if not path.exists():
+        raise ValueError(
+            f"finetune.{task}.inits has {init!r} but no pre-trained encoder exists at {path}; "
+            f"run `dvc repro pretrain@{init}` (and list it in pretrain.methods) or remove it "
+            f"from finetune.{task}.inits"
+        )
+    module, meta = load_encoder(path)
+    digest = hashlib.sha256((path / "weights.pt").read_bytes()).hexdigest()
+    return module, meta, path, digest
+
+
+def _prefixed(prefix: str, module: nn.Module) -> tuple[str, ...]:
+    return tuple(f"{prefix}.{k}" for k in module.state_dict())
+
+
+def initial_model(
+    task: str,
+    init: str,
+    params: Params,
+    data: TaskData,
+    models_dir: str | Path,
+) -> tuple[DownstreamNet, InitInfo]:
+    """The untrained downstream network of ``task`` initialised as ``init`` says.
+
+    Raises:
+        ValueError: an encoder that is missing or cannot initialise ``task`` (wrong kind, number
+            of dates), with what to do about it.
+    """
+    cfg = params.finetune.task_config(task)
+    classes = data.classes
+    models = Path(models_dir)
+    if task == "croptype":
+        if not isinstance(cfg, CroptypeFinetune):  # pragma: no cover - task_config guarantees
+            raise TypeError("croptype needs a CroptypeFinetune config")
+        return _croptype(init, cfg, data, models)
+    if init == "random":
+        if not isinstance(cfg, LandcoverFinetune | SceneFinetune):  # pragma: no cover
+            raise TypeError(f"{task} needs a LandcoverFinetune / SceneFinetune config")
+        bands = _bands(cfg.bands)
+        stats = data.norm_stats.select(bands)
+        mean, std = list(stats.mean), list(stats.std)
+        if task == "landcover" and isinstance(cfg, LandcoverFinetune):
+            unet = ResNetUNet(cfg.depth, len(bands), cfg.feature_dim)
+            return SegmentationNet(unet, bands, classes, mean, std), InitInfo(init, bands)
+        encoder = ResNetEncoder(cfg.depth, len(bands))
+        return SceneNet(encoder, bands, classes, mean, std), InitInfo(init, bands)
+
+    module, meta, path, digest = _load(models, init, task)
+    bands = tuple(str(b) for b in meta.get("bands", []))
+    kind = meta.get("architecture", {}).get("kind")
+    if kind == "unet3d":
+        raise ValueError(
+            f"the {init} encoder at {path} is a 3-D U-Net for time series; it cannot initialise "
+            f"the single-date {task} task (set pretrain.cscl.labels: landcover for a single-date "
+            f"CSCL encoder, or remove {init!r} from finetune.{task}.inits)"
+        )
+    mean, std = _standardisation(meta, path)
+    if task == "landcover":
+        if not isinstance(cfg, LandcoverFinetune):  # pragma: no cover
+            raise TypeError("landcover needs a LandcoverFinetune config")
+        if isinstance(module, ResNetUNet):
+            unet = module
+            transferred = _prefixed("backbone", unet)
+        elif isinstance(module, ResNetEncoder):
+            unet = ResNetUNet(module.depth, module.in_channels, cfg.feature_dim)
+            unet.encoder.load_state_dict(module.state_dict(), strict=True)
+            transferred = _prefixed("backbone.encoder", module)
+        else:  # pragma: no cover - build_encoder only makes these kinds
+            raise ValueError(f"unexpected encoder {type(module).__name__} at {path}")
+        model: DownstreamNet = SegmentationNet(unet.train(), bands, classes, mean, std)
+    elif task == "scene":
+        encoder = module.encoder if isinstance(module, ResNetUNet) else module
+        if not isinstance(encoder, ResNetEncoder):  # pragma: no cover
+            raise ValueError(f"unexpected encoder {type(module).__name__} at {path}")
+        model = SceneNet(encoder.train(), bands, classes, mean, std)
+        transferred = _prefixed("encoder", encoder)
+    else:
+        raise ValueError(f"unknown task {task!r}")
+    info = InitInfo(init, bands, str(path), digest, transferred, meta)
+    return model, info
+
+
+def _croptype(
+    init: str, cfg: CroptypeFinetune, data: TaskData, models: Path
+) -> tuple[DownstreamNet, InitInfo]:
+    bands = tuple(BAND_NAMES)
+    timesteps = int(data.train.image.shape[1])
+    if init == "random":
+        backbone = UNet3D(len(bands) + 1, timesteps, cfg.embedding_dim, cfg.features)
+        return TimeSeriesSegmentationNet(backbone, bands, data.classes), InitInfo(init, bands)
+    module, meta, path, digest = _load(models, init, "croptype")
+    if not isinstance(module, UNet3D):
+        raise ValueError(
+            f"the {init} encoder at {path} is not a 3-D U-Net (kind "
+            f"{meta.get('architecture', {}).get('kind')!r}); crop-type fine-tuning needs CSCL "
+            "stage 1 on time series (pretrain.cscl.labels: croptype)"
+        )
+    if module.timesteps != timesteps:
+        raise ValueError(
+            f"the {init} encoder at {path} takes {module.timesteps} dates, the croptype data "
+            f"has {timesteps}; pre-train again on this data"
+        )
+    enc_bands = tuple(str(b) for b in meta.get("bands", bands))
+    model = TimeSeriesSegmentationNet(module.train(), enc_bands, data.classes)
+    info = InitInfo(init, enc_bands, str(path), digest, _prefixed("backbone", module), meta)
+    return model, info
