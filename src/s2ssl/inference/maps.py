@@ -362,7 +362,7 @@ def render_quicklook(
     fig, axes = plt.subplots(
         len(panels),
         n_cols,
-        figsize=(cell * n_cols + 2.6, max(cell * aspect, 1.2) * len(panels) + 0.6),
+        figsize=(cell * n_cols, max(cell * aspect, 1.2) * len(panels) + 0.6),
         squeeze=False,
     )
     for r, panel in enumerate(panels):
@@ -384,10 +384,11 @@ def render_quicklook(
             label += f" ({100 * fractions[name]:.1f} %)"
         handles.append(Patch(color=colour, label=label))
     handles.append(Patch(color=_NODATA_GREY, label="no data / masked"))
-    fig.legend(handles=handles, loc="center left", bbox_to_anchor=(1.0, 0.5), fontsize=8)
     if title:
         fig.suptitle(title, fontsize=9)
     fig.tight_layout()
+    legend_ax = axes[min(len(panels) - 1, 1) if len(panels) > 2 else 0, n_cols - 1]
+    legend_ax.legend(handles=handles, loc="center left", bbox_to_anchor=(1.03, 0.5), fontsize=8)
     with atomic_path(path) as tmp:
         fig.savefig(tmp, dpi=110, bbox_inches="tight", format="png")
     plt.close(fig)
