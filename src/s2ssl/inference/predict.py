@@ -133,11 +133,17 @@ def _model_info(spec: SegmenterSpec, tile: int, overlap: int) -> dict[str, Any]:
     }
 
 
-def _grid_info(crs: CRS, transform: Affine, height: int, width: int, row_area: np.ndarray) -> dict:
+def _affine6(t: Affine) -> tuple[float, float, float, float, float, float]:
+    return (float(t.a), float(t.b), float(t.c), float(t.d), float(t.e), float(t.f))
+
+
+def _grid_info(
+    crs: CRS, transform: Affine, height: int, width: int, row_area: np.ndarray
+) -> dict[str, Any]:
     constant = bool(np.all(row_area == row_area[0]))
     return {
         "crs": crs.to_string(),
-        "transform": [float(v) for v in tuple(transform)[:6]],
+        "transform": list(_affine6(transform)),
         "height": height,
         "width": width,
         "pixel_area_m2": float(row_area[0]) if constant else None,
@@ -277,7 +283,7 @@ def predict_raster(
             height=raster.height,
             width=raster.width,
             crs=raster.crs.to_string(),
-            transform=tuple(float(v) for v in tuple(raster.transform)[:6]),  # type: ignore[arg-type]
+            transform=_affine6(raster.transform),
             n_tiles=stats.n_tiles,
             seconds=seconds,
             device=stats.device,
@@ -558,7 +564,7 @@ def predict_store(
                     height=h,
                     width=w,
                     crs=crs.to_string(),
-                    transform=tuple(float(v) for v in tuple(transform)[:6]),  # type: ignore[arg-type]
+                    transform=_affine6(transform),
                     n_tiles=stats.n_tiles,
                     seconds=time.perf_counter() - t0,
                     device=stats.device,
