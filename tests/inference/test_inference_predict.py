@@ -259,3 +259,42 @@ def test_real_eolearn_patch_gives_a_valid_cog(tmp_path: Path, geotiff) -> None:
     pixel_ha = abs(transform.determinant) / 1e4
     assert res.areas["total_area_ha"] == pytest.approx(101 * 100 * pixel_ha)
     assert res.quicklook_path is not None and res.quicklook_path.exists()
+
+
+def test_store_time_series_segmenter_reads_every_date(tmp_path: Path) -> None:
+    class Series:
+        bands = ("B04", "B08")
+        class_names = ("low", "high")
+        tile_size = 32
+        n_dates = 3
+
+        def predict_proba(self, x: torch.Tensor) -> torch.Tensor:
+            ndvi = ((x[:, :, 1] - x[:, :, 0]) / (x[:, :, 1] + x[:, :, 0] + 1e-6)).amax(dim=1)
+            high = (ndvi > 0.3).float()[:, None]
+            return torch.cat([1 - high, high], dim=1)
+
+    n_t, h, w = 3, 32, 40
+    image = np.full((1, n_t, 13, h, w), 1000, np.uint16)
+    image[0, 2, 7, :, :20] = 3000  # B08 high on the last date, left half: NDVI 0.5
+    image[0, :, :, 0, 0] = 0  # no data on every date
+    mask = np.zeros((1, n_t, h, w), np.uint8)
+    mask[0, :2, 5, 5] = MASK_CLOUD  # cloudy on two dates only: still predicted
+    index = pd.DataFrame(
+        {
+            "sample_id": ["ts"],
+            "crs": ["EPSG:32633"],
+            "transform": [[10.0, 0.0, 0.0, 0.0, -10.0, 0.0]],
+            "dn_offset": [[0, 0, 0]],
+        }
+    )
+    path = write_dataset(tmp_path / "ts", {"image": image, "mask": mask}, index)
+    res = predict_store(Series(), path, tmp_path / "out", quicklook=False)
+    classes = read(res.results[0].classes_path)[0][0]
+    expected = np.zeros((h, w), np.uint8)
+    expected[:, :20] = 1
+    expected[0, 0] = NODATA_CLASS
+    np.testing.assert_array_equal(classes, expected)
+    assert res.results[0].areas["date_index"] is None
+    with pytest.raises(ValueError, match="reads 4 dates but dataset"):
+        Series.n_dates = 4
+        predict_store(Series(), path, tmp_path / "x")

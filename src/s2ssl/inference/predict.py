@@ -461,7 +461,8 @@ def predict_store(
     if "image" not in ds.specs:
         raise ValueError(f"dataset {ds.path} has no 'image' array (arrays: {list(ds.specs)})")
     n_t, n_c = ds.specs["image"].shape[:2]
-    band_idx = [i - 1 for i in map_bands(_store_bands(ds, n_c), spec.bands, f"dataset {ds.path}")]
+    store_bands = _store_bands(ds, n_c)
+    band_idx = [i - 1 for i in map_bands(store_bands, spec.bands, f"dataset {ds.path}")]
     missing = [c for c in ("crs", "transform") if c not in ds.index.columns]
     if missing:
         raise ValueError(
@@ -498,7 +499,6 @@ def predict_store(
     total_pixels = np.zeros(k + 1, np.int64)
     panels: list[QuicklookPanel] = []
     areas_path = out / AREAS_FILE
-    store_bands = _store_bands(ds, n_c)
     rgb_sel = [store_bands.index(b) for b in ("B04", "B03", "B02") if b in store_bands]
     with (
         progress(f"predict {len(positions)} samples", len(positions)) as advance,
@@ -577,7 +577,7 @@ def predict_store(
                     rgb = dn_to_reflectance(np.asarray(image)[d, rgb_sel], offsets[d])
                 panels.append(QuicklookPanel(name, read_decimated(classes_path), rgb))
             advance(1)
-    summary = {
+    summary: dict[str, Any] = {
         "dataset": str(ds.path),
         "model": _model_info(spec, tile, ov),
         "date_selection": (
