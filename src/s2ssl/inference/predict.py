@@ -93,7 +93,7 @@ class PredictionResult:
     transform: tuple[float, float, float, float, float, float]
     n_tiles: int
     seconds: float
-    """Wall time: reading, inference, writing (not the quicklook of a store)."""
+    """Wall time: reading, inference, writing the rasters and areas (not the quicklook)."""
     device: str
 
     @property
