@@ -44,10 +44,28 @@ CROP_COLOURS: Final[tuple[str, ...]] = (
 _RGB_GAIN: Final[float] = 3.2
 
 
+def class_colours(class_names: tuple[str, ...] | list[str]) -> tuple[str, ...]:
+    """A ``#rrggbb`` colour per class: the land-cover / crop colours above for their class names,
+    matplotlib's ``tab20`` (in class order) for any other name."""
+    import matplotlib
+    from matplotlib.colors import to_hex
+
+    known = dict(zip(LANDCOVER_CLASSES, LANDCOVER_COLOURS, strict=True))
+    known.update(zip(CROP_CLASSES, CROP_COLOURS, strict=True))
+    palette = matplotlib.colormaps["tab20"]
+    return tuple(
+        known.get(name, to_hex(palette(i % palette.N))) for i, name in enumerate(class_names)
+    )
+
+
+def rgb_to_display(rgb: np.ndarray) -> np.ndarray:
+    """``[3, H, W]`` red, green, blue reflectance -> ``[H, W, 3]`` display RGB in [0, 1]."""
+    return np.clip(np.asarray(rgb).transpose(1, 2, 0) * _RGB_GAIN, 0.0, 1.0) ** (1 / 1.3)
+
+
 def true_colour(reflectance: np.ndarray) -> np.ndarray:
     """``[C, H, W]`` reflectance (13 bands) -> ``[H, W, 3]`` display RGB (B04, B03, B02)."""
-    rgb = reflectance[band_indices(("B04", "B03", "B02"))].transpose(1, 2, 0) * _RGB_GAIN
-    return np.clip(rgb, 0.0, 1.0) ** (1 / 1.3)
+    return rgb_to_display(reflectance[band_indices(("B04", "B03", "B02"))])
 
 
 def _reflectance(ds: ShardedDataset, i: int) -> np.ndarray:
