@@ -13,7 +13,7 @@ from __future__ import annotations
 import abc
 from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
@@ -133,13 +133,6 @@ class Source(abc.ABC):
         return dict(Counter(s.reason for s in self.skipped if s.dataset == dataset))
 
 
-@dataclass
-class Labels:
-    """Which label arrays a dataset carries."""
-
-    arrays: list[str] = field(default_factory=list)
-
-
 def array_shapes(
     n_dates: int, size: int, labels: Sequence[str]
 ) -> dict[str, tuple[tuple[int, ...], str]]:
@@ -230,25 +223,27 @@ def resample_raster(
     path: Path,
     crs: str,
     transform: Sequence[float],
-    size: int,
+    shape: int | tuple[int, int],
     resampling: str = "nearest",
     band: int = 1,
 ) -> np.ndarray:
-    """One band of a raster (any CRS) resampled onto a ``size``² grid (``transform`` in GDAL
-    order, as in the dataset index); pixels outside the raster are 0 (or its nodata)."""
+    """One band of a raster (any CRS) resampled onto a grid of ``shape`` (``transform`` in
+    rasterio's affine order ``a, b, c, d, e, f``, as in the dataset index); pixels outside the
+    raster are 0 (or its nodata value)."""
     import rasterio
     from rasterio.crs import CRS
     from rasterio.transform import Affine
     from rasterio.warp import Resampling, reproject
 
+    height, width = (shape, shape) if isinstance(shape, int) else shape
     with rasterio.open(path) as src:
         if src.crs is None:
             raise ValueError(f"{path} has no CRS: cannot place it on the patch grid")
-        dst = np.zeros((size, size), dtype=src.dtypes[band - 1])
+        dst = np.zeros((height, width), dtype=src.dtypes[band - 1])
         reproject(
             source=rasterio.band(src, band),
             destination=dst,
-            dst_transform=Affine.from_gdal(*transform),
+            dst_transform=Affine(*transform[:6]),
             dst_crs=CRS.from_user_input(crs),
             resampling=getattr(Resampling, resampling),
             dst_nodata=src.nodata if src.nodata is not None else 0,
@@ -260,13 +255,13 @@ def label_map(
     path: Path,
     crs: str,
     transform: Sequence[float],
-    size: int,
+    shape: int | tuple[int, int],
     raster_to_class: Mapping[int, str] | None,
     class_names: Sequence[str],
 ) -> np.ndarray:
     """A label raster on the patch grid (nearest neighbour) as class indices; unmapped values
     (and pixels outside the raster) become :data:`~s2ssl.config.LABEL_IGNORE`."""
-    values = resample_raster(path, crs, transform, size, "nearest")
+    values = resample_raster(path, crs, transform, shape, "nearest")
     return lookup(values.astype(np.int64), class_lookup(raster_to_class, class_names), LABEL_IGNORE)
 
 
