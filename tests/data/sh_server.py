@@ -159,7 +159,9 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _error(self, status: int) -> None:
         headers = {"Retry-After": "0"} if status == 429 else None
-        self._json(status, {"error": {"status": status, "reason": "injected", "message": "x"}}, headers)
+        self._json(
+            status, {"error": {"status": status, "reason": "injected", "message": "x"}}, headers
+        )
 
     def _authorised(self) -> bool:
         auth = self.headers.get("Authorization", "")
@@ -295,7 +297,9 @@ class _Handler(BaseHTTPRequestHandler):
         responses = payload["output"]["responses"]
         if len(responses) == 1:
             ident = responses[0]["identifier"]
-            return self._send(200, files[f"{ident}.tif"], "image/tiff", {"x-processingunits-spent": pu})
+            return self._send(
+                200, files[f"{ident}.tif"], "image/tiff", {"x-processingunits-spent": pu}
+            )
         userdata = json.dumps({"serviceVersion": "imitation", "normalizationFactor": 0.0001})
         buf = io.BytesIO()
         with tarfile.open(fileobj=buf, mode="w") as tar:

@@ -146,16 +146,16 @@ class _Redact(logging.Filter):
 
 @contextmanager
 def _secrets_kept(secret: str) -> Iterator[None]:
-    """While inside: the HTTP libraries' loggers log at most INFO and are scrubbed of secrets
-    (requests-oauthlib logs the token request body, client secret included, at DEBUG)."""
+    """While inside: the HTTP stack's loggers are scrubbed of secrets, and the OAuth ones log at
+    most INFO (requests-oauthlib logs the token request body, client secret included, at DEBUG)."""
     redact = _Redact([secret])
     saved: list[tuple[logging.Logger, int]] = []
     for name in _NOISY_LOGGERS:
         logger = logging.getLogger(name)
         saved.append((logger, logger.level))
         logger.addFilter(redact)
-        if logger.getEffectiveLevel() < logging.INFO:
-            logger.setLevel(logging.INFO)
+        if "oauthlib" in name and logger.getEffectiveLevel() < logging.INFO:
+            logger.setLevel(logging.INFO)  # they log request bodies at DEBUG
     try:
         yield
     finally:
