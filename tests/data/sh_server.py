@@ -142,7 +142,7 @@ def _tiff(array: np.ndarray) -> bytes:
 class _Handler(BaseHTTPRequestHandler):
     server: _Server
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - http.server API
+    def log_message(self, format: str, *args: Any) -> None:
         """Silent."""
 
     def _send(self, status: int, body: bytes, ctype: str, headers: dict[str, str] | None = None):
@@ -253,7 +253,6 @@ class _Handler(BaseHTTPRequestHandler):
         if state.latency_s:
             time.sleep(state.latency_s)
         data = payload["input"]["data"][0]
-        collection = data["type"]
         rng = data.get("dataFilter", {}).get("timeRange", {})
         start, end = _date(rng["from"]), _date(rng["to"])
         harmonize = data.get("processing", {}).get("harmonizeValues", True)

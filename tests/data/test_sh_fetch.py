@@ -478,13 +478,13 @@ def test_the_log_filter_scrubs_secrets_and_tokens() -> None:
 def test_params_for_sentinelhub_are_checked() -> None:
     raw = read_repo_params()
     raw["fetch"]["source"] = "sentinelhub"
-    with pytest.raises(ConfigError, match="needs a fetch.sentinelhub section"):
+    with pytest.raises(ConfigError, match=r"needs a fetch\.sentinelhub section"):
         parse_params(raw)
     raw["fetch"]["sentinelhub"] = {"regions": [{"name": "a", "bbox": BBOX, "points": [[1, 2]]}]}
     with pytest.raises(ConfigError, match="exactly one of bbox, geojson, points or places"):
         parse_params(raw)
     raw["fetch"]["sentinelhub"] = {"regions": [{"name": "a", "bbox": BBOX}]}
-    with pytest.raises(ConfigError, match="give fetch.sentinelhub.croptype"):
+    with pytest.raises(ConfigError, match=r"give fetch\.sentinelhub\.croptype"):
         parse_params(raw)
     raw["fetch"]["datasets"] = ["unlabelled", "landcover"]
     assert parse_params(raw).fetch.sentinelhub.collection == "L2A"
