@@ -261,7 +261,7 @@ def test_one_response_comes_back_as_a_tiff_through_the_real_client(sh: ShImitati
 
 # --------------------------------------------------------------------------- robustness
 def test_429_and_5xx_are_retried_with_backoff_to_completion(sh: ShImitation, tmp_path: Path):
-    sh.state.inject("token", [503])
+    sh.state.inject("token", [503, 429])
     sh.state.inject("catalog", [500, 429])
     sh.state.inject("process", [429, 500, 502, 429, 503])
     sleeps: list[float] = []
@@ -272,8 +272,8 @@ def test_429_and_5xx_are_retried_with_backoff_to_completion(sh: ShImitation, tmp
     counts = sh.state.counts
     assert counts["process_failed_429"] == 2 and counts["process_failed_500"] == 1
     assert counts["process_requests"] == 3 + 5  # every scene once, plus one per failure
-    assert counts["catalog_failed_500"] == 1 and counts["token_requests"] == 2
-    assert len(sleeps) == 8 and all(s > 0 for s in sleeps)
+    assert counts["catalog_failed_500"] == 1 and counts["token_requests"] == 3
+    assert len(sleeps) == 9 and all(s > 0 for s in sleeps)
     import json
 
     report = json.loads((tmp_path / "reports" / "acquisition.json").read_text())

@@ -76,6 +76,10 @@ _SECRET_PATTERNS: Final[tuple[re.Pattern[str], ...]] = (
     re.compile(r"(['\"]access_token['\"]\s*:\s*['\"])[^'\"]+"),
     re.compile(r"(Bearer\s+)[A-Za-z0-9._~+/=-]+"),
 )
+_AUTH_ERRORS: Final[frozenset[str]] = frozenset(
+    {"invalid_client", "unauthorized_client", "invalid_grant", "access_denied", "invalid_scope"}
+)
+"""OAuth error codes that mean the credentials themselves are wrong (never retried)."""
 _NOISY_LOGGERS: Final[tuple[str, ...]] = (
     "requests_oauthlib.oauth2_session",
     "oauthlib.oauth2.rfc6749.clients.base",
@@ -267,6 +271,8 @@ class ShClient:
         except requests.RequestException as e:
             raise _http_error(e, what) from None
         except OAuth2Error as e:
+            if str(e.error) not in _AUTH_ERRORS:  # e.g. a rate-limited or failing token service
+                raise TransientError(f"{what}: token service error ({e.error})") from None
             raise SentinelHubAuthError(
                 f"Sentinel Hub rejected the credentials ({e.error}, HTTP {e.status_code}) at "
                 f"{self.config.sh_token_url}: check SH_CLIENT_ID / SH_CLIENT_SECRET and "
@@ -652,7 +658,7 @@ class SentinelHubImagery(Source):
             start, end, splits = ts.period_start, ts.period_end, ts.splits
         split = "train" if splits is None else base.split_of(split_u, splits.train, splits.val)
         loc = Location(region, index, lon, lat, split, geo.crs, geo.transform, size, [])
-        bbox = BBox(loc.bounds(), crs=CRS(int(geo.crs.split(":")[1])))
+        bbox = BBox(_wgs84_bounds(geo.crs, loc.bounds()), crs=CRS.WGS84)  # catalog wants lon/lat
         key = Cache.key(
             url=self.settings.sh_base_url,
             collection=self.cfg.collection,
@@ -878,6 +884,13 @@ class SentinelHubImagery(Source):
             "scene_cloud_cover": [round(s.cloud_cover, 3) for s in loc.scenes],
             "baseline_source": [s.baseline_source for s in loc.scenes],
         }
+
+
+def _wgs84_bounds(crs: str, bounds: tuple[float, float, float, float]) -> tuple[float, ...]:
+    """Lon/lat bounds of a UTM rectangle (densified edges, so the box covers it)."""
+    from pyproj import Transformer
+
+    return tuple(Transformer.from_crs(crs, "EPSG:4326", always_xy=True).transform_bounds(*bounds))
 
 
 def _run_all(pool: ThreadPoolExecutor, calls: Sequence[Callable[[], T]]) -> list[T]:
