@@ -20,6 +20,7 @@ from conftest import REPO_ROOT, read_repo_params
 from s2ssl.bands import BAND_NAMES, L2A_BAND_NAMES, MASK_CLEAR, band_index
 from s2ssl.config import LABEL_IGNORE, LANDCOVER_CLASSES, Params, parse_params
 from s2ssl.data.fetch import fetch
+from s2ssl.data.sources.base import INDEX_COLUMNS
 from s2ssl.data.store import open_dataset
 
 SHARED = REPO_ROOT.parent / "shared" / "data"
@@ -97,6 +98,7 @@ def test_bigearthnet_band_files_import_with_20_and_60_m_resampled(ben_dir: Path,
     ds = open_dataset(tmp_path / "raw" / "landcover")
     assert len(ds) == 6 and not result.skipped
     assert ds.specs["image"].shape == (1, 13, 112, 112)
+    assert list(ds.index.columns[: len(INDEX_COLUMNS)]) == list(INDEX_COLUMNS)
     for i in range(len(ds)):
         row = ds.index.iloc[i]
         folder = Path(row["source_file"])

@@ -18,6 +18,7 @@ from conftest import read_repo_params
 from s2ssl.config import ConfigError, Params, parse_params
 from s2ssl.data import fetch as fetch_module
 from s2ssl.data.sources import sampling
+from s2ssl.data.sources.base import INDEX_COLUMNS
 from s2ssl.data.sources.retry import RetryPolicy
 from s2ssl.data.sources.sentinelhub import (
     SentinelHubAuthError,
@@ -373,6 +374,43 @@ def test_a_killed_fetch_resumes_without_redownloading(sh: ShImitation, tmp_path:
     assert again.summary == result.summary
 
 
+def test_a_sigkilled_fetch_process_resumes_without_redownloading(sh: ShImitation, tmp_path):
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from conftest import write_params
+
+    sh.state.latency_s = 0.05
+    params = sh_params(tmp_path, ["unlabelled"], concurrency=2)
+    params_file = write_params(
+        tmp_path / "params.yaml", params.model_dump(mode="json", by_alias=True)
+    )
+    cmd = [
+        sys.executable,
+        "-c",
+        "from s2ssl.cli import app; app()",
+        "fetch",
+        "--params",
+        str(params_file),
+    ]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    scenes = tmp_path / "cache" / "scenes"
+    deadline = time.monotonic() + 60
+    while len(list(scenes.rglob("*.npz"))) < 4 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=10)
+    done = len(list(scenes.rglob("*.npz")))
+    assert 4 <= done < 15, done
+    before = sh.state.counts["process_requests"]
+    sh.state.latency_s = 0.0
+    run(params, tmp_path)
+    assert sh.state.counts["process_requests"] - before == 15 - done
+    assert len(open_dataset(tmp_path / "raw" / "unlabelled")) == 3
+
+
 # --------------------------------------------------------------------------- credentials
 def test_missing_credentials_fail_before_any_network_call(sh: ShImitation, tmp_path, monkeypatch):
     monkeypatch.delenv("SH_CLIENT_SECRET")
@@ -534,7 +572,16 @@ def test_sentinelhub_datasets_pass_the_validate_stage(sh: ShImitation, tmp_path:
     run(params, tmp_path)
     raw = params.model_dump(mode="json", by_alias=True)
     raw["validate"]["required_bands"] = [b for b in raw["validate"]["required_bands"] if b != "B10"]
+    for name in ("unlabelled", "landcover", "croptype"):  # the synthetic columns, in order
+        columns = list(open_dataset(tmp_path / "raw" / name).index.columns)
+        assert columns[: len(INDEX_COLUMNS)] == list(INDEX_COLUMNS)
     result = validate(parse_params(raw), tmp_path / "raw", tmp_path / "validated", tmp_path / "vr")
     for name in ("unlabelled", "landcover", "croptype"):
         assert result.summary[f"{name}.usable"] == 1
         assert result.summary[f"{name}.n_accepted"] == 3
+
+
+def test_index_columns_are_the_synthetic_worlds(tiny_raw: Path) -> None:
+    for name in ("unlabelled", "landcover", "croptype"):
+        columns = list(open_dataset(tiny_raw / name).index.columns)
+        assert columns == [*INDEX_COLUMNS, "shard", "row"]

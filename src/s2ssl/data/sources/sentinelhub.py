@@ -501,7 +501,7 @@ class Location:
 
     @property
     def sample_id(self) -> str:
-        """``<dataset>-<region>-<candidate index>`` (set by the caller's dataset)."""
+        """``<region>-<candidate index>``; the sample id is ``<dataset>-`` followed by this."""
         return f"{self.region.name}-{self.index:05d}"
 
     def bounds(self) -> tuple[float, float, float, float]:
