@@ -50,7 +50,14 @@ from s2ssl.bands import (
     band_index,
     dn_offset_for_baseline,
 )
-from s2ssl.config import CROP_CLASSES, LANDCOVER_CLASSES, Params, SentinelHubSource, ShRegion
+from s2ssl.config import (
+    CROP_CLASSES,
+    LANDCOVER_CLASSES,
+    Params,
+    SentinelHubSource,
+    ShRegion,
+    ShTimeSeriesSpec,
+)
 from s2ssl.data.sources import base, sampling
 from s2ssl.data.sources.base import Chunk, DatasetName, Skip, Source
 from s2ssl.data.sources.retry import (
@@ -545,7 +552,7 @@ class SentinelHubImagery(Source):
             return self.cfg.unlabelled.n_dates
         return 1 if dataset == "landcover" else self._croptype().n_dates
 
-    def _croptype(self) -> Any:
+    def _croptype(self) -> ShTimeSeriesSpec:
         if self.cfg.croptype is None:
             raise ValueError("croptype needs fetch.sentinelhub.croptype (period_start, period_end)")
         return self.cfg.croptype
