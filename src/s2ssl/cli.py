@@ -61,6 +61,8 @@ def fetch(
     """Build the raw datasets (unlabelled, landcover, croptype) from `fetch.source`.
 
     The default source is the embedded synthetic Sentinel-2 world: offline and deterministic.
+    `sentinelhub` downloads real imagery (credentials from SH_CLIENT_ID / SH_CLIENT_SECRET in
+    the environment or .env; cached, resumable), `local` imports your GeoTIFFs.
     Each dataset is written atomically: if this fails, the previous one stays intact.
     """
     from rich.console import Console
@@ -79,6 +81,14 @@ def fetch(
     for name, path in result.datasets.items():
         n = result.summary[f"{name}.n_samples"]
         console.print(f"[green]✓[/] {name:<11} {n:>6} samples  → {escape(str(path))}")
+    if result.skipped:
+        from collections import Counter
+
+        counts = Counter(f"{s.dataset}: {s.reason}" for s in result.skipped)
+        console.print(f"[yellow]![/] skipped {len(result.skipped)}:")
+        for what, n in sorted(counts.items()):
+            console.print(f"    {escape(what)} ({n})")
+        console.print(f"  every skipped item and why → {escape(str(reports))}/acquisition.json")
     console.print(f"  quicklooks and summary → {escape(str(reports))}/")
 
 

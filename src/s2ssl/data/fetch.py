@@ -1,12 +1,17 @@
 """The ``fetch`` stage: build the configured datasets from the configured source into the store.
 
+Sources (``fetch.source``): ``synthetic`` (the embedded world), ``sentinelhub`` (real imagery,
+:mod:`s2ssl.data.sources.sentinelhub`) and ``local`` (your GeoTIFFs,
+:mod:`s2ssl.data.sources.local`); all write the same arrays, index columns and attrs.
 Each dataset is written atomically (a failure leaves the previous dataset at its path untouched),
-then quicklooks and a flat JSON summary (DVC metrics) go to the reports directory.
+then quicklooks, a flat JSON summary (DVC metrics) and ``acquisition.json`` (what was skipped and
+why, requests and processing units) go to the reports directory.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +20,8 @@ import numpy as np
 from s2ssl.config import CROP_CLASSES, LANDCOVER_CLASSES, Params
 from s2ssl.data import quicklooks
 from s2ssl.data.sources import synthetic
-from s2ssl.data.sources.synthetic import DatasetName
+from s2ssl.data.sources.base import Skip, Source
+from s2ssl.data.sources.synthetic import Chunk, DatasetName
 from s2ssl.data.store import ArraySpec, DatasetWriter, ShardedDataset, open_dataset
 from s2ssl.io import write_json_atomic
 from s2ssl.progress import ProgressFactory, no_progress
@@ -28,6 +34,54 @@ class FetchResult:
     datasets: dict[str, Path]
     reports: list[Path]
     summary: dict[str, float | int]
+    skipped: list[Skip] = field(default_factory=list)
+    """What the source could not import, and why."""
+
+
+class SyntheticImagery(Source):
+    """``fetch.source: synthetic``: the embedded world (:mod:`.sources.synthetic`)."""
+
+    kind = "synthetic"
+
+    def __init__(self, params: Params) -> None:
+        super().__init__()
+        self.params = params
+
+    def array_shapes(self, dataset: DatasetName) -> dict[str, tuple[tuple[int, ...], str]]:
+        """The synthetic arrays of ``dataset``."""
+        return synthetic.array_shapes(self.params.fetch.synthetic, dataset)
+
+    def dataset_attrs(self, dataset: DatasetName) -> dict[str, object]:
+        """The synthetic attrs of ``dataset``."""
+        return synthetic.dataset_attrs(self.params.fetch.synthetic, dataset, self.params.seed)
+
+    def chunks(self, dataset: DatasetName, progress: ProgressFactory) -> Iterator[Chunk]:
+        """Generate ``dataset`` chunk by chunk."""
+        cfg = self.params.fetch
+        total = synthetic.dataset_size(cfg.synthetic, dataset)
+        with progress(f"fetch {dataset}", total) as advance:
+            yield from synthetic.generate(
+                cfg.synthetic,
+                dataset,
+                self.params.seed,
+                cfg.start_date,
+                cfg.end_date,
+                on_progress=advance,
+            )
+
+
+def open_source(params: Params) -> Source:
+    """The imagery source selected by ``fetch.source`` (credentials are checked here)."""
+    source = params.fetch.source
+    if source == "sentinelhub":
+        from s2ssl.data.sources.sentinelhub import SentinelHubImagery
+
+        return SentinelHubImagery(params)
+    if source == "local":
+        from s2ssl.data.sources.local import LocalImagery
+
+        return LocalImagery(params)
+    return SyntheticImagery(params)
 
 
 def fetch(
@@ -35,40 +89,64 @@ def fetch(
     out_dir: str | Path,
     reports_dir: str | Path,
     progress: ProgressFactory = no_progress,
+    source: Source | None = None,
 ) -> FetchResult:
-    """Generate / download every dataset in ``params.fetch.datasets`` under ``out_dir``."""
+    """Generate / download every dataset in ``params.fetch.datasets`` under ``out_dir``.
+
+    ``source`` overrides the one ``fetch.source`` selects (tests inject configured ones).
+    """
     cfg = params.fetch
     out_dir, reports_dir = Path(out_dir), Path(reports_dir)
+    src = source if source is not None else open_source(params)
     written: dict[str, Path] = {}
     for name in cfg.datasets:
-        total = synthetic.dataset_size(cfg.synthetic, name)
-        with (
-            progress(f"fetch {name}", total) as advance,
-            dataset_writer(params, name, out_dir) as writer,
-        ):
-            for chunk in synthetic.generate(
-                cfg.synthetic, name, params.seed, cfg.start_date, cfg.end_date, on_progress=advance
-            ):
+        with dataset_writer(params, name, out_dir, src) as writer:
+            for chunk in src.chunks(name, progress):
                 writer.append(chunk.arrays, chunk.rows)
         written[name] = out_dir / name
 
     stores = {name: open_dataset(path) for name, path in written.items()}
     reports = write_quicklooks(stores, reports_dir)
     summary = summarise(stores)
+    for name in written:
+        if src.kind != "synthetic":
+            summary[f"{name}.n_skipped"] = sum(src.skipped_by_reason(name).values())
     write_json_atomic(reports_dir / "summary.json", summary)
-    return FetchResult(datasets=written, reports=reports, summary=summary)
+    reports.append(write_acquisition_report(src, list(written), reports_dir))
+    return FetchResult(datasets=written, reports=reports, summary=summary, skipped=src.skipped)
 
 
-def dataset_writer(params: Params, name: DatasetName, out_dir: str | Path) -> DatasetWriter:
-    """An atomic writer for dataset ``name`` under ``out_dir``, with the source's array specs."""
+def write_acquisition_report(source: Source, datasets: list[str], reports_dir: Path) -> Path:
+    """``acquisition.json``: per dataset, skips by reason and the source's request counts and
+    processing units; then every skipped item with its reason."""
+    report = {
+        "source": source.kind,
+        "datasets": {
+            name: {
+                "skipped_by_reason": source.skipped_by_reason(name),
+                **source.report.get(name, {}),
+            }
+            for name in datasets
+        },
+        "skipped": [s.to_json() for s in source.skipped],
+    }
+    return write_json_atomic(reports_dir / "acquisition.json", report)
+
+
+def dataset_writer(
+    params: Params, name: DatasetName, out_dir: str | Path, source: Source | None = None
+) -> DatasetWriter:
+    """An atomic writer for dataset ``name`` under ``out_dir``, with the source's array specs
+    (the synthetic world's when ``source`` is None)."""
     cfg = params.fetch
-    shapes = synthetic.array_shapes(cfg.synthetic, name)
+    src = source if source is not None else SyntheticImagery(params)
+    shapes = src.array_shapes(name)
     return DatasetWriter(
         Path(out_dir) / name,
         [ArraySpec(k, dtype, shape) for k, (shape, dtype) in shapes.items()],
         name=name,
         shard_size=cfg.shard_size,
-        attrs=synthetic.dataset_attrs(cfg.synthetic, name, params.seed),
+        attrs=src.dataset_attrs(name),
     )
 
 

@@ -143,10 +143,18 @@ def landcover_png(ds: ShardedDataset, path: Path) -> Path:
         ax_rgb, ax_lc = axes[j // 2, 2 * (j % 2)], axes[j // 2, 2 * (j % 2) + 1]
         ax_rgb.imshow(true_colour(_reflectance(ds, i)[0]))
         ax_rgb.set_title(f"{row['region']} {row['dates'][0]}", fontsize=7)
-        ax_lc.imshow(
-            np.asarray(ds.read("landcover", i)), cmap=cmap, vmin=0, vmax=6, interpolation="nearest"
-        )
-        ax_lc.set_title("land cover", fontsize=7)
+        if "landcover" in ds.array_names:
+            ax_lc.imshow(
+                np.asarray(ds.read("landcover", i)),
+                cmap=cmap,
+                vmin=0,
+                vmax=6,
+                interpolation="nearest",
+            )
+            ax_lc.set_title("land cover", fontsize=7)
+        else:  # an unlabelled real source: show the quality mask instead
+            ax_lc.imshow(np.asarray(ds.read("mask", i))[0], cmap="gray_r", vmin=0, vmax=3)
+            ax_lc.set_title("no labels: quality mask", fontsize=7)
     for ax in axes.ravel():
         ax.set_xticks([])
         ax.set_yticks([])
@@ -175,6 +183,12 @@ def croptype_png(ds: ShardedDataset, path: Path) -> Path:
         k = int(np.argmax(clear[middle - 3 : middle + 3])) + middle - 3
         axes[r, 0].imshow(true_colour(refl[k]))
         axes[r, 0].set_title(f"{row['region']} {row['dates'][k]}", fontsize=7)
+        if "croptype" not in ds.array_names:  # an unlabelled real source
+            axes[r, 1].imshow(bands.ndvi(refl[k], band_axis=0), cmap="YlGn", vmin=-0.2, vmax=1.0)
+            axes[r, 1].set_title("NDVI (no labels)", fontsize=7)
+            axes[r, 2].imshow(mask[k], cmap="gray_r", vmin=0, vmax=3)
+            axes[r, 2].set_title("quality mask", fontsize=7)
+            continue
         axes[r, 1].imshow(
             np.asarray(ds.read("croptype", i)), cmap=cmap, vmin=0, vmax=8, interpolation="nearest"
         )
@@ -229,6 +243,8 @@ def ndvi_curves_png(ds: ShardedDataset, path: Path) -> Path:
 
     from s2ssl.data.sources.spectra import CROP_TABLE
 
+    if "croptype" not in ds.array_names:
+        return _ndvi_unlabelled_png(ds, path)
     table = crop_ndvi_table(ds)
     hemispheres = [h for h in ("north", "south") if (table["hemisphere"] == h).any()]
     fig, axes = plt.subplots(
@@ -257,4 +273,41 @@ def ndvi_curves_png(ds: ShardedDataset, path: Path) -> Path:
         ax.set_ylim(-0.1, 1.0)
         ax.grid(alpha=0.3)
     axes[0, -1].legend(fontsize=7, loc="center left", bbox_to_anchor=(1.02, 0.5))
+    return _save(fig, path)
+
+
+def _ndvi_unlabelled_png(ds: ShardedDataset, path: Path) -> Path:
+    """Without crop labels: mean NDVI of the clear pixels of each sample and date over the
+    day of year, one panel per hemisphere."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    doys, means, hemis = [], [], []
+    for rows, images in ds.iter_shards("image"):
+        masks = np.asarray(ds.read_many("mask", rows.index.to_numpy()))
+        offsets = np.stack(rows["dn_offset"].map(np.asarray).to_list()).astype(np.float32)
+        ndvi = bands.ndvi(
+            dn_to_reflectance(np.asarray(images), offsets[:, :, None, None, None]), band_axis=2
+        )
+        clear = masks == MASK_CLEAR
+        count = clear.sum(axis=(-2, -1))
+        total = np.where(clear, ndvi, 0.0).sum(axis=(-2, -1))
+        means.append(np.where(count > 0, total / np.maximum(count, 1), np.nan))
+        doys.append(np.stack(rows["doy"].map(np.asarray).to_list()))
+        hemis.append(rows["hemisphere"].to_numpy())
+    doy, mean, hemi = np.concatenate(doys), np.concatenate(means), np.concatenate(hemis)
+    names = [h for h in ("north", "south") if (hemi == h).any()]
+    fig, axes = plt.subplots(1, len(names), figsize=(6.5 * len(names), 4), squeeze=False)
+    for ax, name in zip(axes[0], names, strict=True):
+        sel = hemi == name
+        ax.plot(doy[sel].ravel(), mean[sel].ravel(), ".", ms=4, alpha=0.6)
+        ax.set_title(
+            f"{name}ern hemisphere: mean NDVI of clear pixels (no crop labels)", fontsize=9
+        )
+        ax.set_xlabel("day of year")
+        ax.set_xlim(0, 366)
+        ax.set_ylim(-0.1, 1.0)
+        ax.grid(alpha=0.3)
     return _save(fig, path)
