@@ -36,7 +36,11 @@ run: setup  ## run the whole pipeline (dvc repro) on the embedded synthetic worl
 	@echo "  quicklooks    reports/fetch/*.png"
 	@echo "  validated     data/validated/*  (quarantine: reports/validate/quarantine.csv)"
 	@echo "  data docs     reports/validate/datadocs/index.html        (open in a browser)"
-	@echo "  metrics       reports/{fetch,validate}/summary.json       (dvc metrics show)"
+	@echo "  encoders      models/pretrain/<method>/encoder             (reports/pretrain/<method>/metrics.json)"
+	@echo "  fine-tuned    models/finetune/<task>/model                 (per-run results: reports/finetune/<task>/runs)"
+	@echo "  evaluation    reports/evaluate/report.md                   (figures/, metrics.json; dvc plots show)"
+	@echo "  maps          s2ssl predict data/raw/landcover --out predictions"
+	@echo "  metrics       dvc metrics show"
 
 test: setup  ## run the test suite (offline, CPU)
 	pytest -q

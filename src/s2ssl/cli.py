@@ -313,6 +313,63 @@ def evaluate(
 
 
 @app.command()
+def predict(
+    source: Annotated[
+        Path,
+        typer.Argument(help="A GeoTIFF, a folder of GeoTIFFs, or a dataset in the store."),
+    ],
+    model: Annotated[
+        Path, typer.Option("--model", "-m", help="A fine-tuned model directory.")
+    ] = Path("models/finetune/landcover/model"),
+    out: Annotated[Path, typer.Option(help="Output folder.")] = Path("predictions"),
+    tile_size: Annotated[int, typer.Option(help="Tile edge in pixels (multiple of 32).")] = 256,
+    overlap: Annotated[
+        int | None, typer.Option(help="Tile overlap in pixels (default: a quarter tile).")
+    ] = None,
+    batch_size: Annotated[int, typer.Option(help="Tiles per forward pass.")] = 8,
+    probabilities: Annotated[
+        bool, typer.Option("--probabilities", help="Also write per-class probabilities.")
+    ] = False,
+    device: Annotated[str, typer.Option(help="auto (CUDA when present), cpu or cuda.")] = "auto",
+) -> None:
+    """Turn a fine-tuned segmentation model into maps: a class COG (colour table and class names
+    embedded), a quicklook PNG with a legend and the class areas in hectares (areas.json)."""
+    from rich.console import Console
+    from rich.markup import escape
+
+    from s2ssl.data.store import StoreError, open_dataset
+    from s2ssl.inference.predict import predict_rasters, predict_store
+    from s2ssl.inference.segmenter import segmenter_from_model
+    from s2ssl.progress import progress_bar
+
+    options = {
+        "overlap": overlap,
+        "batch_size": batch_size,
+        "probabilities": probabilities,
+        "device": None if device == "auto" else device,
+        "progress": progress_bar,
+    }
+    try:
+        segmenter = segmenter_from_model(model, tile_size)
+        try:
+            store = open_dataset(source) if source.is_dir() else None
+        except StoreError:
+            store = None
+        if store is not None:
+            result = predict_store(segmenter, store, out, **options)
+            n, seconds = len(result.results), result.seconds
+        else:
+            results = predict_rasters(segmenter, source, out, **options)
+            n, seconds = len(results), sum(r.seconds for r in results)
+    except (StoreError, ValueError, OSError) as e:
+        raise _fail(str(e)) from None
+    Console().print(
+        f"[green]✓[/] {n} map(s) in {seconds:.1f} s → {escape(str(out))}/ "
+        "(classes*.tif open in QGIS; quicklook*.png; areas.json)"
+    )
+
+
+@app.command()
 def info(
     path: Annotated[Path, typer.Argument(help="A dataset directory, e.g. data/raw/landcover.")],
 ) -> None:

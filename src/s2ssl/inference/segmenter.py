@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Protocol, runtime_checkable
 
 import torch
@@ -231,3 +232,24 @@ class TorchSegmenter:
         if self.channels_last and x.ndim == 4:
             x = x.contiguous(memory_format=torch.channels_last)
         return torch.softmax(self.module(x), dim=1)
+
+
+def segmenter_from_model(path: str | Path, tile_size: int = 256) -> TorchSegmenter:
+    """A :class:`TorchSegmenter` of a fine-tuned single-date model saved by ``s2ssl finetune``.
+
+    The model (``models/finetune/<task>/model``) standardises its own reflectance inputs, so no
+    mean / std is passed here.
+
+    Raises:
+        ValueError: ``path`` is not a saved model, or a time-series / scene model (a map needs
+            a single-date segmentation model).
+    """
+    from s2ssl.finetune.models import SegmentationNet, load_model
+
+    model, meta = load_model(path)
+    if not isinstance(model, SegmentationNet):
+        raise ValueError(
+            f"{path} holds a {meta.get('architecture', {}).get('kind')!r} model; predicting a map "
+            "needs a single-date segmentation model, e.g. models/finetune/landcover/model"
+        )
+    return TorchSegmenter(model, model.bands, model.classes, tile_size)

@@ -1,0 +1,63 @@
+"""`s2ssl predict` on a model saved by `s2ssl finetune`: a georeferenced map from the CLI."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pytest
+import rasterio
+import torch
+from typer.testing import CliRunner
+
+from s2ssl.cli import app
+from s2ssl.finetune.models import SceneNet, SegmentationNet, save_model
+from s2ssl.inference.segmenter import segmenter_from_model
+from s2ssl.models.resnet import ResNetEncoder
+from s2ssl.models.unet import ResNetUNet
+
+BANDS = ("B02", "B03", "B04", "B08")
+CLASSES = ("water", "forest", "grassland")
+
+
+def _saved(tmp_path: Path) -> Path:
+    torch.manual_seed(0)
+    net = SegmentationNet(ResNetUNet(18, 4, 8), BANDS, CLASSES, [0.1] * 4, [0.1] * 4)
+    return save_model(net.eval(), tmp_path / "model", {"init": "random"})
+
+
+def test_predict_cli_writes_a_georeferenced_map(
+    tmp_path: Path, geotiff: Callable[..., Path], dn_raster: Callable[..., np.ndarray]
+) -> None:
+    model = _saved(tmp_path)
+    src = geotiff(tmp_path / "scene.tif", dn_raster((4, 96, 80)), descriptions=list(BANDS))
+    out = tmp_path / "maps"
+    result = CliRunner().invoke(
+        app, ["predict", str(src), "--model", str(model), "--out", str(out), "--tile-size", "64"]
+    )
+    assert result.exit_code == 0, result.output
+    classes = next(out.rglob("classes*.tif"))
+    with rasterio.open(src) as a, rasterio.open(classes) as b:
+        assert (b.crs, b.transform, b.width, b.height) == (a.crs, a.transform, a.width, a.height)
+        assert set(np.unique(b.read(1))) <= {0, 1, 2, 255}
+    areas = json.loads(next(out.rglob("areas.json")).read_text())
+    assert areas
+
+
+def test_predict_cli_names_missing_bands(
+    tmp_path: Path, geotiff: Callable[..., Path], dn_raster: Callable[..., np.ndarray]
+) -> None:
+    model = _saved(tmp_path)
+    src = geotiff(tmp_path / "rgb.tif", dn_raster((3, 64, 64)), descriptions=["B02", "B03", "B04"])
+    result = CliRunner().invoke(app, ["predict", str(src), "--model", str(model)])
+    assert result.exit_code == 2
+    assert "B08" in result.output
+
+
+def test_only_segmentation_models_make_maps(tmp_path: Path) -> None:
+    net = SceneNet(ResNetEncoder(18, 4), BANDS, CLASSES, [0.1] * 4, [0.1] * 4)
+    save_model(net, tmp_path / "scene", {})
+    with pytest.raises(ValueError, match="single-date segmentation model"):
+        segmenter_from_model(tmp_path / "scene")
