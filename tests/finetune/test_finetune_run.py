@@ -208,3 +208,27 @@ def test_stage_refuses_a_task_not_configured(
 def test_scene_net_features_are_global_pooled() -> None:
     net = SceneNet(ResNetEncoder(18, 3), ("B02", "B03", "B04"), ("a", "b"), [0.0] * 3, [1.0] * 3)
     assert net.features(torch.rand(2, 3, 32, 32)).shape == (2, 512)
+
+
+def test_stage_logs_a_parent_run_with_nested_runs(
+    tiny_validated: Path, tiny_run_params: Path, tmp_path: Path
+) -> None:
+    import mlflow
+
+    params = load_params(
+        tiny_run_params, {"finetune.fractions": [1.0], "finetune.scene.protocols": ["knn"]}
+    )
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    result = run_finetune(
+        params, "scene", tiny_validated, tmp_path, tmp_path / "m", tmp_path / "r", tracking_uri=uri
+    )
+    assert result.executed == ["in_domain.random.knn.f100"]
+    mlflow.set_tracking_uri(uri)
+    runs = mlflow.search_runs(experiment_names=["finetune"], output_format="list")
+    parents = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
+    children = [r for r in runs if "mlflow.parentRunId" in r.data.tags]
+    assert [r.info.run_name for r in parents] == ["scene"]
+    assert [r.info.run_name for r in children] == ["scene/in_domain.random.knn.f100"]
+    assert children[0].data.tags["mlflow.parentRunId"] == parents[0].info.run_id
+    assert children[0].data.tags["s2ssl.init"] == "random"
+    assert 0.0 <= children[0].data.metrics["test.top1"] <= 1.0
