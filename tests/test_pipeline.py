@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import REPO_ROOT, write_tiny_params
+from testkit import REPO_ROOT, write_tiny_params
 
 pytestmark = pytest.mark.slow
 

@@ -8,11 +8,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import write_tiny_params
 from s2ssl.config import CROP_CLASSES, load_params
 from s2ssl.data import fetch as fetch_module
 from s2ssl.data.quicklooks import crop_ndvi_table
 from s2ssl.data.store import open_dataset
+from testkit import write_tiny_params
 
 
 def tree_digest(path: Path) -> dict[str, str]:

@@ -16,12 +16,12 @@ import rasterio
 from rasterio.crs import CRS
 from rasterio.transform import Affine
 
-from conftest import REPO_ROOT, read_repo_params
 from s2ssl.bands import BAND_NAMES, L2A_BAND_NAMES, MASK_CLEAR, band_index
 from s2ssl.config import LABEL_IGNORE, LANDCOVER_CLASSES, Params, parse_params
 from s2ssl.data.fetch import fetch
 from s2ssl.data.sources.base import INDEX_COLUMNS
 from s2ssl.data.store import open_dataset
+from testkit import REPO_ROOT, read_repo_params
 
 SHARED = REPO_ROOT.parent / "shared" / "data"
 EOLEARN = SHARED / "eolearn_slovenia_testpatch.npz"

@@ -14,7 +14,6 @@ import numpy as np
 import pytest
 from sh_server import CLIENT_SECRET, Imitation, ShImitation, baseline_of
 
-from conftest import read_repo_params
 from s2ssl.config import ConfigError, Params, parse_params
 from s2ssl.data import fetch as fetch_module
 from s2ssl.data.sources import sampling
@@ -27,6 +26,7 @@ from s2ssl.data.sources.sentinelhub import (
     _Redact,
 )
 from s2ssl.data.store import open_dataset
+from testkit import read_repo_params
 
 BBOX = [14.0, 45.9, 14.6, 46.3]  # Slovenia, one UTM zone
 
@@ -380,7 +380,7 @@ def test_a_sigkilled_fetch_process_resumes_without_redownloading(sh: ShImitation
     import sys
     import time
 
-    from conftest import write_params
+    from testkit import write_params
 
     sh.state.latency_s = 0.05
     params = sh_params(tmp_path, ["unlabelled"], concurrency=2)
@@ -448,8 +448,8 @@ def test_the_secret_never_appears_in_output_logs_files_or_errors(
 ):
     from typer.testing import CliRunner
 
-    from conftest import write_params
     from s2ssl.cli import app
+    from testkit import write_params
 
     caplog.set_level(logging.DEBUG)
     debug_file = tmp_path / "debug.log"

@@ -11,7 +11,6 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from conftest import REPO_ROOT, read_repo_params
 from s2ssl.bands import (
     MASK_CLEAR,
     MASK_CLOUD,
@@ -24,6 +23,7 @@ from s2ssl.bands import (
 from s2ssl.config import CROP_CLASSES, LANDCOVER_CLASSES, Params, parse_params, set_dotted
 from s2ssl.data.sources import spectra
 from s2ssl.data.sources import synthetic as syn
+from testkit import REPO_ROOT, read_repo_params
 
 REAL = REPO_ROOT.parent / "shared" / "data" / "eolearn_slovenia_testpatch.npz"
 

@@ -17,7 +17,6 @@ from typing import Any
 import numpy as np
 import pytest
 
-from conftest import REPO_PARAMS
 from s2ssl.bands import BAND_NAMES
 from s2ssl.config import LANDCOVER_CLASSES, load_params
 from s2ssl.evaluation.report import (
@@ -30,6 +29,7 @@ from s2ssl.evaluation.report import (
     write_evaluation,
 )
 from s2ssl.finetune.run import RunSpec, fraction_label
+from testkit import REPO_PARAMS
 
 NAN = math.nan
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"

@@ -10,7 +10,6 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import REPO_PARAMS, TINY_SIZES
 from s2ssl.bands import BAND_NAMES
 from s2ssl.config import LANDCOVER_CLASSES, LinearProbeConfig, load_params
 from s2ssl.finetune.data import TaskSplit, load_task_data, scene_tiles
@@ -20,6 +19,7 @@ from s2ssl.finetune.run import fraction_label, plan_runs, run_finetune
 from s2ssl.finetune.train import fit, flip_rot90, score, step_budget
 from s2ssl.models.resnet import ResNetEncoder
 from s2ssl.models.unet import ResNetUNet
+from testkit import REPO_PARAMS, TINY_SIZES
 
 N_BANDS = len(BAND_NAMES)
 
@@ -120,8 +120,8 @@ def test_tiny_finetune_beats_chance() -> None:
 
 @pytest.fixture(scope="module")
 def tiny_run_params(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from conftest import read_repo_params, write_params
     from s2ssl.config import set_dotted
+    from testkit import read_repo_params, write_params
 
     raw = read_repo_params()
     for key, value in {**TINY_SIZES, "finetune.landcover.inits": ["random"]}.items():

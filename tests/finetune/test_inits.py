@@ -11,7 +11,6 @@ import pytest
 import torch
 from torch import nn
 
-from conftest import REPO_PARAMS
 from s2ssl.bands import BAND_NAMES
 from s2ssl.config import CROP_CLASSES, LANDCOVER_CLASSES, Params, load_params
 from s2ssl.data.stats import NormStats
@@ -21,6 +20,7 @@ from s2ssl.finetune.models import SceneNet, SegmentationNet, TimeSeriesSegmentat
 from s2ssl.models.resnet import ResNetEncoder
 from s2ssl.models.unet import ResNetUNet
 from s2ssl.models.unet3d import UNet3D
+from testkit import REPO_PARAMS
 
 N_BANDS = len(BAND_NAMES)
 

@@ -12,7 +12,6 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from conftest import read_repo_params, write_params
 from s2ssl.config import ConfigError, Params, load_params, parse_params, set_dotted
 from s2ssl.ssl.datamodule import PretrainDataModule
 from s2ssl.ssl.pretrain import (
@@ -24,6 +23,7 @@ from s2ssl.ssl.pretrain import (
     resolve_precision,
 )
 from s2ssl.ssl.tasks import build_task
+from testkit import read_repo_params, write_params
 
 REPO_PARAMS = Path(__file__).resolve().parents[2] / "params.yaml"
 

@@ -229,9 +229,9 @@ def small_world(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A small synthetic world (32 locations, 160 land-cover patches, 32 time series), generated
     straight from the synthetic source and "validated" as a whole (no quarantine) — larger than
     the tiny world so the scene-level probe has enough queries to show learning."""
-    from conftest import read_repo_params
     from s2ssl.data.fetch import dataset_writer
     from s2ssl.data.sources import synthetic
+    from testkit import read_repo_params
 
     raw = read_repo_params()
     for key, value in SMALL_SIZES.items():

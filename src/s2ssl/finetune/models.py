@@ -285,24 +285,12 @@ def load_model(path: str | Path) -> tuple[DownstreamNet, dict[str, Any]]:
     Raises:
         ValueError: ``path`` is not a saved model, or its weights do not fit its architecture.
     """
-    p = Path(path)
-    folder = p.parent if p.is_file() else p
-    meta_path, weights_path = folder / META_FILE, folder / WEIGHTS_FILE
-    if not meta_path.is_file() or not weights_path.is_file():
-        raise ValueError(
-            f"{folder} is not a fine-tuned model (needs {META_FILE} and {WEIGHTS_FILE}); run "
-            "`s2ssl finetune` / `dvc repro finetune` first"
-        )
-    try:
-        meta = json.loads(meta_path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as e:
-        raise ValueError(f"{meta_path} is not valid JSON ({e})") from None
-    model = build_model(meta.get("architecture", {}))
-    state = torch.load(weights_path, map_location="cpu", weights_only=True)
-    try:
-        model.load_state_dict(state, strict=True)
-    except RuntimeError as e:
-        raise ValueError(
-            f"{weights_path} does not match the architecture in {meta_path}: {e}"
-        ) from None
-    return model.eval(), meta
+    from s2ssl.ssl.pretrain import load_saved
+
+    model, meta = load_saved(
+        path,
+        build_model,
+        what="a fine-tuned model",
+        hint="run `s2ssl finetune` / `dvc repro finetune` first",
+    )
+    return model, meta

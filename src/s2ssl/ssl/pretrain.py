@@ -37,7 +37,7 @@ import os
 import statistics
 import time
 import warnings
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -259,6 +259,23 @@ def load_encoder(path: str | Path) -> tuple[Any, dict[str, Any]]:
         ``(module in eval mode, meta)`` where ``meta`` is the parsed ``meta.json`` (method,
         architecture, bands, normalisation, norm stats, probe results).
     """
+    return load_saved(
+        path,
+        build_encoder,
+        what="an exported encoder",
+        hint="run `s2ssl pretrain` / `dvc repro pretrain` first",
+    )
+
+
+def load_saved(
+    path: str | Path, build: Callable[[Mapping[str, Any]], Any], *, what: str, hint: str
+) -> tuple[Any, dict[str, Any]]:
+    """Rebuild a saved network: ``meta.json``'s ``architecture`` → ``build`` → the plain
+    ``state_dict`` of ``weights.pt`` loaded strictly with ``torch.load(weights_only=True)``.
+
+    ``path`` is the directory or its ``weights.pt``; ``what`` / ``hint`` word the error when it
+    holds no such network. Returns ``(module in eval mode, meta)``.
+    """
     import torch
 
     p = Path(path)
@@ -266,15 +283,12 @@ def load_encoder(path: str | Path) -> tuple[Any, dict[str, Any]]:
     meta_path = folder / META_FILE
     weights_path = folder / WEIGHTS_FILE
     if not meta_path.is_file() or not weights_path.is_file():
-        raise ValueError(
-            f"{folder} is not an exported encoder (needs {META_FILE} and {WEIGHTS_FILE}); run "
-            "`s2ssl pretrain` / `dvc repro pretrain` first"
-        )
+        raise ValueError(f"{folder} is not {what} (needs {META_FILE} and {WEIGHTS_FILE}); {hint}")
     try:
         meta = json.loads(meta_path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as e:
         raise ValueError(f"{meta_path} is not valid JSON ({e})") from None
-    module = build_encoder(meta.get("architecture", {}))
+    module = build(meta.get("architecture", {}))
     state = torch.load(weights_path, map_location="cpu", weights_only=True)
     try:
         module.load_state_dict(state, strict=True)

@@ -1,0 +1,61 @@
+"""Shared test helpers (importable as ``testkit``; ``conftest`` is not a unique module name: the
+inference tests have their own conftest.py)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+REPO_PARAMS = REPO_ROOT / "params.yaml"
+
+TINY_SIZES: dict[str, int] = {
+    "fetch.synthetic.unlabelled.locations_per_region": 2,
+    "fetch.synthetic.landcover.patches_per_region": 4,
+    "fetch.synthetic.croptype.patches_per_region": 4,
+    "fetch.shard_size": 3,
+    "pretrain.seco.max_epochs": 1,
+    "pretrain.moco.max_epochs": 1,
+    "pretrain.moco_tp.max_epochs": 1,
+    "pretrain.dense.max_epochs": 1,
+    "pretrain.cscl.max_epochs": 1,
+    "holdout_region": None,
+    "finetune.fractions": [0.5, 1.0],
+    "finetune.landcover.min_steps": 2,
+    "finetune.landcover.max_steps": 2,
+    "finetune.landcover.val_every": 1,
+    "finetune.croptype.min_steps": 2,
+    "finetune.croptype.max_steps": 2,
+    "finetune.croptype.val_every": 1,
+    "finetune.scene.min_steps": 2,
+    "finetune.scene.max_steps": 2,
+    "finetune.scene.val_every": 1,
+    "finetune.scene.linear.epochs": 20,
+}
+"""Dotted overrides that shrink the repo's params.yaml to seconds of generation and training."""
+
+
+def read_repo_params() -> dict[str, Any]:
+    """The repo's params.yaml as a plain (mutable) mapping."""
+    raw = yaml.safe_load(REPO_PARAMS.read_text(encoding="utf-8"))
+    assert isinstance(raw, dict)
+    return raw
+
+
+def write_params(path: Path, raw: dict[str, Any]) -> Path:
+    """Dump ``raw`` as YAML to ``path`` (dates stay YAML dates)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(yaml.safe_dump(raw, sort_keys=False), encoding="utf-8")
+    return path
+
+
+def write_tiny_params(path: Path) -> Path:
+    """The repo's params.yaml with :data:`TINY_SIZES` applied, written to ``path``."""
+    from s2ssl.config import set_dotted
+
+    raw = read_repo_params()
+    for key, value in TINY_SIZES.items():
+        set_dotted(raw, key, value)
+    return write_params(path, raw)
