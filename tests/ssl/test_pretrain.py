@@ -12,6 +12,7 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
+from s2ssl.bands import BAND_NAMES
 from s2ssl.config import ConfigError, Params, load_params, parse_params, set_dotted
 from s2ssl.ssl.datamodule import PretrainDataModule
 from s2ssl.ssl.pretrain import (
@@ -80,7 +81,7 @@ def config_error(overrides: dict[str, Any]) -> str:
 def test_repo_params_have_a_valid_pretrain_section() -> None:
     p = load_params(REPO_PARAMS)
     assert p.pretrain.methods == ["seco", "moco", "moco_tp", "dense", "cscl"]
-    assert p.pretrain.seco.bands == "rgb" and p.pretrain.seco.depth == 18
+    assert p.pretrain.seco.bands == "all" and p.pretrain.seco.depth == 18
     assert p.pretrain.cscl.pos_weight == 0.125
 
 
@@ -251,8 +252,8 @@ def test_stage_end_to_end_then_resume_then_new_config(
     assert meta["architecture"] == {
         "kind": "resnet",
         "depth": 18,
-        "in_channels": 3,
-        "bands": ["B04", "B03", "B02"],
+        "in_channels": 13,
+        "bands": list(BAND_NAMES),
         "out_dim": 512,
     }
     assert meta["best_epoch"] == metrics["best_epoch"]
