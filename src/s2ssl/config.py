@@ -14,7 +14,7 @@ import types
 import typing
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -854,6 +854,22 @@ class SupervisedTraining(StrictModel):
         default=None, ge=4, description="random square training crop (None: whole patch)"
     )
 
+    crop_multiple: ClassVar[tuple[int, str]] = (1, "")
+    """``(multiple, network)``: ``crop_size`` must be a multiple of it (the network's stride)."""
+
+    @field_validator("inits", check_fields=False)
+    @classmethod
+    def _inits(cls, v: list[str]) -> list[str]:
+        return _unique(v, "inits")
+
+    @field_validator("crop_size")
+    @classmethod
+    def _crop_multiple(cls, v: int | None) -> int | None:
+        multiple, network = cls.crop_multiple
+        if v is not None and v % multiple:
+            raise ValueError(f"must be divisible by {multiple} ({network}), got {v}")
+        return v
+
     @model_validator(mode="after")
     def _steps(self) -> SupervisedTraining:
         if self.min_steps > self.max_steps:
@@ -874,17 +890,7 @@ class LandcoverFinetune(SupervisedTraining):
     bands: Literal["rgb", "all"] = "all"
     feature_dim: PositiveInt = Field(default=128, description="random-init U-Net output channels")
 
-    @field_validator("inits")
-    @classmethod
-    def _inits(cls, v: list[str]) -> list[str]:
-        return _unique(v, "inits")
-
-    @field_validator("crop_size")
-    @classmethod
-    def _div32(cls, v: int | None) -> int | None:
-        if v is not None and v % 32:
-            raise ValueError(f"must be divisible by 32 (ResNet U-Net), got {v}")
-        return v
+    crop_multiple: ClassVar[tuple[int, str]] = (32, "ResNet U-Net")
 
 
 class CroptypeFinetune(SupervisedTraining):
@@ -900,17 +906,7 @@ class CroptypeFinetune(SupervisedTraining):
     embedding_dim: PositiveInt = Field(default=128, description="random-init output channels")
     lr_decay: float = Field(default=0.975, gt=0, le=1, description="lr factor per epoch")
 
-    @field_validator("inits")
-    @classmethod
-    def _inits(cls, v: list[str]) -> list[str]:
-        return _unique(v, "inits")
-
-    @field_validator("crop_size")
-    @classmethod
-    def _div4(cls, v: int | None) -> int | None:
-        if v is not None and v % 4:
-            raise ValueError(f"must be divisible by 4 (3-D U-Net), got {v}")
-        return v
+    crop_multiple: ClassVar[tuple[int, str]] = (4, "3-D U-Net")
 
 
 class LinearProbeConfig(StrictModel):
@@ -941,11 +937,6 @@ class SceneFinetune(SupervisedTraining):
     linear: LinearProbeConfig = LinearProbeConfig()
     knn_k: PositiveInt = 20
     knn_temperature: float = Field(default=0.07, gt=0, le=10)
-
-    @field_validator("inits")
-    @classmethod
-    def _inits(cls, v: list[str]) -> list[str]:
-        return _unique(v, "inits")
 
     @field_validator("protocols")
     @classmethod

@@ -84,6 +84,14 @@ class DownstreamNet(nn.Module):
         self.bands: tuple[str, ...] = tuple(bands)
         self.classes: tuple[str, ...] = tuple(classes)
 
+    def _check_inputs(self, in_channels: int, network: str) -> None:
+        """``network`` must take one input channel per band name."""
+        if in_channels != len(self.bands):
+            raise ValueError(
+                f"the {network} takes {in_channels} bands but {len(self.bands)} band names "
+                f"were given: {list(self.bands)}"
+            )
+
     def backbone_module(self) -> nn.Module:
         """The part initialised from a pre-trained encoder."""
         raise TypeError(f"{type(self).__name__} does not define its backbone")  # pragma: no cover
@@ -137,11 +145,7 @@ class SegmentationNet(DownstreamNet):
         std: Sequence[float],
     ) -> None:
         super().__init__(bands, classes)
-        if backbone.in_channels != len(self.bands):
-            raise ValueError(
-                f"the U-Net takes {backbone.in_channels} bands but {len(self.bands)} band names "
-                f"were given: {list(self.bands)}"
-            )
+        self._check_inputs(backbone.in_channels, "U-Net")
         self.normalize = Standardize(mean, std)
         self.backbone = backbone
         self.classifier = nn.Conv2d(backbone.out_channels, len(self.classes), kernel_size=1)
@@ -212,11 +216,7 @@ class SceneNet(DownstreamNet):
         std: Sequence[float],
     ) -> None:
         super().__init__(bands, classes)
-        if encoder.in_channels != len(self.bands):
-            raise ValueError(
-                f"the encoder takes {encoder.in_channels} bands but {len(self.bands)} band names "
-                f"were given: {list(self.bands)}"
-            )
+        self._check_inputs(encoder.in_channels, "encoder")
         self.normalize = Standardize(mean, std)
         self.encoder = encoder
         self.classifier = nn.Linear(encoder.out_dim, len(self.classes))
