@@ -312,6 +312,155 @@ def evaluate(
     )
 
 
+TaskOpt = Annotated[
+    list[str] | None,
+    typer.Option("--task", "-t", help="Only this task (repeatable; default: register.tasks)."),
+]
+
+
+def _tasks(cfg: Params, tasks: list[str] | None) -> list[str]:
+    chosen = tasks or cfg.registered_tasks()
+    unknown = sorted(set(chosen) - set(cfg.finetune.tasks))
+    if unknown:
+        raise _fail(f"unknown task(s) {unknown}; fine-tuned tasks: {cfg.finetune.tasks}")
+    return chosen
+
+
+@app.command()
+def register(
+    params: ParamsOpt = Path("params.yaml"),
+    models: Annotated[
+        Path, typer.Option(help="Fine-tuned models root: <models>/<task>/model.")
+    ] = Path("models/finetune"),
+    lock: Annotated[Path, typer.Option(help="dvc.lock (lineage hashes).")] = Path("dvc.lock"),
+    reports: Annotated[
+        Path | None, typer.Option(help="Write <reports>/registered.json here (DVC stage).")
+    ] = None,
+    task: TaskOpt = None,
+) -> None:
+    """Register each task's fine-tuned model in MLflow as `<prefix>-<task>` (alias `challenger`).
+
+    Idempotent: a model whose hash is already registered is not registered again. Loads with
+    `mlflow.pyfunc.load_model("models:/s2ssl-landcover@challenger")`."""
+    from rich.console import Console
+
+    from s2ssl.tracking.registry import register_model, write_json
+
+    cfg = _load(params)
+    records = {}
+    console = Console()
+    for name in _tasks(cfg, task):
+        try:
+            reg = register_model(
+                cfg.registry,
+                name,
+                models / name / "model",
+                lock_file=lock,
+                params={"register": cfg.registry.model_dump(mode="json")},
+            )
+        except ValueError as e:
+            raise _fail(str(e)) from None
+        records[name] = reg.as_dict()
+        what = "registered as new version" if reg.created else "already registered: version"
+        console.print(f"[green]✓[/] {reg.name}: {what} {reg.version} (hash {reg.model_hash[:12]})")
+    if reports is not None:
+        write_json(reports / "registered.json", {"tasks": records})
+
+
+@app.command()
+def promote(
+    params: ParamsOpt = Path("params.yaml"),
+    task: TaskOpt = None,
+    version: Annotated[
+        str | None, typer.Option(help="Consider this version instead of the challenger.")
+    ] = None,
+    force: Annotated[
+        bool, typer.Option("--force", help="Skip the policy (e.g. roll back to --version).")
+    ] = False,
+    reports: Annotated[
+        Path | None, typer.Option(help="Write <reports>/decisions.json here (DVC stage).")
+    ] = None,
+) -> None:
+    """Make the challenger `champion` if it beats the champion under `register.promote`.
+
+    The decision and its reason are printed and recorded as tags on the version; a rejected
+    challenger is not an error (exit code 0)."""
+    from rich.console import Console
+    from rich.markup import escape
+
+    from s2ssl.tracking.registry import promote as promote_model
+    from s2ssl.tracking.registry import write_json
+
+    cfg = _load(params)
+    chosen = _tasks(cfg, task)
+    if (version is not None or force) and len(chosen) != 1:
+        raise _fail("--version / --force need exactly one --task")
+    if force and version is None:
+        raise _fail("--force needs --version (the version to make champion)")
+    decisions = {}
+    console = Console()
+    for name in chosen:
+        try:
+            result = promote_model(cfg.registry, name, version=version, force=force)
+        except ValueError as e:
+            raise _fail(str(e)) from None
+        decisions[name] = result.as_dict()
+        mark = "[green]promoted[/]" if result.promoted else "[yellow]not promoted[/]"
+        console.print(
+            f"{result.model} v{result.candidate_version or '-'}: {mark} — "
+            f"{escape(result.reason)} (champion: v{result.champion_version or '-'})"
+        )
+    if reports is not None:
+        write_json(reports / "decisions.json", {"tasks": decisions})
+
+
+@app.command()
+def models(
+    params: ParamsOpt = Path("params.yaml"),
+    aliased: Annotated[
+        bool, typer.Option("--aliased", help="Only versions with an alias (champion, challenger).")
+    ] = False,
+) -> None:
+    """List the registered models: versions, aliases, test score, init and last decision."""
+    from rich.console import Console
+    from rich.markup import escape
+    from rich.table import Table
+
+    from s2ssl.tracking.registry import list_models, safe_uri
+    from s2ssl.tracking.runs import tracking_uri
+
+    cfg = _load(params)
+    try:
+        rows = list_models(cfg.registry.model_prefix)
+    except ValueError as e:
+        raise _fail(str(e)) from None
+    console = Console()
+    if not rows:
+        console.print(
+            f"no registered models named {cfg.registry.model_prefix}-* at "
+            f"{escape(safe_uri(tracking_uri()))}; run `dvc repro` (register + promote stages)"
+        )
+        return
+    table = Table(title="registered models")
+    for col in ("model", "version", "aliases", "test score", "init", "created", "decision"):
+        table.add_column(col, overflow="fold")
+    for row in rows:
+        if aliased and not row.aliases:
+            continue
+        score = "-" if row.value is None else f"{row.metric} {row.value:.3f}"
+        decision = f"{row.decision}: {row.reason}" if row.decision else ""
+        table.add_row(
+            row.model,
+            row.version,
+            ", ".join(row.aliases),
+            score,
+            row.init,
+            row.created,
+            escape(decision),
+        )
+    console.print(table)
+
+
 @app.command()
 def predict(
     source: Annotated[
@@ -319,8 +468,14 @@ def predict(
         typer.Argument(help="A GeoTIFF, a folder of GeoTIFFs, or a dataset in the store."),
     ],
     model: Annotated[
-        Path, typer.Option("--model", "-m", help="A fine-tuned model directory.")
-    ] = Path("models/finetune/landcover/model"),
+        str,
+        typer.Option(
+            "--model",
+            "-m",
+            help="An MLflow model URI (models:/NAME@alias, models:/NAME/3, runs:/...) or a "
+            "fine-tuned model directory (models/finetune/landcover/model).",
+        ),
+    ] = "models:/s2ssl-landcover@champion",
     out: Annotated[Path, typer.Option(help="Output folder.")] = Path("predictions"),
     tile_size: Annotated[int, typer.Option(help="Tile edge in pixels (multiple of 32).")] = 256,
     overlap: Annotated[
@@ -341,6 +496,7 @@ def predict(
     from s2ssl.inference.predict import predict_rasters, predict_store
     from s2ssl.inference.segmenter import segmenter_from_model
     from s2ssl.progress import progress_bar
+    from s2ssl.tracking.registry import resolve_model
 
     options = {
         "overlap": overlap,
@@ -350,7 +506,8 @@ def predict(
         "progress": progress_bar,
     }
     try:
-        segmenter = segmenter_from_model(model, tile_size)
+        with resolve_model(model) as model_dir:
+            segmenter = segmenter_from_model(model_dir, tile_size)
         try:
             store = open_dataset(source) if source.is_dir() else None
         except StoreError:

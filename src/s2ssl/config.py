@@ -1009,6 +1009,44 @@ class EvaluateConfig(StrictModel):
     strip_samples: PositiveInt = Field(default=4, description="test images in each strip PNG")
 
 
+class PromotionPolicy(StrictModel):
+    """When a registered ``challenger`` may replace the ``champion`` (:func:`should_promote`).
+
+    ``metric`` (``null``: the task's headline, mIoU for segmentation, top-1 for scenes) must be
+    higher by at least ``min_improvement`` (absolute, metric units); both must have been scored
+    on the same test set when ``require_same_test_set``; and no per-class score (``iou.<class>`` /
+    ``acc.<class>``) may drop by more than ``max_class_drop`` (``null``: no such guard rail).
+    """
+
+    metric: str | None = Field(default=None, pattern=r"^[a-z0-9_.]+$")
+    min_improvement: float = Field(default=0.005, ge=0.0, le=1.0)
+    require_same_test_set: bool = True
+    max_class_drop: float | None = Field(default=0.1, ge=0.0, le=1.0)
+
+
+class RegisterConfig(StrictModel):
+    """``register`` / ``promote`` stages: MLflow registry names and the promotion policy."""
+
+    model_prefix: str = Field(
+        default="s2ssl",
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]*$",
+        description="registered models are named <model_prefix>-<task>",
+    )
+    tasks: list[FinetuneTask] | None = Field(
+        default=None, description="tasks to register (null: every finetune.tasks)"
+    )
+    promote: PromotionPolicy = PromotionPolicy()
+
+    @field_validator("tasks")
+    @classmethod
+    def _tasks(cls, v: list[str] | None) -> list[str] | None:
+        return None if v is None else _unique(v, "tasks")
+
+    def model_name(self, task: str) -> str:
+        """The registered model name of ``task`` (``s2ssl-landcover``)."""
+        return f"{self.model_prefix}-{task}"
+
+
 class Params(StrictModel):
     """The whole ``params.yaml``."""
 
@@ -1022,6 +1060,22 @@ class Params(StrictModel):
     """The ``pretrain`` section (defaults apply when a params file has none)."""
     finetune: FinetuneConfig = FinetuneConfig()
     evaluate: EvaluateConfig = EvaluateConfig()
+    registry: RegisterConfig = Field(default=RegisterConfig(), alias="register")
+    """The ``register`` section (a field called ``register`` would shadow ``ABC.register``)."""
+
+    @model_validator(mode="after")
+    def _register_tasks(self) -> Params:
+        extra = sorted(set(self.registry.tasks or []) - set(self.finetune.tasks))
+        if extra:
+            raise ValueError(
+                f"register.tasks {extra} are not fine-tuned (finetune.tasks: "
+                f"{self.finetune.tasks}); add them there or remove them from register.tasks"
+            )
+        return self
+
+    def registered_tasks(self) -> list[str]:
+        """The tasks whose fine-tuned models are registered (``register.tasks`` or all)."""
+        return list(self.registry.tasks or self.finetune.tasks)
 
     @model_validator(mode="after")
     def _holdout(self) -> Params:

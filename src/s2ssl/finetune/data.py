@@ -14,6 +14,8 @@ all 13 bands; :meth:`TaskSplit.reflectance` selects a model's bands and scales t
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -110,6 +112,20 @@ class TaskData:
     def bands(self) -> tuple[str, ...]:
         """The band names of the in-memory images (all 13, in s2ssl order)."""
         return tuple(BAND_NAMES)
+
+    def test_set_fingerprint(self) -> str:
+        """SHA-256 naming this setting's test set: the raw data fingerprint and the test ids.
+
+        Two models scored on the same fingerprint were scored on the same images and labels;
+        promotion compares champions with challengers only then (``register.promote``).
+        """
+        record = {
+            "task": self.task,
+            "setting": self.setting,
+            "data": self.manifest.get("raw_fingerprint"),
+            "test_ids": list(self.test.ids),
+        }
+        return hashlib.sha256(json.dumps(record, sort_keys=True).encode()).hexdigest()
 
     def fraction_positions(self, fraction: float, seed: int, min_samples: int) -> np.ndarray:
         """Positions in :attr:`train` of the labelled subset of ``fraction`` (nested)."""

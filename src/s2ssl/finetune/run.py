@@ -385,7 +385,12 @@ def _save_preview(path: Path, spec: RunSpec, ids: tuple[str, ...], preview: np.n
 
 
 def _export(
-    params: Params, task: str, source: Path, key: str, record: Mapping[str, Any], target: Path
+    task: str,
+    source: Path,
+    key: str,
+    record: Mapping[str, Any],
+    target: Path,
+    test_set: str,
 ) -> Path:
     """Copy the selected candidate to ``target`` with the selection recorded in meta.json."""
     from s2ssl.finetune.models import META_FILE, WEIGHTS_FILE
@@ -399,6 +404,7 @@ def _export(
             "selection": f"best validation {record['val_metric']} among in-domain runs at the "
             "largest label fraction",
             "test": {k: v for k, v in record["test"].items() if k != "confusion"},
+            "test_set": test_set,
         }
     )
     with atomic_dir(target) as tmp:
@@ -557,12 +563,12 @@ def run_finetune(
         if candidates:
             _, selected = max(candidates)
             model_dir = _export(
-                params,
                 task,
                 cand_dir / selected,
                 selected,
                 results[selected],
                 Path(out_dir) / task / MODEL_DIR,
+                data["in_domain"].test_set_fingerprint(),
             )
             if track:
                 from s2ssl.tracking import log_metrics, log_state_dict
