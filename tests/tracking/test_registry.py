@@ -539,5 +539,5 @@ def test_cli_register_promote_models(uri: str, models: dict[str, Path], tmp_path
     done = runner.invoke(app, ["models", *args], env={"COLUMNS": "200"})
     assert done.exit_code == 0, done.output
     assert "s2ssl-landcover" in done.output and "champion" in done.output
-    done = runner.invoke(app, ["promote", *args, "--force"])
+    done = runner.invoke(app, ["promote", *args, "--task", "landcover", "--force"])
     assert done.exit_code == 2 and "--force needs" in done.output
