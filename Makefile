@@ -39,7 +39,8 @@ run: setup  ## run the whole pipeline (dvc repro) on the embedded synthetic worl
 	@echo "  encoders      models/pretrain/<method>/encoder             (reports/pretrain/<method>/metrics.json)"
 	@echo "  fine-tuned    models/finetune/<task>/model                 (per-run results: reports/finetune/<task>/runs)"
 	@echo "  evaluation    reports/evaluate/report.md                   (figures/, metrics.json; dvc plots show)"
-	@echo "  maps          s2ssl predict data/raw/landcover --out predictions"
+	@echo "  registry      s2ssl models                                 (MLflow: mlruns/mlflow.db; reports/promote/decisions.json)"
+	@echo "  maps          s2ssl predict data/raw/landcover --out predictions   (champion model)"
 	@echo "  metrics       dvc metrics show"
 
 test: setup  ## run the test suite (offline, CPU)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -9,6 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
 from testkit import REPO_ROOT, write_tiny_params
 
@@ -27,7 +29,7 @@ def run(cmd: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
         "GIT_COMMITTER_NAME": "t",
         "GIT_COMMITTER_EMAIL": "t@example.org",
     }
-    return subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=300)
+    return subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=1200)
 
 
 def test_dvc_repro_runs_the_stages_then_is_a_no_op(tmp_path: Path) -> None:
@@ -61,6 +63,16 @@ def test_dvc_repro_runs_the_stages_then_is_a_no_op(tmp_path: Path) -> None:
         assert (project / "models" / "pretrain" / method / "encoder" / "weights.pt").is_file()
         assert (project / "reports" / "pretrain" / method / "metrics.json").is_file()
 
+    # register + promote: every task's model registered, the first version is champion
+    decisions = json.loads((project / "reports" / "promote" / "decisions.json").read_text())
+    for task in ("landcover", "croptype", "scene"):
+        assert decisions["tasks"][task]["promoted"] is True
+        assert decisions["tasks"][task]["champion_version"] == "1"
+    assert "no champion yet" in first.stdout
+    listed = run([sys.executable, "-m", "s2ssl.cli", "models"], project)
+    assert listed.returncode == 0, listed.stderr
+    assert "s2ssl-landcover" in listed.stdout and "champion" in listed.stdout
+
     second = run([dvc, "repro"], project)
     assert second.returncode == 0, second.stderr
     assert "Running stage" not in second.stdout
@@ -68,3 +80,20 @@ def test_dvc_repro_runs_the_stages_then_is_a_no_op(tmp_path: Path) -> None:
 
     status = run([dvc, "status"], project)
     assert "up to date" in status.stdout, status.stdout
+
+    # another configuration whose model cannot clear the bar: a challenger, not promoted, and why
+    raw = yaml.safe_load((project / "params.yaml").read_text())
+    raw["finetune"]["landcover"]["lr"] = 1e-6
+    raw["register"]["promote"]["min_improvement"] = 0.9
+    (project / "params.yaml").write_text(yaml.safe_dump(raw, sort_keys=False))
+    third = run([dvc, "repro", "promote"], project)
+    assert third.returncode == 0, third.stdout + third.stderr
+    assert "Running stage 'finetune@landcover'" in third.stdout
+    assert "Running stage 'finetune@scene'" not in third.stdout
+    decisions = json.loads((project / "reports" / "promote" / "decisions.json").read_text())
+    landcover = decisions["tasks"]["landcover"]
+    assert landcover["promoted"] is False and landcover["candidate_version"] == "2"
+    assert landcover["champion_version"] == "1"
+    assert "+ 0.9 (champion version 1)" in landcover["reason"]
+    assert "not promoted" in third.stdout
+    assert decisions["tasks"]["scene"]["reason"].startswith("no challenger")

@@ -176,10 +176,10 @@ def pretrain(
     ),
     out: Annotated[
         Path,
-        typer.Option(help="Models root: <out>/<method>/encoder and <out>/<method>/checkpoints."),
+        typer.Option(help="Models root: OUT/METHOD/encoder and OUT/METHOD/checkpoints."),
     ] = Path("models/pretrain"),
     reports: Annotated[
-        Path, typer.Option(help="Reports root: <reports>/<method>/{metrics.json,history.csv}.")
+        Path, typer.Option(help="Reports root: REPORTS/METHOD/{metrics.json,history.csv}.")
     ] = Path("reports/pretrain"),
 ) -> None:
     """Pre-train one method and export its encoder (resumes from `last.ckpt` if present).
@@ -222,13 +222,13 @@ def finetune(
         "data/validated"
     ),
     pretrained: Annotated[
-        Path, typer.Option(help="Exported encoders: <pretrained>/<method>/encoder.")
+        Path, typer.Option(help="Exported encoders: PRETRAINED/METHOD/encoder.")
     ] = Path("models/pretrain"),
     out: Annotated[
-        Path, typer.Option(help="Models root: <out>/<task>/model (the selected model).")
+        Path, typer.Option(help="Models root: OUT/TASK/model (the selected model).")
     ] = Path("models/finetune"),
     reports: Annotated[
-        Path, typer.Option(help="Reports root: <reports>/<task>/runs/<run>.json per run.")
+        Path, typer.Option(help="Reports root: REPORTS/TASK/runs/RUN.json per run.")
     ] = Path("reports/finetune"),
     no_tracking: Annotated[
         bool, typer.Option("--no-tracking", help="Do not log to MLflow.")
@@ -286,7 +286,7 @@ def finetune(
 def evaluate(
     params: ParamsOpt = Path("params.yaml"),
     runs: Annotated[
-        Path, typer.Option(help="Fine-tuning reports root: <runs>/<task>/runs/*.json.")
+        Path, typer.Option(help="Fine-tuning reports root: RUNS/TASK/runs/*.json.")
     ] = Path("reports/finetune"),
     data: Annotated[
         Path, typer.Option(help="Validated datasets (test images for the strips).")
@@ -329,12 +329,12 @@ def _tasks(cfg: Params, tasks: list[str] | None) -> list[str]:
 @app.command()
 def register(
     params: ParamsOpt = Path("params.yaml"),
-    models: Annotated[
-        Path, typer.Option(help="Fine-tuned models root: <models>/<task>/model.")
-    ] = Path("models/finetune"),
+    models: Annotated[Path, typer.Option(help="Fine-tuned models root: MODELS/TASK/model.")] = Path(
+        "models/finetune"
+    ),
     lock: Annotated[Path, typer.Option(help="dvc.lock (lineage hashes).")] = Path("dvc.lock"),
     reports: Annotated[
-        Path | None, typer.Option(help="Write <reports>/registered.json here (DVC stage).")
+        Path | None, typer.Option(help="Write REPORTS/registered.json here (DVC stage).")
     ] = None,
     task: TaskOpt = None,
 ) -> None:
@@ -378,7 +378,7 @@ def promote(
         bool, typer.Option("--force", help="Skip the policy (e.g. roll back to --version).")
     ] = False,
     reports: Annotated[
-        Path | None, typer.Option(help="Write <reports>/decisions.json here (DVC stage).")
+        Path | None, typer.Option(help="Write REPORTS/decisions.json here (DVC stage).")
     ] = None,
 ) -> None:
     """Make the challenger `champion` if it beats the champion under `register.promote`.

@@ -61,3 +61,38 @@ def test_only_segmentation_models_make_maps(tmp_path: Path) -> None:
     save_model(net, tmp_path / "scene", {})
     with pytest.raises(ValueError, match="single-date segmentation model"):
         segmenter_from_model(tmp_path / "scene")
+
+
+def test_predict_cli_takes_a_registered_model_uri(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    geotiff: Callable[..., Path],
+    dn_raster: Callable[..., np.ndarray],
+) -> None:
+    import mlflow
+
+    from s2ssl.config import RegisterConfig
+    from s2ssl.tracking.registry import promote, register_model
+
+    uri = f"sqlite:///{tmp_path}/mlruns/mlflow.db"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    previous = mlflow.get_tracking_uri()
+    model = _saved(tmp_path)
+    register_model(RegisterConfig(), "landcover", model, uri=uri)
+    src = geotiff(tmp_path / "scene.tif", dn_raster((4, 64, 64)), descriptions=list(BANDS))
+    runner = CliRunner()
+    missing = runner.invoke(app, ["predict", str(src), "--out", str(tmp_path / "none")])
+    assert missing.exit_code == 2  # the default models:/s2ssl-landcover@champion: not promoted yet
+    assert "aliases ['challenger']" in " ".join(missing.output.split())
+    promote(RegisterConfig(), "landcover", uri=uri)
+    maps = {}
+    for name, ref in (("registry", "models:/s2ssl-landcover@champion"), ("local", str(model))):
+        out = tmp_path / name
+        done = runner.invoke(
+            app, ["predict", str(src), "--model", ref, "--out", str(out), "--tile-size", "64"]
+        )
+        assert done.exit_code == 0, done.output
+        with rasterio.open(next(out.rglob("classes*.tif"))) as f:
+            maps[name] = f.read(1)
+    mlflow.set_tracking_uri(previous)
+    np.testing.assert_array_equal(maps["registry"], maps["local"])
