@@ -20,6 +20,7 @@ pytestmark = pytest.mark.slow
 def run(cmd: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
     env = {
         **os.environ,
+        "COLUMNS": "200",
         "DVC_NO_ANALYTICS": "1",
         "MLFLOW_DISABLE_TELEMETRY": "true",
         "GX_ANALYTICS_ENABLED": "false",

@@ -422,6 +422,7 @@ def models(
     ] = False,
 ) -> None:
     """List the registered models: versions, aliases, test score, init and last decision."""
+    from rich import box
     from rich.console import Console
     from rich.markup import escape
     from rich.table import Table
@@ -441,24 +442,24 @@ def models(
             f"{escape(safe_uri(tracking_uri()))}; run `dvc repro` (register + promote stages)"
         )
         return
-    table = Table(title="registered models")
-    for col in ("model", "version", "aliases", "test score", "init", "created", "decision"):
-        table.add_column(col, overflow="fold")
+    table = Table(title="registered models", box=box.SIMPLE_HEAD)
+    for col in ("model", "v", "aliases", "test score", "init", "decision"):
+        table.add_column(col, no_wrap=True)
+    reasons = []
     for row in rows:
         if aliased and not row.aliases:
             continue
-        score = "-" if row.value is None else f"{row.metric} {row.value:.3f}"
-        decision = f"{row.decision}: {row.reason}" if row.decision else ""
+        score = "-" if row.value is None else f"{row.value:.3f} {row.metric}"
         table.add_row(
-            row.model,
-            row.version,
-            ", ".join(row.aliases),
-            score,
-            row.init,
-            row.created,
-            escape(decision),
+            row.model, row.version, ", ".join(row.aliases), score, row.init, row.decision or "-"
         )
+        if row.reason:
+            reasons.append(
+                f"{row.model} v{row.version} ({row.created}) {row.decision}: {row.reason}"
+            )
     console.print(table)
+    for line in reasons:
+        console.print(escape(line), highlight=False)
 
 
 @app.command()
