@@ -484,11 +484,12 @@ def register_model(
                     metadata={"s2ssl_task": task, "s2ssl_model_hash": digest},
                 )
             version_tags = {**tags, **{k: v for k, v in _lineage_of(run.run_id, uri).items()}}
-            mv = mlflow.register_model(
-                info.model_uri,
-                name,
-                tags={k: v[:MAX_TAG_VAL_LENGTH] for k, v in version_tags.items()},
-            )
+            with _registry_uri(uri):
+                mv = mlflow.register_model(
+                    info.model_uri,
+                    name,
+                    tags={k: v[:MAX_TAG_VAL_LENGTH] for k, v in version_tags.items()},
+                )
         client.update_model_version(
             name,
             mv.version,
@@ -498,6 +499,29 @@ def register_model(
         )
         client.set_registered_model_alias(name, CHALLENGER, mv.version)
         return Registration(task, name, str(mv.version), digest, True, run.run_id)
+
+
+@contextmanager
+def _registry_uri(uri: str) -> Iterator[None]:
+    """Point MLflow's process-wide registry URI at ``uri`` for the block, then restore it (and
+    the ``MLFLOW_REGISTRY_URI`` variable it exports), so later calls with another tracking URI
+    do not register into this store."""
+    import os
+
+    import mlflow
+    from mlflow.tracking._model_registry import utils as registry_utils
+
+    saved = getattr(registry_utils, "_registry_uri", None)
+    saved_env = os.environ.get("MLFLOW_REGISTRY_URI")
+    mlflow.set_registry_uri(uri)
+    try:
+        yield
+    finally:
+        registry_utils._registry_uri = saved
+        if saved_env is None:
+            os.environ.pop("MLFLOW_REGISTRY_URI", None)
+        else:
+            os.environ["MLFLOW_REGISTRY_URI"] = saved_env
 
 
 @contextmanager
@@ -759,10 +783,15 @@ def download_model(model_uri: str, dst: str | Path, uri: str | None = None) -> P
     from mlflow.exceptions import MlflowException
 
     resolved = tracking_uri(uri)
-    mlflow.set_tracking_uri(resolved)
-    mlflow.set_registry_uri(resolved)
     try:
-        local = Path(mlflow.artifacts.download_artifacts(artifact_uri=model_uri, dst_path=str(dst)))
+        local = Path(
+            mlflow.artifacts.download_artifacts(
+                artifact_uri=model_uri,
+                dst_path=str(dst),
+                tracking_uri=resolved,
+                registry_uri=resolved,
+            )
+        )
     except MlflowException as e:
         raise ValueError(_unknown_uri_message(model_uri, resolved, e)) from None
     mlmodel = local / "MLmodel"
