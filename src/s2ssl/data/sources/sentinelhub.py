@@ -200,11 +200,13 @@ def evalscript(collection: str) -> str:
     )
 
 
-def estimate_processing_units(size: int, collection: str) -> float:
-    """Processing units of one scene request (Sentinel Hub rules: 512 × 512 px × 3 bands of
-    16-bit output = 1 PU; area factor at least 0.01; minimum 0.005 PU per request)."""
+def estimate_processing_units(size: int | tuple[int, int], collection: str) -> float:
+    """Processing units of one scene request of ``size`` pixels square or ``(width, height)``
+    (Sentinel Hub rules: 512 × 512 px × 3 bands of 16-bit output = 1 PU; area factor at least
+    0.01; minimum 0.005 PU per request)."""
     n_inputs = (len(L2A_BAND_NAMES) if collection == "L2A" else N_BANDS) + 1  # + SCL / CLM
-    area = max(size * size / 512.0**2, 0.01)
+    width, height = (size, size) if isinstance(size, int) else size
+    area = max(width * height / 512.0**2, 0.01)
     return max(area * n_inputs / 3.0, 0.005)
 
 
@@ -319,9 +321,14 @@ class ShClient:
         what = f"catalog search {start}..{end}"
         return self.policy.call(lambda: self._guard(run, what), what)
 
-    def process(self, bbox: Any, size: int, day: dt.date, baseline: str) -> SceneData:
-        """Download one acquisition day on the ``size``² grid of ``bbox``."""
+    def process(
+        self, bbox: Any, size: int | tuple[int, int], day: dt.date, baseline: str
+    ) -> SceneData:
+        """Download one acquisition day on the grid of ``bbox``: ``size`` pixels square, or
+        ``(width, height)``."""
         from sentinelhub import MimeType, MosaickingOrder, SentinelHubRequest
+
+        width, height = (size, size) if isinstance(size, int) else size
 
         request = SentinelHubRequest(
             evalscript=evalscript(self.cfg.collection),
@@ -340,7 +347,7 @@ class ShClient:
                 SentinelHubRequest.output_response("userdata", MimeType.JSON),
             ],
             bbox=bbox,
-            size=(size, size),
+            size=(width, height),
             config=self.config,
         )
 
@@ -360,26 +367,33 @@ class ShClient:
         except (TypeError, ValueError):
             pu = 0.0
         self._count("processing_units", pu)
-        return self._to_scene(bands, quality, size, baseline, pu, what)
+        return self._to_scene(bands, quality, (height, width), baseline, pu, what)
 
     def _to_scene(
-        self, bands: np.ndarray, quality: np.ndarray, size: int, baseline: str, pu: float, what: str
+        self,
+        bands: np.ndarray,
+        quality: np.ndarray,
+        shape: tuple[int, int],
+        baseline: str,
+        pu: float,
+        what: str,
     ) -> SceneData:
         names = L2A_BAND_NAMES if self.cfg.collection == "L2A" else BAND_NAMES
+        h, w = shape
         if bands.ndim == 2:
             bands = bands[:, :, None]
-        if bands.shape != (size, size, len(names)) or quality.shape[:2] != (size, size):
+        if bands.shape != (h, w, len(names)) or quality.shape[:2] != (h, w):
             raise PermanentError(
-                f"{what}: expected {size}x{size}x{len(names)} bands and a quality layer, got "
+                f"{what}: expected {h}x{w}x{len(names)} bands and a quality layer, got "
                 f"{bands.shape} and {quality.shape}"
             )
-        quality = quality.reshape(size, size, -1)
-        data_mask = quality[:, :, 1] if quality.shape[2] > 1 else np.ones((size, size), np.uint8)
+        quality = quality.reshape(h, w, -1)
+        data_mask = quality[:, :, 1] if quality.shape[2] > 1 else np.ones((h, w), np.uint8)
         mask = base.mask_from_quality(
             "SCL" if self.cfg.collection == "L2A" else "CLM", quality[:, :, 0], data_mask
         )
         offset = 0 if self.cfg.harmonize_values else dn_offset_for_baseline(baseline)
-        image = np.zeros((N_BANDS, size, size), np.uint16)
+        image = np.zeros((N_BANDS, h, w), np.uint16)
         for i, name in enumerate(names):
             image[band_index(name)] = bands[:, :, i]
         valid = mask != MASK_NODATA

@@ -412,10 +412,15 @@ class Georeference:
     transform: tuple[float, float, float, float, float, float]
 
 
+def utm_epsg(lon: float, lat: float) -> int:
+    """The EPSG code of the WGS84 / UTM zone of (lon, lat) (326xx north, 327xx south)."""
+    zone = min(int((lon + 180.0) // 6.0) + 1, 60)
+    return (32600 if lat >= 0 else 32700) + zone
+
+
 def georeference(lon: float, lat: float, size: int) -> Georeference:
     """A north-up 10 m grid of ``size`` pixels centred on (lon, lat) in its UTM zone."""
-    zone = int((lon + 180.0) // 6.0) + 1
-    epsg = (32600 if lat >= 0 else 32700) + zone
+    epsg = utm_epsg(lon, lat)
     x, y = _utm_transformer(epsg).transform(lon, lat)
     x0 = float(np.round(x / 10.0) * 10.0 - size * 5.0)
     y0 = float(np.round(y / 10.0) * 10.0 + size * 5.0)
@@ -436,6 +441,14 @@ def location_rng(seed: int, dataset: str, region: str, location: int) -> np.rand
     """The random generator of one location: a function of (seed, dataset, region, location)."""
     key = [seed, _DATASET_CODES[dataset], zlib.crc32(region.encode()), location]
     return np.random.default_rng(np.random.SeedSequence(key))
+
+
+def baseline_for(cfg: SyntheticSource, date: dt.date) -> str:
+    """The processing baseline of a synthetic acquisition on ``date``
+    (``processing_baseline: by_date`` follows the real history, else the fixed value)."""
+    if cfg.processing_baseline == "by_date":
+        return processing_baseline_for(date)
+    return cfg.processing_baseline
 
 
 def _split(u: float, fractions: tuple[float, float, float]) -> str:
@@ -548,12 +561,7 @@ def _render_chunk(
         scenes.append(draw_scene(rng, region, size, cropland_boost=boost))
         weathers.append(draw_weather(rng, region, doy, size, max_cloud))
         geo = georeference(lon, lat, size)
-        baselines = [
-            processing_baseline_for(d)
-            if cfg.processing_baseline == "by_date"
-            else cfg.processing_baseline
-            for d in dates
-        ]
+        baselines = [baseline_for(cfg, d) for d in dates]
         rows.append(
             {
                 "sample_id": f"{dataset}-{region.name}-{loc:05d}",
