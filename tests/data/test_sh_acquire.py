@@ -4,20 +4,21 @@ fetch.source: sentinelhub), against the imitation on 127.0.0.1 through the real 
 from __future__ import annotations
 
 import datetime as dt
+import logging
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
 import rasterio
-from sh_server import Imitation, ShImitation, baseline_of, product_id
+from sh_server import CLIENT_SECRET, Imitation, ShImitation, baseline_of, product_id
 
 from s2ssl.bands import BAND_NAMES, MASK_CLEAR, MASK_CLOUD
 from s2ssl.config import Params, parse_params
 from s2ssl.data.acquire import acquire_scene, area_grid, read_acquisition
 from s2ssl.data.sources.sentinelhub import SentinelHubCredentialsError
 from s2ssl.inference.rasters import RasterInput
-from testkit import read_repo_params
+from testkit import read_repo_params, save_tiny_segmentation_model, write_params
 
 AREA = (14.50, 46.00, 14.53, 46.02)  # Slovenia, ~230 x 225 px
 DAY = dt.date(2022, 7, 1)  # baseline 04.00: raw DN carry the +1000 offset
@@ -135,3 +136,31 @@ def test_too_large_an_area_is_refused_before_any_request(sh: ShImitation, tmp_pa
     with pytest.raises(ValueError, match=r"2500 px \(25 km\).*smaller area"):
         acquire_scene(parsed(tmp_path), (14.0, 45.9, 14.4, 46.2), DAY, tmp_path)
     assert sum(sh.state.counts.values()) == 0
+
+
+def test_predict_an_area_from_sentinel_hub_end_to_end(
+    sh: ShImitation, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    from typer.testing import CliRunner
+
+    from s2ssl.cli import app
+
+    caplog.set_level(logging.DEBUG)
+    params = write_params(tmp_path / "params.yaml", sh_area_params(tmp_path))
+    model = save_tiny_segmentation_model(tmp_path / "model")
+    out = tmp_path / "maps"
+    area = ",".join(map(str, AREA))
+    args = ["predict", "--area", area, "--date", str(DAY), "--params", str(params)]
+    args += ["--model", str(model), "--out", str(out), "--tile-size", "64"]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    info = read_acquisition(out / "scene.tif")
+    assert info["acquisition"]["product_id"] in " ".join(result.output.split())
+    with rasterio.open(out / "classes.tif") as classes, rasterio.open(out / "scene.tif") as scene:
+        assert (classes.crs, classes.transform) == (scene.crs, scene.transform)
+        labels = classes.read(1)
+        cloud = scene.read(14) == MASK_CLOUD
+    assert cloud.any() and (labels[cloud] == 255).all() and (labels[~cloud] != 255).all()
+    everything = result.output + caplog.text
+    everything += "".join(p.read_text() for p in out.glob("*.json"))
+    assert CLIENT_SECRET not in everything
