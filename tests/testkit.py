@@ -59,3 +59,21 @@ def write_tiny_params(path: Path) -> Path:
     for key, value in TINY_SIZES.items():
         set_dotted(raw, key, value)
     return write_params(path, raw)
+
+
+def save_tiny_segmentation_model(
+    path: Path,
+    bands: tuple[str, ...] = ("B02", "B03", "B04", "B08"),
+    classes: tuple[str, ...] = ("water", "forest", "grassland"),
+) -> Path:
+    """A randomly initialised, tiny (8-channel) ResNet-18 U-Net saved as a fine-tuned model
+    directory that ``s2ssl predict --model`` loads."""
+    import torch
+
+    from s2ssl.finetune.models import SegmentationNet, save_model
+    from s2ssl.models.unet import ResNetUNet
+
+    torch.manual_seed(0)
+    n = len(bands)
+    net = SegmentationNet(ResNetUNet(18, n, 8), bands, classes, [0.1] * n, [0.1] * n)
+    return save_model(net.eval(), path, {"init": "random"})

@@ -6,7 +6,7 @@ Start-up stays fast: heavy libraries (numpy, torch, matplotlib, ...) are importe
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -465,9 +465,11 @@ def models(
 @app.command()
 def predict(
     source: Annotated[
-        Path,
-        typer.Argument(help="A GeoTIFF, a folder of GeoTIFFs, or a dataset in the store."),
-    ],
+        Path | None,
+        typer.Argument(
+            help="A GeoTIFF, a folder of GeoTIFFs, or a dataset in the store (or use --area)."
+        ),
+    ] = None,
     model: Annotated[
         str,
         typer.Option(
@@ -478,6 +480,57 @@ def predict(
         ),
     ] = "models:/s2ssl-landcover@champion",
     out: Annotated[Path, typer.Option(help="Output folder.")] = Path("predictions"),
+    area: Annotated[
+        str | None,
+        typer.Option(
+            help="Instead of SOURCE: fetch the area LON_MIN,LAT_MIN,LON_MAX,LAT_MAX (WGS84 "
+            "degrees) through fetch.source of --params (synthetic or sentinelhub) into "
+            "OUT/scene.tif, then map it. Needs --date.",
+            rich_help_panel="Fetch an area",
+        ),
+    ] = None,
+    date: Annotated[
+        str | None,
+        typer.Option(
+            help="With --area: the date YYYY-MM-DD (Sentinel Hub: the centre of the search "
+            "window; the least cloudy acquisition in it is used).",
+            rich_help_panel="Fetch an area",
+        ),
+    ] = None,
+    params: Annotated[
+        Path,
+        typer.Option(
+            "--params",
+            "-p",
+            help="With --area: params.yaml giving fetch.source and its settings.",
+            rich_help_panel="Fetch an area",
+        ),
+    ] = Path("params.yaml"),
+    window_days: Annotated[
+        float | None,
+        typer.Option(
+            help="With --area, Sentinel Hub: search ± this many days around --date (default: "
+            "fetch.sentinelhub.landcover.window_days).",
+            rich_help_panel="Fetch an area",
+        ),
+    ] = None,
+    max_cloud: Annotated[
+        float | None,
+        typer.Option(
+            help="With --area, Sentinel Hub: scene cloud filter as a fraction, e.g. 0.3 (default: "
+            "fetch.sentinelhub.max_cloud_coverage).",
+            rich_help_panel="Fetch an area",
+        ),
+    ] = None,
+    closest: Annotated[
+        bool,
+        typer.Option(
+            "--closest",
+            help="With --area, Sentinel Hub: use the acquisition closest to --date instead of "
+            "the least cloudy one of the window.",
+            rich_help_panel="Fetch an area",
+        ),
+    ] = False,
     tile_size: Annotated[int, typer.Option(help="Tile edge in pixels (multiple of 32).")] = 256,
     overlap: Annotated[
         int | None, typer.Option(help="Tile overlap in pixels (default: a quarter tile).")
@@ -489,16 +542,52 @@ def predict(
     device: Annotated[str, typer.Option(help="auto (CUDA when present), cpu or cuda.")] = "auto",
 ) -> None:
     """Turn a fine-tuned segmentation model into maps: a class COG (colour table and class names
-    embedded), a quicklook PNG with a legend and the class areas in hectares (areas.json)."""
+    embedded), a quicklook PNG with a legend and the class areas in hectares (areas.json).
+
+    Give SOURCE (your imagery), or `--area LON_MIN,LAT_MIN,LON_MAX,LAT_MAX --date YYYY-MM-DD` to
+    fetch one scene through `fetch.source` of `--params` first: `synthetic` renders the synthetic
+    world's region containing the area (at most 2048 px a side), `sentinelhub` downloads the
+    least cloudy acquisition within the search window (at most 2500 px = 25 km a side;
+    credentials from SH_CLIENT_ID / SH_CLIENT_SECRET). The scene lands in OUT/scene.tif with
+    OUT/scene.json (what was used), the maps beside it."""
     from rich.console import Console
     from rich.markup import escape
 
     from s2ssl.data.store import StoreError, open_dataset
-    from s2ssl.inference.predict import predict_rasters, predict_store
-    from s2ssl.inference.segmenter import segmenter_from_model
+    from s2ssl.inference.predict import predict_raster, predict_rasters, predict_store
+    from s2ssl.inference.segmenter import check_segmenter, segmenter_from_model
     from s2ssl.progress import progress_bar
     from s2ssl.tracking.registry import resolve_model
 
+    if (source is None) == (area is None):
+        raise _fail(
+            "give exactly one input: SOURCE (a GeoTIFF, a folder of them or a store dataset) or "
+            "--area LON_MIN,LAT_MIN,LON_MAX,LAT_MAX with --date YYYY-MM-DD"
+        )
+    fetch_opts = {
+        "--date": date,
+        "--window-days": window_days,
+        "--max-cloud": max_cloud,
+        "--closest": closest or None,
+    }
+    if area is None and any(v is not None for v in fetch_opts.values()):
+        used = [k for k, v in fetch_opts.items() if v is not None]
+        raise _fail(f"{', '.join(used)} only go with --area (they select what to fetch)")
+    cfg = None
+    if area is not None:
+        from s2ssl.data.acquire import check_fetchable, parse_area, parse_date
+
+        if date is None:
+            raise _fail("--area needs --date YYYY-MM-DD (the acquisition date)")
+        try:
+            bbox, day = parse_area(area), parse_date(date)
+        except ValueError as e:
+            raise _fail(str(e)) from None
+        cfg = _load(params)
+        try:
+            check_fetchable(cfg)  # before resolving the model
+        except ValueError as e:
+            raise _fail(str(e)) from None
     options = {
         "overlap": overlap,
         "batch_size": batch_size,
@@ -506,25 +595,66 @@ def predict(
         "device": None if device == "auto" else device,
         "progress": progress_bar,
     }
+    console = Console()
     try:
         with resolve_model(model) as model_dir:
             segmenter = segmenter_from_model(model_dir, tile_size)
-        try:
-            store = open_dataset(source) if source.is_dir() else None
-        except StoreError:
-            store = None
-        if store is not None:
-            result = predict_store(segmenter, store, out, **options)
-            n, seconds = len(result.results), result.seconds
+        if cfg is not None:
+            from s2ssl.data.acquire import acquire_scene, read_acquisition
+
+            if check_segmenter(segmenter).n_dates > 1:  # before spending any request
+                raise ValueError(
+                    "the model is a time-series model but --area fetches one date; map a "
+                    "time-series dataset of the store instead (s2ssl predict data/raw/croptype)"
+                )
+            scene = acquire_scene(
+                cfg,
+                bbox,
+                day,
+                out,
+                window_days=window_days,
+                max_cloud_coverage=max_cloud,
+                pick="closest" if closest else "least_cloudy",
+                progress=progress_bar,
+            )
+            console.print(_acquired(read_acquisition(scene), scene))
+            result = predict_raster(segmenter, scene, out, **options)
+            n, seconds = 1, result.seconds
         else:
-            results = predict_rasters(segmenter, source, out, **options)
-            n, seconds = len(results), sum(r.seconds for r in results)
+            assert source is not None
+            try:
+                store = open_dataset(source) if source.is_dir() else None
+            except StoreError:
+                store = None
+            if store is not None:
+                stored = predict_store(segmenter, store, out, **options)
+                n, seconds = len(stored.results), stored.seconds
+            else:
+                results = predict_rasters(segmenter, source, out, **options)
+                n, seconds = len(results), sum(r.seconds for r in results)
     except (StoreError, ValueError, OSError) as e:
         raise _fail(str(e)) from None
-    Console().print(
+    console.print(
         f"[green]✓[/] {n} map(s) in {seconds:.1f} s → {escape(str(out))}/ "
         "(classes*.tif open in QGIS; quicklook*.png; areas.json)"
     )
+
+
+def _acquired(info: dict[str, Any], path: Path) -> str:
+    """One line saying which scene was fetched (rich markup)."""
+    from rich.markup import escape
+
+    acq, grid = info["acquisition"], info["grid"]
+    size = f"{grid['width']} x {grid['height']} px, {grid['crs']}"
+    if info["source"] == "sentinelhub":
+        what = (
+            f"{acq['product_id']} of {acq['date']} (cloud cover {acq['cloud_cover_percent']:g} %, "
+            f"{acq['days_from_requested']:+d} days{', from cache' if info['from_cache'] else ''})"
+        )
+    else:
+        cloud = 100 * acq["cloud_fraction"]
+        what = f"synthetic {acq['region']} on {acq['date']} (cloud {cloud:.1f} %)"
+    return f"[green]✓[/] scene {escape(what)}, {size} → {escape(str(path))}"
 
 
 @app.command()

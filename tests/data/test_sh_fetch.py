@@ -31,20 +31,6 @@ from testkit import read_repo_params
 BBOX = [14.0, 45.9, 14.6, 46.3]  # Slovenia, one UTM zone
 
 
-@pytest.fixture
-def sh(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[ShImitation]:
-    """A fresh imitation, the environment pointing at it, no token cached, no .env around."""
-    from sentinelhub import SentinelHubDownloadClient
-
-    monkeypatch.chdir(tmp_path)
-    SentinelHubDownloadClient.clear_cache()
-    with ShImitation() as server:
-        for key, value in server.env().items():
-            monkeypatch.setenv(key, value)
-        yield server
-    SentinelHubDownloadClient.clear_cache()
-
-
 def sh_params(tmp_path: Path, datasets: list[str], **sentinelhub: Any) -> Params:
     """The repo's params with source sentinelhub, 16 px patches and fast retries."""
     raw = read_repo_params()

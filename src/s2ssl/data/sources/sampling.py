@@ -266,6 +266,14 @@ def single_window(
     return Window(date, max(date - half, start), min(date + half, end))
 
 
+def window_around(date: dt.date, window_days: float) -> Window:
+    """The search window ``date`` ± ``window_days`` (whole days)."""
+    if window_days < 0:
+        raise ValueError(f"the search window must be >= 0 days, got {window_days}")
+    half = dt.timedelta(days=window_days)
+    return Window(date, date - half, date + half)
+
+
 def most_recent_per_window(
     scenes: Sequence[CatalogScene], windows: Sequence[Window], max_cloud_percent: float
 ) -> list[CatalogScene | None]:
@@ -302,3 +310,40 @@ def evenly_spread(items: Sequence[CatalogScene], n: int) -> list[CatalogScene] |
         return None
     idx = np.round(np.linspace(0, len(items) - 1, n)).astype(int)
     return [items[int(i)] for i in idx]
+
+
+PICKS: Final[tuple[str, ...]] = ("least_cloudy", "closest")
+"""How :func:`pick_acquisition` chooses among the acceptable acquisitions of a window."""
+
+
+def pick_acquisition(
+    scenes: Sequence[CatalogScene],
+    date: dt.date,
+    window: Window,
+    max_cloud_percent: float,
+    pick: str = "least_cloudy",
+) -> tuple[CatalogScene, list[CatalogScene]] | None:
+    """The acquisition of ``window`` to use for a map of ``date``, and every acceptable
+    acquisition day of the window (oldest first); None when the window holds none.
+
+    ``least_cloudy``: the lowest scene cloud cover, ties to the day closest to ``date``, then the
+    earlier day; ``closest``: the day closest to ``date``, ties to the lower cloud cover, then the
+    earlier day. One scene per day (the least cloudy tile of the day, see :func:`acquisitions`).
+
+    Raises:
+        ValueError: an unknown ``pick``.
+    """
+    if pick not in PICKS:
+        raise ValueError(f"unknown pick {pick!r}; choose one of {', '.join(PICKS)}")
+    days = acquisitions(scenes, window.start, window.end, max_cloud_percent)
+    if not days:
+        return None
+
+    def distance(s: CatalogScene) -> int:
+        return abs((s.date - date).days)
+
+    if pick == "least_cloudy":
+        best = min(days, key=lambda s: (s.cloud_cover, distance(s), s.date, s.id))
+    else:
+        best = min(days, key=lambda s: (distance(s), s.cloud_cover, s.date, s.id))
+    return best, days

@@ -200,11 +200,13 @@ def evalscript(collection: str) -> str:
     )
 
 
-def estimate_processing_units(size: int, collection: str) -> float:
-    """Processing units of one scene request (Sentinel Hub rules: 512 × 512 px × 3 bands of
-    16-bit output = 1 PU; area factor at least 0.01; minimum 0.005 PU per request)."""
+def estimate_processing_units(size: int | tuple[int, int], collection: str) -> float:
+    """Processing units of one scene request of ``size`` pixels square or ``(width, height)``
+    (Sentinel Hub rules: 512 × 512 px × 3 bands of 16-bit output = 1 PU; area factor at least
+    0.01; minimum 0.005 PU per request)."""
     n_inputs = (len(L2A_BAND_NAMES) if collection == "L2A" else N_BANDS) + 1  # + SCL / CLM
-    area = max(size * size / 512.0**2, 0.01)
+    width, height = (size, size) if isinstance(size, int) else size
+    area = max(width * height / 512.0**2, 0.01)
     return max(area * n_inputs / 3.0, 0.005)
 
 
@@ -319,9 +321,14 @@ class ShClient:
         what = f"catalog search {start}..{end}"
         return self.policy.call(lambda: self._guard(run, what), what)
 
-    def process(self, bbox: Any, size: int, day: dt.date, baseline: str) -> SceneData:
-        """Download one acquisition day on the ``size``² grid of ``bbox``."""
+    def process(
+        self, bbox: Any, size: int | tuple[int, int], day: dt.date, baseline: str
+    ) -> SceneData:
+        """Download one acquisition day on the grid of ``bbox``: ``size`` pixels square, or
+        ``(width, height)``."""
         from sentinelhub import MimeType, MosaickingOrder, SentinelHubRequest
+
+        width, height = (size, size) if isinstance(size, int) else size
 
         request = SentinelHubRequest(
             evalscript=evalscript(self.cfg.collection),
@@ -340,7 +347,7 @@ class ShClient:
                 SentinelHubRequest.output_response("userdata", MimeType.JSON),
             ],
             bbox=bbox,
-            size=(size, size),
+            size=(width, height),
             config=self.config,
         )
 
@@ -360,26 +367,33 @@ class ShClient:
         except (TypeError, ValueError):
             pu = 0.0
         self._count("processing_units", pu)
-        return self._to_scene(bands, quality, size, baseline, pu, what)
+        return self._to_scene(bands, quality, (height, width), baseline, pu, what)
 
     def _to_scene(
-        self, bands: np.ndarray, quality: np.ndarray, size: int, baseline: str, pu: float, what: str
+        self,
+        bands: np.ndarray,
+        quality: np.ndarray,
+        shape: tuple[int, int],
+        baseline: str,
+        pu: float,
+        what: str,
     ) -> SceneData:
         names = L2A_BAND_NAMES if self.cfg.collection == "L2A" else BAND_NAMES
+        h, w = shape
         if bands.ndim == 2:
             bands = bands[:, :, None]
-        if bands.shape != (size, size, len(names)) or quality.shape[:2] != (size, size):
+        if bands.shape != (h, w, len(names)) or quality.shape[:2] != (h, w):
             raise PermanentError(
-                f"{what}: expected {size}x{size}x{len(names)} bands and a quality layer, got "
+                f"{what}: expected {h}x{w}x{len(names)} bands and a quality layer, got "
                 f"{bands.shape} and {quality.shape}"
             )
-        quality = quality.reshape(size, size, -1)
-        data_mask = quality[:, :, 1] if quality.shape[2] > 1 else np.ones((size, size), np.uint8)
+        quality = quality.reshape(h, w, -1)
+        data_mask = quality[:, :, 1] if quality.shape[2] > 1 else np.ones((h, w), np.uint8)
         mask = base.mask_from_quality(
             "SCL" if self.cfg.collection == "L2A" else "CLM", quality[:, :, 0], data_mask
         )
         offset = 0 if self.cfg.harmonize_values else dn_offset_for_baseline(baseline)
-        image = np.zeros((N_BANDS, size, size), np.uint16)
+        image = np.zeros((N_BANDS, h, w), np.uint16)
         for i, name in enumerate(names):
             image[band_index(name)] = bands[:, :, i]
         valid = mask != MASK_NODATA
@@ -489,6 +503,166 @@ class Cache:
             processing_units=np.float64(scene.processing_units),
         )
         self._write(self._path("scenes", key, ".npz"), buf.getvalue())
+
+
+# --------------------------------------------------------------------------- one area
+MAX_PROCESS_PX: Final[int] = 2500
+"""Largest width / height of one Process API request (pixels)."""
+_CATALOG_SETTLE_DAYS: Final[int] = 3
+"""Catalog answers of windows ending this close to today are not cached (scenes still arrive)."""
+
+
+@dataclass(frozen=True)
+class AreaAcquisition:
+    """One acquisition downloaded over an area (see :func:`acquire_area`)."""
+
+    scene: CatalogScene
+    """The chosen acquisition (the least cloudy catalog item of its day)."""
+    products: list[str]
+    """Every catalog item of that day over the area (the Process API mosaics them)."""
+    candidates: list[CatalogScene]
+    """Every acceptable acquisition day of the window, oldest first."""
+    data: SceneData
+    dn_offset: int
+    """``reflectance = (DN + dn_offset) / 10000`` of ``data.image``."""
+    from_cache: bool
+    requests: dict[str, float]
+    """Catalog and Process API requests made, processing units reported by the service."""
+
+
+def acquire_area(
+    cfg: SentinelHubSource,
+    crs: str,
+    bounds: tuple[float, float, float, float],
+    width: int,
+    height: int,
+    date: dt.date,
+    window_days: float,
+    pick: str = "least_cloudy",
+    *,
+    settings: Settings | None = None,
+    sleep: Callable[[float], None] = time.sleep,
+    progress: ProgressFactory | None = None,
+    today: dt.date | None = None,
+) -> AreaAcquisition:
+    """Search the catalog within ± ``window_days`` of ``date`` over the UTM rectangle
+    ``bounds`` (in ``crs``), choose one acquisition day (``pick``, see
+    :func:`~.sampling.pick_acquisition`) and download it on the ``width`` × ``height`` grid.
+
+    Credentials are checked before any request; every call goes through the retry policy of
+    ``cfg.retry``; catalog answers and the scene are cached under ``cfg.cache_dir`` (a repeated
+    call costs no request), except catalog answers of windows that end less than
+    3 days before ``today`` (new acquisitions may still arrive).
+
+    Raises:
+        SentinelHubCredentialsError: credentials missing (nothing was requested).
+        SentinelHubAuthError: credentials rejected.
+        ValueError: the grid exceeds the Process API limit, the window holds no acceptable
+            acquisition, a download failed for good (retries exhausted or a 4xx answer).
+    """
+    from sentinelhub import CRS, BBox
+
+    from s2ssl.progress import no_progress
+
+    if not (1 <= width <= MAX_PROCESS_PX and 1 <= height <= MAX_PROCESS_PX):
+        raise ValueError(
+            f"the area is {width} x {height} px, but one Process API request returns at most "
+            f"{MAX_PROCESS_PX} x {MAX_PROCESS_PX} px; give a smaller area"
+        )
+    settings = settings if settings is not None else get_settings()
+    credentials(settings)  # before any request
+    progress = progress or no_progress
+    policy = RetryPolicy.from_config(cfg.retry, sleep=sleep)
+    cache = Cache(cfg.cache_dir)
+    window = sampling.window_around(date, window_days)
+    secret = settings.sh_client_secret
+    client: ShClient | None = None
+
+    def connect() -> ShClient:
+        nonlocal client
+        if client is None:
+            client = ShClient(cfg, settings, policy)
+            client.authenticate()
+        return client
+
+    with _secrets_kept(secret.get_secret_value() if secret else ""):
+        key = Cache.key(
+            url=settings.sh_base_url,
+            collection=cfg.collection,
+            crs=crs,
+            bounds=[round(v, 2) for v in bounds],
+            start=window.start,
+            end=window.end,
+            maxcc=cfg.max_cloud_coverage,
+        )
+        with progress(f"search {window.start}..{window.end}", 1) as advance:
+            found = cache.get_catalog(key)
+            if found is None:
+                wgs84 = BBox(_wgs84_bounds(crs, bounds), crs=CRS.WGS84)
+                try:
+                    found = connect().search(wgs84, window.start, window.end)
+                except PermanentError as e:
+                    raise ValueError(f"Sentinel Hub catalog search failed: {e}") from None
+                settled = (today or dt.datetime.now(dt.UTC).date()) - dt.timedelta(
+                    days=_CATALOG_SETTLE_DAYS
+                )
+                if window.end < settled:
+                    cache.put_catalog(key, found)
+            advance(1)
+        percent = cfg.max_cloud_coverage * 100.0
+        picked = sampling.pick_acquisition(found, date, window, percent, pick)
+        if picked is None:
+            raise ValueError(
+                f"no Sentinel-2 {cfg.collection} acquisition with scene cloud cover <= "
+                f"{percent:g} % over the area in {window.start}..{window.end}: widen the "
+                "window (--window-days), allow more clouds (--max-cloud or "
+                "fetch.sentinelhub.max_cloud_coverage) or pick another date (Sentinel-2 "
+                "data start in 2015-06; recent days may not be processed yet)"
+            )
+        scene, candidates = picked
+        products = sorted(s.id for s in found if s.date == scene.date)
+        scene_key = Cache.key(
+            url=settings.sh_base_url,
+            collection=cfg.collection,
+            crs=crs,
+            bounds=[round(v, 2) for v in bounds],
+            size=[width, height],
+            day=scene.date,
+            maxcc=cfg.max_cloud_coverage,
+            harmonize=cfg.harmonize_values,
+            baseline=scene.processing_baseline,
+            evalscript=EVALSCRIPT_VERSION,
+        )
+        with progress(f"download {scene.date}", 1) as advance:
+            data = cache.get_scene(scene_key)
+            from_cache = data is not None
+            if data is None:
+                epsg = int(crs.split(":")[1])
+                try:
+                    data = connect().process(
+                        BBox(bounds, crs=CRS(epsg)),
+                        (width, height),
+                        scene.date,
+                        scene.processing_baseline,
+                    )
+                except PermanentError as e:
+                    raise ValueError(f"Sentinel Hub download failed: {e}") from None
+                cache.put_scene(scene_key, data)
+            advance(1)
+    counts = dict(client.counts) if client is not None else {}
+    return AreaAcquisition(
+        scene=scene,
+        products=products,
+        candidates=candidates,
+        data=data,
+        dn_offset=0 if cfg.harmonize_values else dn_offset_for_baseline(scene.processing_baseline),
+        from_cache=from_cache,
+        requests={
+            "catalog": counts.get("catalog", 0),
+            "process": counts.get("process", 0),
+            "processing_units": round(counts.get("processing_units", 0.0), 4),
+        },
+    )
 
 
 # --------------------------------------------------------------------------- the source
