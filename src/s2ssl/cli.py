@@ -389,6 +389,7 @@ def tune(
             f"trial {t.number:>3} [{colour}]{t.state.lower():<8}[/]{at} {metric} {value}  "
             f"{escape(values)}{seconds}{note}",
             highlight=False,
+            soft_wrap=True,
         )
 
     try:
@@ -462,6 +463,8 @@ def tune_apply(
         console.print(f"  {escape(c.key)}: {escape(repr(c.old))} → {escape(repr(c.new))}")
     verb = "would change" if dry_run else "changed"
     console.print(f"[green]✓[/] {verb} {len(changes)} key(s) in {escape(str(params))}")
+    if not dry_run:
+        console.print("  `dvc repro` now re-runs the stages that read them (e.g. finetune)")
 
 
 @app.command()
