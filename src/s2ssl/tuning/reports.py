@@ -133,7 +133,7 @@ def _plots(study: optuna.Study, metric: str, seed: int, reports: Path) -> None:
                 importance_html = optuna.visualization.plot_param_importances(
                     study, evaluator=_importance_evaluator(seed), target_name=metric
                 )
-            except (ValueError, RuntimeError) as e:
+            except (ValueError, RuntimeError, ImportError) as e:  # ImportError: no sklearn
                 importance_message = f"parameter importances unavailable: {e}"
         else:
             importance_message = (
