@@ -28,7 +28,7 @@ def run(cmd: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
         "GIT_COMMITTER_NAME": "t",
         "GIT_COMMITTER_EMAIL": "t@example.org",
     }
-    return subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=300)
+    return subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=900)
 
 
 def test_dvc_repro_runs_the_stages_then_is_a_no_op(tmp_path: Path) -> None:
