@@ -39,12 +39,23 @@ def test_dvc_repro_runs_the_stages_then_is_a_no_op(tmp_path: Path) -> None:
         pytest.skip("dvc is not installed in this environment")
     project = tmp_path / "project"
     project.mkdir()
-    for name in ("dvc.yaml", ".dvcignore"):
+    for name in ("dvc.yaml", ".dvcignore", "tune/dvc.yaml"):
+        (project / name).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy(REPO_ROOT / name, project / name)
     shutil.copytree(
         REPO_ROOT / "src", project / "src", ignore=shutil.ignore_patterns("__pycache__")
     )
     write_tiny_params(project / "params.yaml")
+    raw = yaml.safe_load((project / "params.yaml").read_text(encoding="utf-8"))
+    raw["tune"] = {  # a 2-trial sweep of the cheapest task (for the targeted run below)
+        "task": "croptype",
+        "init": "random",
+        "fraction": 1.0,
+        "n_trials": 2,
+        "fixed": {},
+        "space": {"lr": {"type": "float", "low": 1e-4, "high": 1e-2, "log": True}},
+    }
+    (project / "params.yaml").write_text(yaml.safe_dump(raw, sort_keys=False), encoding="utf-8")
     assert run(["git", "init", "-q"], project).returncode == 0
     init = run([dvc, "init", "-q"], project)
     assert init.returncode == 0, init.stderr
@@ -79,8 +90,23 @@ def test_dvc_repro_runs_the_stages_then_is_a_no_op(tmp_path: Path) -> None:
     assert "Running stage" not in second.stdout
     assert "didn't change" in second.stdout or "up to date" in second.stdout
 
-    status = run([dvc, "status"], project)
+    status = run([dvc, "status", "dvc.yaml"], project)
     assert "up to date" in status.stdout, status.stdout
+
+    # the Optuna sweep lives in tune/dvc.yaml: never part of a plain `dvc repro` ...
+    assert "tune/dvc.yaml:tune" not in first.stdout + second.stdout
+    assert not (project / "reports" / "tune").exists()
+    assert "tune/dvc.yaml:tune" in run([dvc, "status"], project).stdout  # (never run yet)
+    # ... it runs when targeted, upstream stages untouched, then is up to date
+    tune = run([dvc, "repro", "tune/dvc.yaml"], project)
+    assert tune.returncode == 0, tune.stdout + tune.stderr
+    assert "Running stage 'tune/dvc.yaml:tune'" in tune.stdout
+    assert tune.stdout.count("Running stage") == 1, tune.stdout
+    assert (project / "reports" / "tune" / "best_params.yaml").is_file()
+    assert (project / "models" / "tune" / "study.db").is_file()
+    again = run([dvc, "repro", "tune/dvc.yaml"], project)
+    assert again.returncode == 0 and "Running stage" not in again.stdout, again.stdout
+    assert "Running stage" not in run([dvc, "repro"], project).stdout
 
     # another configuration whose model cannot clear the bar: a challenger, not promoted, and why
     raw = yaml.safe_load((project / "params.yaml").read_text())

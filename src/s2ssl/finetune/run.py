@@ -26,7 +26,7 @@ import logging
 import math
 import shutil
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Final
@@ -39,10 +39,15 @@ from s2ssl.progress import ProgressFactory, no_progress
 
 __all__ = [
     "FinetuneResult",
+    "FittedRun",
     "RunSpec",
+    "encoder_sha256",
+    "fit_run",
     "fraction_label",
     "plan_runs",
     "run_finetune",
+    "run_seed",
+    "trainer_kwargs",
 ]
 
 _LOG = logging.getLogger(__name__)
@@ -127,7 +132,9 @@ def _fingerprint(
     return _sha256(json.dumps(record, sort_keys=True, default=str))
 
 
-def _encoder_sha(models_dir: Path, init: str) -> str | None:
+def encoder_sha256(models_dir: Path, init: str) -> str | None:
+    """SHA-256 of the exported encoder weights of ``init`` (``None`` for random init, ``"missing"``
+    when not exported): part of a run's fingerprint."""
     if init == "random":
         return None
     weights = models_dir / init / "encoder" / "weights.pt"
@@ -140,7 +147,9 @@ def _encoder_sha(models_dir: Path, init: str) -> str | None:
     return digest.hexdigest()
 
 
-def _run_seed(seed: int, spec: RunSpec) -> int:
+def run_seed(seed: int, spec: RunSpec) -> int:
+    """The seed of one run: derived from the top-level seed and the run's key only, so a run's
+    randomness does not depend on which other runs (or trials) came before it."""
     from s2ssl.ssl.datamodule import derive_seed
 
     digest = int(_sha256(spec.key)[:8], 16)
@@ -164,7 +173,9 @@ class _Trained:
     preview: np.ndarray
 
 
-def _trainer_kwargs(params: Params) -> dict[str, Any]:
+def trainer_kwargs(params: Params) -> dict[str, Any]:
+    """Lightning ``Trainer`` settings of fine-tuning (accelerator, devices, precision, determinism)
+    from the ``finetune`` section."""
     from s2ssl.ssl.pretrain import resolve_precision
 
     ft = params.finetune
@@ -194,7 +205,7 @@ def _frozen_features(
     key = (spec.init, spec.setting)
     if key not in cache:
         torch.manual_seed(
-            _run_seed(params.seed, RunSpec(spec.task, spec.setting, spec.init, "frozen", 1.0))
+            run_seed(params.seed, RunSpec(spec.task, spec.setting, spec.init, "frozen", 1.0))
         )
         model, info = initial_model(spec.task, spec.init, params, data, models_dir)
         size = params.finetune.eval_batch_size
@@ -204,6 +215,64 @@ def _frozen_features(
         }
         cache[key] = (model, info, feats)
     return cache[key]
+
+
+@dataclass
+class FittedRun:
+    """A fine-tuned network of one run (protocol ``finetune``), best validation state loaded."""
+
+    spec: RunSpec
+    model: Any
+    info: Any
+    train: Any
+    """The label-fraction subset of the train split it was trained on (a ``TaskSplit``)."""
+    fit: Any
+    """The :class:`~s2ssl.finetune.train.FitResult` (steps, best step / score, history)."""
+    seed: int
+
+
+def fit_run(
+    params: Params,
+    spec: RunSpec,
+    data: Any,
+    models_dir: str | Path,
+    *,
+    callbacks: Sequence[Any] = (),
+) -> FittedRun:
+    """Fine-tune one run (protocol ``finetune``) on its label fraction, selecting on val.
+
+    Seeds everything from :func:`run_seed`, takes the run's label fraction of ``data.train``,
+    builds the initial network (:func:`~s2ssl.finetune.inits.initial_model`) and trains it with
+    :func:`~s2ssl.finetune.train.fit` and the ``finetune`` section's settings. The test split is
+    not touched. Shared by the ``finetune`` stage and the Optuna objective (:mod:`s2ssl.tuning`,
+    which passes its pruning callback in ``callbacks``).
+    """
+    import lightning as L
+
+    from s2ssl.finetune.inits import initial_model
+    from s2ssl.finetune.train import fit
+
+    if spec.protocol != "finetune":
+        raise ValueError(f"fit_run trains protocol 'finetune' runs, not {spec.protocol!r}")
+    ft = params.finetune
+    seed = run_seed(params.seed, spec)
+    L.seed_everything(seed, workers=True, verbose=False)
+    train = data.train.subset(
+        data.fraction_positions(spec.fraction, params.seed, ft.min_train_samples)
+    )
+    model, info = initial_model(spec.task, spec.init, params, data, models_dir)
+    result = fit(
+        model,
+        train,
+        data.val,
+        ft.task_config(spec.task),
+        seed=seed,
+        pretrained=info.transferred,
+        trainer_kwargs=trainer_kwargs(params),
+        eval_batch_size=ft.eval_batch_size,
+        callbacks=callbacks,
+    )
+    return FittedRun(spec, model, info, train, result, seed)
 
 
 def _execute(
@@ -220,38 +289,28 @@ def _execute(
 
     from s2ssl.evaluation.metrics import ClassificationMetrics
     from s2ssl.finetune.frozen import fit_linear_probe, knn_predict
-    from s2ssl.finetune.inits import initial_model
-    from s2ssl.finetune.train import fit, score
+    from s2ssl.finetune.train import score
 
     ft = params.finetune
     cfg = ft.task_config(spec.task)
-    seed = _run_seed(params.seed, spec)
-    L.seed_everything(seed, workers=True, verbose=False)
-    positions = data.fraction_positions(spec.fraction, params.seed, ft.min_train_samples)
-    train = data.train.subset(positions)
+    seed = run_seed(params.seed, spec)
     started = time.perf_counter()
     history: list[dict[str, float]] = []
     steps = best_step = 0
     if spec.protocol == "finetune":
-        model, info = initial_model(spec.task, spec.init, params, data, models_dir)
-        result = fit(
-            model,
-            train,
-            data.val,
-            cfg,
-            seed=seed,
-            pretrained=info.transferred,
-            trainer_kwargs=_trainer_kwargs(params),
-            eval_batch_size=ft.eval_batch_size,
-        )
+        fitted = fit_run(params, spec, data, models_dir)
+        model, info, train = fitted.model, fitted.info, fitted.train
         steps, best_step, best_val, history = (
-            result.steps,
-            result.best_step,
-            result.best_val,
-            result.history,
+            fitted.fit.steps,
+            fitted.fit.best_step,
+            fitted.fit.best_val,
+            fitted.fit.history,
         )
         test_metrics, preds = score(model, data.test, batch_size=ft.eval_batch_size)
     else:
+        L.seed_everything(seed, workers=True, verbose=False)
+        positions = data.fraction_positions(spec.fraction, params.seed, ft.min_train_samples)
+        train = data.train.subset(positions)
         model, info, feats = _frozen_features(params, spec, data, models_dir, cache)
         k = len(data.classes)
         bank = feats["train"][torch.as_tensor(positions)]
@@ -485,7 +544,7 @@ def run_finetune(
     todo: list[tuple[RunSpec, str]] = []
     for spec in runs:
         fp = _fingerprint(
-            params, spec, data[spec.setting].manifest, _encoder_sha(models_dir, spec.init)
+            params, spec, data[spec.setting].manifest, encoder_sha256(models_dir, spec.init)
         )
         old = _load_result(runs_dir / f"{spec.key}.json")
         fresh = old is not None and old.get("fingerprint") == fp

@@ -30,7 +30,21 @@ from s2ssl.finetune.data import TaskSplit
 from s2ssl.finetune.models import DownstreamNet, SceneNet, TimeSeriesSegmentationNet
 from s2ssl.ssl.datamodule import EpochBatchSampler, TensorDictDataset, derive_seed
 
-__all__ = ["FinetuneTask", "FitResult", "fit", "flip_rot90", "predict", "score", "step_budget"]
+__all__ = [
+    "FinetuneTask",
+    "FitResult",
+    "NonFiniteLossError",
+    "fit",
+    "flip_rot90",
+    "predict",
+    "score",
+    "step_budget",
+    "val_metric",
+]
+
+
+class NonFiniteLossError(ValueError):
+    """The training loss became NaN / inf (typically a learning rate that is too high)."""
 
 
 def step_budget(n_train: int, cfg: TrainingConfig) -> tuple[int, int]:
@@ -152,7 +166,7 @@ class FinetuneTask(L.LightningModule):
         logits = _forward(self.model, x, doy)
         loss = F.cross_entropy(logits, label, ignore_index=LABEL_IGNORE)
         if not torch.isfinite(loss):
-            raise ValueError(
+            raise NonFiniteLossError(
                 f"non-finite fine-tuning loss at step {self.global_step}; lower the lr "
                 f"(now {self.cfg.lr}) or check the input data"
             )
@@ -171,7 +185,7 @@ class FinetuneTask(L.LightningModule):
         if self.trainer.sanity_checking:
             return
         values = self._metrics.compute()
-        key = "miou" if self.segmentation else "top1"
+        key = val_metric(self.model)
         value = float(values[key])  # type: ignore[arg-type]
         loss = sum(self._train_loss) / len(self._train_loss) if self._train_loss else math.nan
         self._train_loss.clear()
@@ -212,6 +226,12 @@ class FinetuneTask(L.LightningModule):
         }
 
 
+def val_metric(model: DownstreamNet) -> str:
+    """The validation score that selects a fine-tuned state: ``miou`` (segmentation) or ``top1``
+    (scenes); :class:`FinetuneTask` logs it as ``val/<name>``."""
+    return "top1" if isinstance(model, SceneNet) else "miou"
+
+
 def _metrics_for(model: DownstreamNet) -> SegmentationMetrics | ClassificationMetrics:
     k = len(model.classes)
     if isinstance(model, SceneNet):
@@ -245,8 +265,14 @@ def fit(
     pretrained: Sequence[str] = (),
     trainer_kwargs: dict[str, Any] | None = None,
     eval_batch_size: int = 64,
+    callbacks: Sequence[L.Callback] = (),
 ) -> FitResult:
-    """Fine-tune ``model`` on ``train`` with validation on ``val``; load the best state into it."""
+    """Fine-tune ``model`` on ``train`` with validation on ``val``; load the best state into it.
+
+    ``callbacks`` are extra Lightning callbacks (e.g. the Optuna pruning callback of
+    :mod:`s2ssl.tuning`); the validation score is logged as ``val/miou`` (segmentation) or
+    ``val/top1`` (scenes) every ``cfg.val_every`` steps.
+    """
     if len(train) == 0:
         raise ValueError("the training subset is empty; raise finetune.min_train_samples")
     from s2ssl.bands import BAND_NAMES
@@ -283,6 +309,7 @@ def fit(
         "enable_progress_bar": False,
         "use_distributed_sampler": False,
         "log_every_n_steps": max(1, min(10, steps)),
+        "callbacks": list(callbacks),
     }
     kwargs.update(trainer_kwargs or {})
     trainer = L.Trainer(**kwargs)

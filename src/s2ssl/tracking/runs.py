@@ -539,6 +539,48 @@ def stage_run(
             _LOG.warning("could not end MLflow run %s as %s", run_id, status, exc_info=True)
 
 
+def end_stale_runs(
+    experiment: str,
+    tags: Mapping[str, str],
+    *,
+    status: str = "KILLED",
+    uri: str | None = None,
+) -> list[str]:
+    """End the runs of ``experiment`` still marked ``RUNNING`` that carry all ``tags``.
+
+    For runs whose process died without ending them (a SIGKILL, a power cut): call it only when
+    no live process can own such a run (e.g. while holding the lock of the work they tracked).
+    Their nested runs still ``RUNNING`` are ended too. Returns the ids of the runs ended (none if
+    the experiment does not exist).
+    """
+    if status not in ("KILLED", "FAILED", "FINISHED"):
+        raise ValueError(f"status must be KILLED, FAILED or FINISHED, got {status!r}")
+    from mlflow import MlflowClient
+
+    uri = tracking_uri(uri)
+    client = MlflowClient(tracking_uri=uri)
+    found = client.get_experiment_by_name(experiment)
+    if found is None:
+        return []
+    conditions = ["attributes.status = 'RUNNING'"]
+    for key, value in tags.items():
+        clean_key, clean_value = _sanitize_key(str(key)), str(value).replace("'", "\\'")
+        conditions.append(f"tags.`{clean_key}` = '{clean_value}'")
+    ended: list[str] = []
+    stale = client.search_runs([found.experiment_id], " and ".join(conditions))
+    for run in stale:
+        children = client.search_runs(
+            [found.experiment_id],
+            f"attributes.status = 'RUNNING' and tags.`mlflow.parentRunId` = '{run.info.run_id}'",
+        )
+        for child in children:
+            client.set_terminated(child.info.run_id, status=status)
+            ended.append(child.info.run_id)
+        client.set_terminated(run.info.run_id, status=status)
+        ended.append(run.info.run_id)
+    return ended
+
+
 def _require_active_run() -> str:
     import mlflow
 
