@@ -15,7 +15,7 @@ export PREFECT_SERVER_ANALYTICS_ENABLED := false
 export PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS := 90
 export MPLBACKEND := Agg
 
-.PHONY: help setup run test lint format bench clean-venv
+.PHONY: help setup run test tune lint format bench clean-venv
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -45,6 +45,9 @@ run: setup  ## run the whole pipeline (dvc repro) on the embedded synthetic worl
 
 test: setup  ## run the test suite (offline, CPU)
 	pytest -q
+
+tune: setup  ## run or resume the Optuna sweep (dvc repro tune/dvc.yaml; never part of make run)
+	dvc repro tune/dvc.yaml
 
 lint: setup  ## ruff lint + format check
 	ruff check src tests flows benchmarks
