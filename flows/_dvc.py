@@ -7,9 +7,9 @@
   (unchanged) or restored from the run cache, with durations. DVC alone decides what is up to
   date; the flows only report it.
 - :func:`classify_failure` makes "transient" concrete: a stage command that exited with
-  ``EX_TEMPFAIL`` (75, what ``s2ssl fetch`` returns for network / rate-limit failures) or a DVC
-  workspace lock held by another process. Everything else (a failed validation, a code error,
-  bad params) is permanent and never retried.
+  ``EX_TEMPFAIL`` (75, what ``s2ssl fetch`` returns for network / rate-limit failures), a DVC
+  workspace lock held by another process, or a network error of ``dvc push`` / ``pull``.
+  Everything else (a failed validation, a code error, bad params) is permanent, never retried.
 - :func:`stage_out_hashes` reads the hashes DVC recorded in ``dvc.lock`` for a stage's outputs
   (the ingest flow compares them before / after).
 - :func:`render_pipeline_report` and friends write the markdown of the runs' Prefect artifacts
@@ -46,6 +46,16 @@ REGISTRY_STAGES: Final[tuple[str, ...]] = ("register", "promote")
 
 DVC_LOCK_BUSY: Final[str] = "Unable to acquire lock"
 """DVC's message when another dvc process holds the workspace lock (transient)."""
+
+REMOTE_COMMANDS: Final[frozenset[str]] = frozenset({"push", "pull", "fetch"})
+"""dvc commands that talk to the DVC remote; their network failures are transient."""
+
+_NETWORK_ERROR = re.compile(
+    r"ConnectionError|Connection (refused|reset|aborted)|timed out|Timeout|"
+    r"Temporary failure in name resolution|Name or service not known|Too Many Requests|"
+    r"SlowDown|\b(429|50[0234])\b"
+)
+"""Signs of a network problem in the output of a dvc remote command."""
 
 OUTPUT_TAIL_LINES: Final[int] = 40
 
@@ -289,16 +299,20 @@ def own_outcomes(call: DvcCall, stage: str) -> DvcCall:
 def classify_failure(call: DvcCall) -> tuple[int | None, bool]:
     """(exit code of the failed stage command or None, transient?) of a failed dvc command.
 
-    Transient: the stage command exited with :data:`EX_TEMPFAIL`, or DVC could not take the
-    workspace lock (another dvc process). Anything else — a validation that failed (exit 1), bad
-    params (exit 2), a crash, an invalid dvc.yaml — is permanent.
+    Transient: the stage command exited with :data:`EX_TEMPFAIL`, DVC could not take the
+    workspace lock (another dvc process), or a remote command (``dvc push`` / ``pull``) hit a
+    network problem. Anything else — a validation that failed (exit 1), bad params (exit 2), a
+    crash, an invalid dvc.yaml — is permanent.
     """
     exit_code = None
     for _, line in call.lines:
         if _FAILED.search(line) and (m := _EXITED.search(line)):
             exit_code = int(m.group(1))
-    busy = any(DVC_LOCK_BUSY in line for _, line in call.lines)
-    return exit_code, exit_code == EX_TEMPFAIL or (exit_code is None and busy)
+    if exit_code is not None:
+        return exit_code, exit_code == EX_TEMPFAIL
+    text = "\n".join(line for _, line in call.lines)
+    remote = bool(call.args) and call.args[0] in REMOTE_COMMANDS
+    return None, DVC_LOCK_BUSY in text or (remote and bool(_NETWORK_ERROR.search(text)))
 
 
 def raise_for_failure(call: DvcCall) -> DvcCall:
@@ -401,7 +415,7 @@ def render_outcomes(calls: Sequence[tuple[str, DvcCall | None, str]]) -> str:
             rows.append([step, "–", "not run", "–", "–", note])
             continue
         if not call.outcomes:
-            rows.append([step, "–", "nothing to do", f"{call.seconds:.1f}", call.attempts, note])
+            rows.append([step, "–", "done", f"{call.seconds:.1f}", call.attempts, note])
         for o in call.outcomes:
             seconds = f"{o.seconds:.1f}" if o.status in ("ran", "failed") else "–"
             rows.append([step, f"`{o.name}`", o.status, seconds, call.attempts, note])

@@ -10,8 +10,10 @@ params.yaml (validated by the stages like any params.yaml) and keeps its results
 workspace, so hyperparameters never live in Prefect. Without overrides the flow is plain
 ``dvc repro``, stage by stage.
 
-Retries: only transient failures (a stage command exiting 75 — network, rate limits — or a busy
-DVC lock), with back-off; a failed validation or a code error fails the run at once.
+Retries: only transient failures (a stage command exiting 75 — network, rate limits —, a busy
+DVC lock, a network error of ``dvc push``), with back-off; a failed validation or a code error
+fails the run at once. ``push=True`` ends a successful run with ``dvc push`` (a DVC remote shared
+by several workers).
 Concurrency: the run holds the ``s2ssl-dvc-workspace`` slot; training stages also hold
 ``s2ssl-gpu`` (see :mod:`flows._tasks`).
 
@@ -47,6 +49,7 @@ def pipeline(
     stages: list[str] | None = None,
     set_params: dict[str, str] | None = None,
     experiment_name: str | None = None,
+    push: bool = False,
     retry_delays_s: list[float] = list(DEFAULT_RETRY_DELAYS_S),  # noqa: B006 (Prefect parameter)
     workspace_limit: str = WORKSPACE_LIMIT,
     gpu_limit: str = GPU_LIMIT,
@@ -62,6 +65,7 @@ def pipeline(
         set_params: ``{"dotted.key": "value"}`` overrides → one ``dvc exp run -S`` over the
             stages (values are YAML: ``"0.001"`` is a number, ``"[seco, dense]"`` a list).
         experiment_name: Name of that DVC experiment (``--name``; default: DVC picks one).
+        push: ``dvc push`` the outputs to the DVC remote afterwards (workers sharing a remote).
         retry_delays_s: Back-off before each retry of a transiently failing stage; its length
             is the number of retries ([] for none).
         workspace_limit: Global concurrency limit guarding the DVC workspace ("" disables).
@@ -96,6 +100,8 @@ def pipeline(
                     gpu = gpu_limit if needs_gpu(stage) else None
                     call = _step(stage, run_dvc, project, _dvc.repro_args(stage), gpu, calls)
                     calls.append((stage, _dvc.own_outcomes(call, stage), ""))
+            if push:
+                calls.append(("push", _step("push", run_dvc, project, ["push"], None, calls), ""))
     except BaseException as e:
         error = e
     calls += [(s, None, "not in dvc.yaml") for s in missing]

@@ -95,6 +95,19 @@ def test_a_busy_dvc_lock_is_transient_a_broken_dvc_yaml_is_not() -> None:
     assert _dvc.raise_for_failure(ok) is ok
 
 
+def test_network_errors_of_dvc_push_are_transient_other_push_errors_are_not() -> None:
+    def push(*lines: str) -> DvcCall:
+        return DvcCall(["push"], 255, 0.1, [(0.0, line) for line in lines])
+
+    down = push("ERROR: failed to push data to the cloud - ConnectionError: Connection refused")
+    assert _dvc.classify_failure(down) == (None, True)
+    assert _dvc.classify_failure(push("ERROR: ... 503 Service Unavailable")) == (None, True)
+    denied = push("ERROR: failed to push data to the cloud - Access Denied")
+    assert _dvc.classify_failure(denied) == (None, False)
+    repro = DvcCall(["repro", "x"], 255, 0.1, [(0.0, "ERROR: ConnectionError in my code")])
+    assert _dvc.classify_failure(repro) == (None, False)  # only remote commands
+
+
 def test_dvc_command_error_survives_pickling() -> None:
     import pickle
 

@@ -157,6 +157,16 @@ def test_set_params_run_as_one_dvc_experiment(fake: FakeRunner) -> None:
     assert result["mode"] == "exp run" and result["ran"] == list(PIPELINE)
 
 
+def test_push_sends_the_outputs_to_the_dvc_remote_after_the_stages(fake: FakeRunner) -> None:
+    state = pipeline(str(fake.project), push=True, return_state=True, **NO_WAIT)
+    assert fake.calls[-1] == ["push"] and len(fake.calls) == len(PIPELINE) + 1
+    assert "| push | – | done |" in artifact_of(state, ARTIFACT_KEY)
+    fake.calls.clear()
+    fake.script = {"evaluate": [1]}
+    assert pipeline(str(fake.project), push=True, return_state=True, **NO_WAIT).is_failed()
+    assert ["push"] not in fake.calls  # nothing pushed after a failure
+
+
 def test_stages_parameter_runs_a_subset_in_dvc_yaml_order(fake: FakeRunner) -> None:
     pipeline(str(fake.project), stages=["evaluate", "fetch"], **NO_WAIT)
     assert fake.repro_targets() == ["fetch", "evaluate"]
