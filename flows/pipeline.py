@@ -47,7 +47,7 @@ ARTIFACT_KEY = "s2ssl-pipeline"
 def pipeline(
     project_dir: str = ".",
     stages: list[str] | None = None,
-    set_params: dict[str, str] | None = None,
+    set_params: dict[str, Any] | None = None,
     experiment_name: str | None = None,
     push: bool = False,
     retry_delays_s: list[float] = list(DEFAULT_RETRY_DELAYS_S),  # noqa: B006 (Prefect parameter)

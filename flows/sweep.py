@@ -35,7 +35,7 @@ BEST_PARAMS = Path("reports") / "tune" / "best_params.yaml"
 @flow(name="sweep", description="dvc repro tune: the Optuna study; summarises best_params.yaml")
 def sweep(
     project_dir: str = ".",
-    set_params: dict[str, str] | None = None,
+    set_params: dict[str, Any] | None = None,
     experiment_name: str | None = None,
     retry_delays_s: list[float] = list(DEFAULT_RETRY_DELAYS_S),  # noqa: B006 (Prefect parameter)
     workspace_limit: str = WORKSPACE_LIMIT,

@@ -56,6 +56,8 @@ def test_served_deployments_get_scheduled_runs_at_their_cron_times() -> None:
             ).raise_for_status()
         deployment = client.read_deployment(ids["nightly"])
         assert [s.schedule.cron for s in deployment.schedules] == ["0 2 * * *"]
+        assert deployment.global_concurrency_limit is not None
+        assert deployment.global_concurrency_limit.limit == 1  # one run of it at a time
         runs = {
             name: client.read_flow_runs(
                 deployment_filter=DeploymentFilter(id=DeploymentFilterId(any_=[deployment_id]))
