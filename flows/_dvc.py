@@ -500,10 +500,17 @@ def render_pipeline_report(
     ]
     if error:
         parts += ["## Error", f"```\n{error.strip()[-4000:]}\n```"]
+    groups = {o.group for _, c, _ in calls if c for o in c.outcomes if o.status == "ran"}
+
+    def earlier(stage: str) -> list[str]:
+        return [] if stage in groups else [f"_`{stage}` did not run in this run: earlier results._"]
+
     parts += [
         "## Key metrics (`reports/evaluate/metrics.json`)",
+        *earlier("evaluate"),
         render_metrics(project),
         "## Promotion (`reports/promote/decisions.json`)",
+        *earlier("promote"),
         render_decisions(project),
     ]
     return "\n\n".join(parts) + "\n"

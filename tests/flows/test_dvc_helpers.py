@@ -199,6 +199,8 @@ def test_pipeline_report_has_stages_metrics_and_decisions(tmp_path: Path) -> Non
     promoted = "| landcover | s2ssl-landcover | v3 | v2 | v3 | **promoted** |"
     assert f"{promoted} miou 0.334 >= 0.301 + 0.005 |" in md
     assert "| croptype | s2ssl-croptype | v1 | – | – | kept champion | candidate \\| below" in md
+    assert "_`evaluate` did not run in this run: earlier results._" in md
+    assert "_`promote` did not run in this run: earlier results._" in md
 
 
 def test_report_says_so_when_there_are_no_metrics_or_decisions(tmp_path: Path) -> None:

@@ -69,6 +69,7 @@ def test_stages_run_in_dvc_yaml_order_then_register_and_promote(fake: FakeRunner
     assert "| evaluate | `evaluate` | ran | 1.5 | 1 |  |" in md
     assert "| landcover | dense | finetune | 100 % | miou | 0.740 | +0.040 |" in md
     assert "| landcover | s2ssl-landcover | v3 | v2 | v3 | **promoted** | miou 0.334" in md
+    assert "did not run in this run" not in md
 
 
 def test_unchanged_stages_are_reported_as_skipped(fake: FakeRunner) -> None:
