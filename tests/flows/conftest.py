@@ -19,9 +19,34 @@ for _key, _value in {
 }.items():
     os.environ.setdefault(_key, _value)
 
+import threading  # noqa: E402
 from collections.abc import Iterator  # noqa: E402
 
 import pytest  # noqa: E402
+
+
+def _drop_prefect_exit_hooks_in_forked_child() -> None:
+    """Workaround for a Prefect 3.8.8 bug that would fail *other* tests of the session.
+
+    A Prefect background service (the events worker started by any flow run) registers its
+    ``drain`` with ``threading._register_atexit``. A process forked later (``multiprocessing``
+    with the fork start method, e.g. the registry's concurrent-promotion test) inherits that
+    hook while Prefect's after-fork reset clears the service's state, so the hook fails at the
+    child's exit (``AssertionError``) and the child exits with 1 although its work succeeded.
+    In a forked child those hooks can never do anything useful: drop them there.
+    """
+    hooks = getattr(threading, "_threading_atexits", None)
+    if hooks is not None:
+        hooks[:] = [hook for hook in hooks if not _is_prefect_hook(hook)]
+
+
+def _is_prefect_hook(hook: object) -> bool:
+    """A bound method of a Prefect object (hooks are ``functools.partial`` of it)."""
+    owner = getattr(getattr(hook, "func", hook), "__self__", None)
+    return owner is not None and type(owner).__module__.startswith("prefect.")
+
+
+os.register_at_fork(after_in_child=_drop_prefect_exit_hooks_in_forked_child)
 
 
 @pytest.fixture(scope="session")
