@@ -36,7 +36,9 @@ EX_TEMPFAIL: Final[int] = 75
 """Exit code of a transient failure (sysexits.h; ``s2ssl fetch`` returns it): worth retrying."""
 
 TARGETED_ONLY: Final[frozenset[str]] = frozenset({"tune"})
-"""Stages that run only when named (``dvc repro tune``: the sweep flow), never in the pipeline."""
+"""Stages that never run in the pipeline flow, only when named (the sweep flow). The sweep's
+``tune`` lives in ``tune/dvc.yaml`` so that a plain ``dvc repro`` skips it; should it ever sit in
+the root dvc.yaml, the pipeline flow still leaves it out."""
 
 GPU_STAGES: Final[frozenset[str]] = frozenset({"pretrain", "finetune", "tune"})
 """Stages that train, so hold the GPU concurrency slot while they run."""
@@ -58,6 +60,10 @@ _NETWORK_ERROR = re.compile(
 """Signs of a network problem in the output of a dvc remote command."""
 
 OUTPUT_TAIL_LINES: Final[int] = 40
+"""Lines of output the task logs when a dvc command fails."""
+
+ERROR_TAIL_LINES: Final[int] = 20
+"""Lines of output a :class:`DvcCommandError` (and so the artifact) carries."""
 
 Status = Literal["ran", "skipped", "restored", "failed"]
 
@@ -77,7 +83,7 @@ class DvcCommandError(RuntimeError):
         code = f"the stage command exited with {exit_code}" if exit_code is not None else ""
         super().__init__(
             f"`{call.command}` failed ({kind}; dvc exit code {call.returncode}"
-            f"{'; ' + code if code else ''}):\n{call.tail()}"
+            f"{'; ' + code if code else ''}):\n{call.tail(ERROR_TAIL_LINES)}"
         )
 
     def __reduce__(self) -> tuple[Any, ...]:  # picklable for Prefect's state handling
@@ -94,8 +100,14 @@ class StageOutcome:
 
     @property
     def group(self) -> str:
-        """The dvc.yaml stage (``pretrain`` for ``pretrain@seco``)."""
-        return self.name.split("@", 1)[0]
+        """The stage's name in its dvc.yaml (``pretrain`` for ``pretrain@seco``, ``tune`` for
+        ``tune/dvc.yaml:tune``)."""
+        return stage_group(self.name)
+
+
+def stage_group(name: str) -> str:
+    """``tune/dvc.yaml:tune`` → ``tune``; ``pretrain@seco`` → ``pretrain``."""
+    return name.rsplit(":", 1)[-1].split("@", 1)[0]
 
 
 @dataclass
@@ -123,9 +135,9 @@ Runner = Callable[[Sequence[str], Path], DvcCall]
 
 
 # --------------------------------------------------------------------------- plan
-def read_dvc_yaml(project: Path) -> dict[str, Any]:
-    """The ``stages`` mapping of ``<project>/dvc.yaml`` (file order kept)."""
-    path = project / "dvc.yaml"
+def read_dvc_yaml(project: Path, file: str = "dvc.yaml") -> dict[str, Any]:
+    """The ``stages`` mapping of ``<project>/<file>`` (file order kept)."""
+    path = project / file
     if not path.is_file():
         raise DvcPlanError(f"no dvc.yaml in {project} (project_dir must be the repository root)")
     try:
@@ -150,8 +162,20 @@ def pipeline_stages(project: Path) -> list[str]:
 
 
 def has_stage(project: Path, name: str) -> bool:
-    """Whether dvc.yaml defines stage ``name`` (a foreach group counts)."""
+    """Whether the root dvc.yaml defines stage ``name`` (a foreach group counts)."""
     return name in read_dvc_yaml(project)
+
+
+def find_stage(project: Path, name: str) -> str | None:
+    """The ``dvc repro`` target of stage ``name``: ``name`` in the root dvc.yaml, else
+    ``<dir>/dvc.yaml:name`` from a dvc.yaml one directory down (``tune/dvc.yaml:tune``)."""
+    if has_stage(project, name):
+        return name
+    for path in sorted(project.glob("*/dvc.yaml")):
+        file = path.relative_to(project).as_posix()
+        if not file.startswith(".") and name in read_dvc_yaml(project, file):
+            return f"{file}:{name}"
+    return None
 
 
 def check_stages(project: Path, wanted: Sequence[str]) -> list[str]:
@@ -292,7 +316,8 @@ def parse_outcomes(lines: Sequence[tuple[float, str]], end: float) -> list[Stage
 def own_outcomes(call: DvcCall, stage: str) -> DvcCall:
     """``call`` with the upstream stages that ``dvc repro <stage>`` merely found unchanged left
     out (they were reported by their own step); anything that ran or failed stays."""
-    call.outcomes = [o for o in call.outcomes if o.group == stage or o.status != "skipped"]
+    own = stage_group(stage)
+    call.outcomes = [o for o in call.outcomes if o.group == own or o.status != "skipped"]
     return call
 
 

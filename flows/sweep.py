@@ -1,11 +1,11 @@
-"""The sweep flow: the Optuna study as ``dvc repro tune`` (the ``tune`` stage runs only when
-targeted, never in the pipeline flow).
+"""The sweep flow: the Optuna study as ``dvc repro tune/dvc.yaml:tune`` (the ``tune`` stage
+lives in its own dvc.yaml so that it runs only when targeted, never in the pipeline flow).
 
 The study itself lives in the library (RDB storage, so a killed sweep resumes); the flow adds
 the schedule, the workspace and GPU slots, transient-only retries and a markdown artifact (key
 ``s2ssl-sweep``) summarising ``reports/tune/best_params.yaml``. Best parameters are *not*
-applied: copy them into params.yaml deliberately (or pass them as the pipeline flow's
-``set_params``) and let the pipeline run them.
+applied: ``s2ssl tune apply`` writes them into params.yaml deliberately (or pass them as the
+pipeline flow's ``set_params``) and the pipeline runs them.
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ TUNE_STAGE = "tune"
 BEST_PARAMS = Path("reports") / "tune" / "best_params.yaml"
 
 
-@flow(name="sweep", description="dvc repro tune: the Optuna study; summarises best_params.yaml")
+@flow(name="sweep", description="dvc repro tune/dvc.yaml: the Optuna study, best_params.yaml")
 def sweep(
     project_dir: str = ".",
     set_params: dict[str, Any] | None = None,
@@ -42,21 +42,22 @@ def sweep(
     gpu_limit: str = GPU_LIMIT,
     lock_timeout_s: float | None = None,
 ) -> dict[str, Any]:
-    """Run the ``tune`` stage (``dvc repro tune``, or ``dvc exp run -S ... tune`` with
-    ``set_params``, e.g. ``{"tune.n_trials": "50"}``) and summarise its best parameters.
+    """Run the ``tune`` stage (``dvc repro tune/dvc.yaml:tune``, or ``dvc exp run -S ...`` of
+    it with ``set_params``, e.g. ``{"tune.n_trials": 50}``) and summarise its best parameters.
 
     Returns:
         ``{"stages": [...], "best_params": <best_params.yaml content or None>}``.
     """
     project = Path(project_dir).resolve()
-    if not _dvc.has_stage(project, TUNE_STAGE):
+    target = _dvc.find_stage(project, TUNE_STAGE)
+    if target is None:
         raise _dvc.DvcPlanError(
-            f"dvc.yaml in {project} has no {TUNE_STAGE!r} stage: the sweep needs it"
+            f"no {TUNE_STAGE!r} stage in {project}/dvc.yaml nor in */dvc.yaml: the sweep needs it"
         )
     args = (
-        _dvc.exp_run_args([TUNE_STAGE], set_params, experiment_name)
+        _dvc.exp_run_args([target], set_params, experiment_name)
         if set_params
-        else _dvc.repro_args(TUNE_STAGE)
+        else _dvc.repro_args(target)
     )
     start = time.monotonic()
     calls: list[tuple[str, _dvc.DvcCall | None, str]] = []
@@ -117,18 +118,33 @@ def _flatten(value: Any, prefix: str = "") -> dict[str, Any]:
     return {prefix: value}
 
 
+def _fmt(value: Any) -> str:
+    return f"{value:.4g}" if isinstance(value, float) else str(value)
+
+
 def _render_best(best: dict[str, Any] | None) -> str:
+    """The best trial: its facts (study, task, metric, score vs baseline) on one line, then the
+    parameter values (the ``params`` mapping of ``s2ssl tune``'s file; any other YAML as a flat
+    table)."""
     if best is None:
         return f"_No `{BEST_PARAMS.as_posix()}` (yet)._"
-    rows = [f"| `{k}` | `{v}` |" for k, v in _flatten(best).items()]
+    params = best.get("params")
+    if isinstance(params, dict):
+        facts = {k: v for k, v in best.items() if k != "params" and not isinstance(v, dict | list)}
+        head = [" · ".join(f"{k} `{_fmt(v)}`" for k, v in facts.items()), ""]
+    else:
+        params, head = best, []
+    rows = [f"| `{k}` | `{_fmt(v)}` |" for k, v in _flatten(params).items()]
     return "\n".join(
         [
-            "| key | value |",
+            *head,
+            "| parameter | value |",
             "|---|---|",
             *rows,
             "",
-            "Not applied automatically: copy them into params.yaml deliberately, or try them as "
-            "a DVC experiment through the pipeline flow's `set_params`.",
+            "Not applied automatically: `s2ssl tune apply --dry-run` shows what would change, "
+            "`s2ssl tune apply` writes it into params.yaml; or try them as a DVC experiment "
+            "through the pipeline flow's `set_params`.",
         ]
     )
 

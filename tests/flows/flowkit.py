@@ -14,7 +14,7 @@ from pathlib import Path
 
 import yaml
 
-from flows._dvc import DvcCall, parse_outcomes
+from flows._dvc import DvcCall, parse_outcomes, stage_group
 
 Response = str | int
 """``"ran"``, ``"skipped"``, ``"restored"`` or a failing exit code of the stage command."""
@@ -58,14 +58,14 @@ class FakeRunner:
     def __call__(self, args: Sequence[str], cwd: Path) -> DvcCall:
         assert Path(cwd) == self.project.resolve()
         self.calls.append(list(args))
-        targets = [a for a in args if a in self.known or a.split("@")[0] in self.known]
+        targets = [a for a in args if stage_group(a) in self.known]
         lines: list[tuple[float, str]] = []
         code = 0
-        for stage in targets:
-            queue = self.script.get(stage, [])
+        for stage in targets:  # script and hooks are keyed by the stage name (``tune``)
+            queue = self.script.get(stage_group(stage), [])
             response = queue.pop(0) if queue else self.default
-            if stage in self.hooks and response == "ran":
-                self.hooks[stage](self.project)
+            if stage_group(stage) in self.hooks and response == "ran":
+                self.hooks[stage_group(stage)](self.project)
             code, out = dvc_lines(stage, response)
             t0 = lines[-1][0] if lines else 0.0
             lines += [(t0 + t, text) for t, text in out]
@@ -76,19 +76,28 @@ class FakeRunner:
 
     @property
     def known(self) -> list[str]:
-        return list(yaml.safe_load((self.project / "dvc.yaml").read_text())["stages"])
+        files = [self.project / "dvc.yaml", *self.project.glob("*/dvc.yaml")]
+        return [s for f in files for s in yaml.safe_load(f.read_text())["stages"]]
 
     def repro_targets(self) -> list[str]:
         return [c[-1] for c in self.calls]
 
 
 def write_dvc_yaml(project: Path, stages: Sequence[str]) -> Path:
-    """A dvc.yaml naming ``stages`` (placeholder commands; the fake runner never runs them)."""
+    """A dvc.yaml naming ``stages`` (placeholder commands; the fake runner never runs them);
+    ``tune`` goes to tune/dvc.yaml, as in the project."""
     project.mkdir(parents=True, exist_ok=True)
-    body = {"stages": {s: {"cmd": f"s2ssl {s}"} for s in stages}}
-    path = project / "dvc.yaml"
-    path.write_text(yaml.safe_dump(body, sort_keys=False), encoding="utf-8")
-    return path
+    for path, names in (
+        (project / "dvc.yaml", [s for s in stages if s != "tune"]),
+        (project / "tune" / "dvc.yaml", [s for s in stages if s == "tune"]),
+    ):
+        if names:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            body = {"stages": {s: {"cmd": f"s2ssl {s}"} for s in names}}
+            path.write_text(yaml.safe_dump(body, sort_keys=False), encoding="utf-8")
+        else:
+            path.unlink(missing_ok=True)
+    return project / "dvc.yaml"
 
 
 PIPELINE = ("fetch", "validate", "pretrain", "finetune", "evaluate", "register", "promote")
@@ -209,7 +218,12 @@ stages:
     metrics:
       - reports/evaluate/metrics.json:
           cache: false
+"""
+
+TOY_TUNE_DVC_YAML = """\
+stages:
   tune:
+    wdir: ..
     cmd: python stage.py tune
     deps: [data/validated]
     outs:
@@ -231,10 +245,12 @@ def _git(project: Path, *args: str) -> None:
 
 def make_toy_project(project: Path) -> Path:
     """A git + DVC repository with the toy stages (fetch → validate → pretrain@a/b → evaluate,
-    and a targeted-only tune), committed so ``dvc exp run`` works."""
+    and tune in tune/dvc.yaml as in the project), committed so ``dvc exp run`` works."""
     project.mkdir(parents=True)
     (project / "stage.py").write_text(TOY_SCRIPT, encoding="utf-8")
     (project / "dvc.yaml").write_text(TOY_DVC_YAML, encoding="utf-8")
+    (project / "tune").mkdir()
+    (project / "tune" / "dvc.yaml").write_text(TOY_TUNE_DVC_YAML, encoding="utf-8")
     (project / "params.yaml").write_text("seed: 1\nlr: 0.1\nmethods: [a, b]\n", encoding="utf-8")
     (project / "world.txt").write_text("scene-1\n", encoding="utf-8")
     (project / ".gitignore").write_text("failures/\n", encoding="utf-8")

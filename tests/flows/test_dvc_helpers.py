@@ -24,12 +24,27 @@ def test_pipeline_stages_follow_dvc_yaml_without_targeted_only_stages(tmp_path: 
     assert [s for s in repo if s in _dvc.REGISTRY_STAGES] == [
         s for s in ("register", "promote") if _dvc.has_stage(REPO_ROOT, s)
     ]
-    write_dvc_yaml(tmp_path, [*PIPELINE, "tune"])
-    assert _dvc.pipeline_stages(tmp_path) == list(PIPELINE)  # added stages join, tune does not
+    write_dvc_yaml(tmp_path, [*PIPELINE, "tuning"])
+    assert _dvc.pipeline_stages(tmp_path) == [*PIPELINE, "tuning"]  # added stages join
     raw = yaml.safe_load((tmp_path / "dvc.yaml").read_text())
+    raw["stages"]["tune"] = {"cmd": "s2ssl tune"}  # tune in the root dvc.yaml: still left out
+    (tmp_path / "dvc.yaml").write_text(yaml.safe_dump(raw, sort_keys=False))
+    assert "tune" not in _dvc.pipeline_stages(tmp_path)
     raw["stages"]["finetune"]["frozen"] = True
     (tmp_path / "dvc.yaml").write_text(yaml.safe_dump(raw, sort_keys=False))
     assert "finetune" not in _dvc.pipeline_stages(tmp_path)
+
+
+def test_find_stage_gives_the_dvc_target_of_tune_in_its_own_dvc_yaml(tmp_path: Path) -> None:
+    assert _dvc.find_stage(REPO_ROOT, "evaluate") == "evaluate"
+    if (REPO_ROOT / "tune" / "dvc.yaml").is_file():
+        assert _dvc.find_stage(REPO_ROOT, "tune") == "tune/dvc.yaml:tune"
+    write_dvc_yaml(tmp_path, [*PIPELINE, "tune"])
+    assert _dvc.find_stage(tmp_path, "tune") == "tune/dvc.yaml:tune"
+    assert "tune" not in _dvc.pipeline_stages(tmp_path)
+    assert _dvc.find_stage(tmp_path, "nope") is None
+    assert _dvc.stage_group("tune/dvc.yaml:tune") == _dvc.stage_group("tune") == "tune"
+    assert _dvc.stage_group("pretrain@seco") == "pretrain"
 
 
 def test_check_stages_orders_and_rejects_unknown(tmp_path: Path) -> None:

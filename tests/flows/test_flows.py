@@ -257,24 +257,25 @@ def test_sweep_runs_tune_and_summarises_best_params(fake: FakeRunner) -> None:
     def best(project: Path) -> None:
         path = project / "reports" / "tune" / "best_params.yaml"
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text("pretrain:\n  dense:\n    lr: 0.01\nbest_value: 0.62\n")
+        path.write_text(  # as s2ssl tune writes it
+            "study: s2ssl-landcover\ntask: landcover\nmetric: miou\ntrial: 7\nvalue: 0.62\n"
+            "params:\n  finetune.landcover.lr: 0.002\n  finetune.landcover.batch_size: 16\n"
+        )
 
     fake.hooks["tune"] = best
     state = sweep(str(fake.project), return_state=True, **NO_WAIT)
-    assert fake.calls == [["repro", "tune"]]
-    assert state.result()["best_params"] == {
-        "pretrain": {"dense": {"lr": 0.01}},
-        "best_value": 0.62,
-    }
+    assert fake.calls == [["repro", "tune/dvc.yaml:tune"]]
+    assert state.result()["best_params"]["params"]["finetune.landcover.lr"] == 0.002
     md = artifact_of(state, "s2ssl-sweep")
-    assert "| `pretrain.dense.lr` | `0.01` |" in md and "Not applied automatically" in md
+    assert "study `s2ssl-landcover` · task `landcover` · metric `miou` · trial `7`" in md
+    assert "| `finetune.landcover.lr` | `0.002` |" in md and "Not applied automatically" in md
 
     fake.calls.clear()
     sweep(str(fake.project), set_params={"tune.n_trials": "3"}, **NO_WAIT)
-    assert fake.calls == [["exp", "run", "-S", "tune.n_trials=3", "tune"]]
+    assert fake.calls == [["exp", "run", "-S", "tune.n_trials=3", "tune/dvc.yaml:tune"]]
 
 
 def test_sweep_needs_a_tune_stage(fake: FakeRunner) -> None:
     write_dvc_yaml(fake.project, PIPELINE)
-    with pytest.raises(_dvc.DvcPlanError, match="no 'tune' stage"):
+    with pytest.raises(_dvc.DvcPlanError, match=r"no 'tune' stage in .*/dvc\.yaml nor in"):
         sweep(str(fake.project), **NO_WAIT)

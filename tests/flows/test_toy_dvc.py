@@ -70,6 +70,6 @@ def test_ingest_triggers_the_pipeline_only_for_new_data(toy: Path) -> None:
 
 def test_sweep_runs_the_targeted_tune_stage(toy: Path) -> None:
     result = sweep(str(toy), **FAST)
-    assert [s["name"] for s in result["stages"] if s["status"] == "ran"][-1] == "tune"
+    assert [s["name"] for s in result["stages"] if s["status"] == "ran"][-1] == "tune/dvc.yaml:tune"
     assert result["best_params"] == {"pretrain": {"dense": {"lr": 0.01}}}
     assert stage_calls(toy, "evaluate") == 0  # the sweep runs tune (and what it needs) only
