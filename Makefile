@@ -15,7 +15,7 @@ export PREFECT_SERVER_ANALYTICS_ENABLED := false
 export PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS := 90
 export MPLBACKEND := Agg
 
-.PHONY: help setup run test tune lint format bench clean-venv
+.PHONY: help setup run test tune lint format bench serve clean-venv
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -42,6 +42,9 @@ run: setup  ## run the whole pipeline (dvc repro) on the embedded synthetic worl
 	@echo "  registry      s2ssl models                                 (MLflow: mlruns/mlflow.db; reports/promote/decisions.json)"
 	@echo "  maps          s2ssl predict data/raw/landcover --out predictions   (champion model)"
 	@echo "  metrics       dvc metrics show"
+
+serve: setup  ## Prefect server on 127.0.0.1:4200 + the prefect.yaml deployments on their schedules
+	python -m flows.serve --start-server
 
 test: setup  ## run the test suite (offline, CPU)
 	pytest -q

@@ -31,12 +31,18 @@ ParamsOpt = Annotated[
 ]
 
 
-def _fail(message: str) -> typer.Exit:
+EX_TEMPFAIL = 75
+"""Exit code of a transient failure (sysexits.h ``EX_TEMPFAIL``: network, HTTP 429 / 5xx that
+outlasted the retries): the same command may succeed later, so orchestrators retry it. Other
+failures exit 1 (unusable data) or 2 (bad params, a permanent error)."""
+
+
+def _fail(message: str, code: int = 2) -> typer.Exit:
     from rich.console import Console
     from rich.markup import escape
 
     Console(stderr=True).print(f"[bold red]error:[/] {escape(message)}", highlight=False)
-    return typer.Exit(code=2)
+    return typer.Exit(code=code)
 
 
 def _load(params: Path) -> Params:
@@ -64,17 +70,24 @@ def fetch(
     `sentinelhub` downloads real imagery (credentials from SH_CLIENT_ID / SH_CLIENT_SECRET in
     the environment or .env; cached, resumable), `local` imports your GeoTIFFs.
     Each dataset is written atomically: if this fails, the previous one stays intact.
+
+    Exit codes: 0 done; 75 (EX_TEMPFAIL) a transient failure — network or connection problems,
+    HTTP 429 / 5xx that outlasted the retries — worth retrying later; 2 anything else (bad
+    params, credentials, a request the service refuses).
     """
     from rich.console import Console
     from rich.markup import escape
 
     from s2ssl.data.fetch import fetch as run_fetch
+    from s2ssl.data.sources.retry import RetriesExhaustedError, TransientError
     from s2ssl.data.store import StoreError
     from s2ssl.progress import progress_bar
 
     cfg = _load(params)
     try:
         result = run_fetch(cfg, out, reports, progress=progress_bar)
+    except (TransientError, RetriesExhaustedError, ConnectionError, TimeoutError) as e:
+        raise _fail(f"transient failure, try again later: {e}", code=EX_TEMPFAIL) from None
     except (StoreError, ValueError) as e:
         raise _fail(str(e)) from None
     console = Console()

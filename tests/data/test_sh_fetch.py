@@ -13,12 +13,14 @@ from typing import Any
 import numpy as np
 import pytest
 from sh_server import CLIENT_SECRET, Imitation, ShImitation, baseline_of
+from typer.testing import CliRunner, Result
 
+from s2ssl.cli import EX_TEMPFAIL, app
 from s2ssl.config import ConfigError, Params, parse_params
 from s2ssl.data import fetch as fetch_module
 from s2ssl.data.sources import sampling
 from s2ssl.data.sources.base import INDEX_COLUMNS
-from s2ssl.data.sources.retry import RetryPolicy
+from s2ssl.data.sources.retry import RetriesExhaustedError, RetryPolicy
 from s2ssl.data.sources.sentinelhub import (
     SentinelHubAuthError,
     SentinelHubCredentialsError,
@@ -26,13 +28,18 @@ from s2ssl.data.sources.sentinelhub import (
     _Redact,
 )
 from s2ssl.data.store import open_dataset
-from testkit import read_repo_params
+from testkit import read_repo_params, write_params
 
 BBOX = [14.0, 45.9, 14.6, 46.3]  # Slovenia, one UTM zone
 
 
 def sh_params(tmp_path: Path, datasets: list[str], **sentinelhub: Any) -> Params:
     """The repo's params with source sentinelhub, 16 px patches and fast retries."""
+    return parse_params(sh_raw(tmp_path, datasets, **sentinelhub))
+
+
+def sh_raw(tmp_path: Path, datasets: list[str], **sentinelhub: Any) -> dict[str, Any]:
+    """:func:`sh_params` as a plain mapping (to write a params.yaml for the CLI)."""
     raw = read_repo_params()
     raw["fetch"]["source"] = "sentinelhub"
     raw["fetch"]["datasets"] = datasets
@@ -54,7 +61,7 @@ def sh_params(tmp_path: Path, datasets: list[str], **sentinelhub: Any) -> Params
     }
     cfg.update(sentinelhub)
     raw["fetch"]["sentinelhub"] = cfg
-    return parse_params(raw)
+    return raw
 
 
 def run(params: Params, tmp_path: Path, **kwargs: Any) -> fetch_module.FetchResult:
@@ -300,6 +307,60 @@ def test_retries_exhausted_skip_the_location_and_a_rerun_fetches_it(sh: ShImitat
     second = run(params, tmp_path)
     assert not second.skipped and len(open_dataset(tmp_path / "raw" / "landcover")) == 3
     assert sh.state.counts["process_requests"] - before == 1  # only the missing scene
+
+
+def test_all_downloads_failing_transiently_raise_retries_exhausted(sh: ShImitation, tmp_path):
+    sh.state.inject("process", [503] * 6)  # 3 scenes x 2 attempts
+    params = sh_params(tmp_path, ["landcover"], retry={"max_attempts": 2, "backoff_s": 0.0})
+    with pytest.raises(RetriesExhaustedError, match="every failure was transient"):
+        run(params, tmp_path)
+
+
+def test_all_downloads_refused_raise_a_plain_value_error(sh: ShImitation, tmp_path):
+    sh.state.inject("process", [400] * 3)
+    params = sh_params(tmp_path, ["landcover"])
+    with pytest.raises(ValueError, match="no landcover sample") as info:
+        run(params, tmp_path)
+    assert not isinstance(info.value, RetriesExhaustedError)
+
+
+def _cli_fetch(tmp_path: Path, **sentinelhub: Any) -> Result:
+    params = write_params(tmp_path / "params.yaml", sh_raw(tmp_path, ["landcover"], **sentinelhub))
+    return CliRunner().invoke(
+        app,
+        ["fetch", "--params", str(params), "--out", str(tmp_path / "raw"),
+         "--reports", str(tmp_path / "reports")],
+    )  # fmt: skip
+
+
+def test_cli_fetch_exits_75_when_the_failure_is_transient(sh: ShImitation, tmp_path):
+    """EX_TEMPFAIL: the token service (or the network) kept failing; retrying later may work."""
+    sh.state.inject("token", [503] * 2)
+    result = _cli_fetch(tmp_path, retry={"max_attempts": 2, "backoff_s": 0.0})
+    assert result.exit_code == EX_TEMPFAIL == 75, result.output
+    assert "transient failure" in result.output and CLIENT_SECRET not in result.output
+    sh.state.inject("process", [429] * 6)
+    result = _cli_fetch(tmp_path, retry={"max_attempts": 2, "backoff_s": 0.0})
+    assert result.exit_code == 75, result.output
+
+
+def test_cli_fetch_exits_75_when_the_service_cannot_be_reached(sh, tmp_path, monkeypatch):
+    import socket
+
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    monkeypatch.setenv("SH_TOKEN_URL", f"http://127.0.0.1:{port}/oauth/token")
+    result = _cli_fetch(tmp_path, retry={"max_attempts": 2, "backoff_s": 0.0})
+    assert result.exit_code == 75, result.output
+
+
+def test_cli_fetch_exits_2_when_the_failure_is_permanent(sh: ShImitation, tmp_path, monkeypatch):
+    sh.state.inject("process", [400] * 3)  # every scene refused: a retry would not help
+    assert _cli_fetch(tmp_path).exit_code == 2
+    monkeypatch.setenv("SH_CLIENT_SECRET", "wrong-" + CLIENT_SECRET)  # 401: not transient
+    result = _cli_fetch(tmp_path)
+    assert result.exit_code == 2 and "rejected the credentials" in result.output
 
 
 class Killed(BaseException):

@@ -31,6 +31,7 @@ import re
 import threading
 import time
 import warnings
+from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, as_completed
 from contextlib import contextmanager
@@ -714,6 +715,11 @@ class SentinelHubImagery(Source):
         self.policy = RetryPolicy.from_config(cfg.retry, sleep=sleep)
         self.cache = Cache(cfg.cache_dir)
         self._client: ShClient | None = None
+        self._failures: dict[str, Counter[str]] = {}
+        """Per dataset: failed catalog searches / downloads, ``transient`` (retries exhausted)
+        or ``permanent``; a dataset that got nothing only through transient failures raises
+        :class:`RetriesExhaustedError` (try again later) instead of a plain ``ValueError``."""
+        self._failures_lock = threading.Lock()
 
     # ------------------------------------------------------------------ Source interface
     def _size(self, dataset: DatasetName) -> int:
@@ -788,11 +794,23 @@ class SentinelHubImagery(Source):
             failed = stats["failed"]
             good = [loc for loc in locations if (loc.region.name, loc.index) not in failed]
             if not good:
-                raise ValueError(
+                message = (
                     f"sentinelhub: no {dataset} sample could be fetched; skipped: "
                     f"{self.skipped_by_reason(dataset) or 'nothing found'} (see the fetch report)"
                 )
+                failures = self._failures.get(dataset, Counter())
+                if failures["transient"] and not failures["permanent"]:
+                    raise RetriesExhaustedError(
+                        f"{message}; every failure was transient (HTTP 429 / 5xx or connection "
+                        "problems that outlasted the retries): try again later"
+                    )
+                raise ValueError(message)
             yield from self._assemble(dataset, good)
+
+    def _count_failure(self, dataset: DatasetName, error: Exception) -> None:
+        kind = "transient" if isinstance(error, RetriesExhaustedError) else "permanent"
+        with self._failures_lock:  # catalog searches and downloads run in thread pools
+            self._failures.setdefault(dataset, Counter())[kind] += 1
 
     def _connect(self) -> ShClient:
         if self._client is None:
@@ -855,6 +873,7 @@ class SentinelHubImagery(Source):
             try:
                 found = client.search(bbox, start, end)
             except PermanentError as e:
+                self._count_failure(dataset, e)
                 return Skip(dataset, item, "catalog search failed", str(e))
             self.cache.put_catalog(key, found)
         percent = self.cfg.max_cloud_coverage * 100.0
@@ -975,6 +994,7 @@ class SentinelHubImagery(Source):
                     try:
                         future.result()
                     except (PermanentError, RetriesExhaustedError) as e:
+                        self._count_failure(dataset, e)
                         n_failed += 1
                         failed[(loc.region.name, loc.index)] = str(e)
                         self.skipped.append(
