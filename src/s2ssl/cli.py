@@ -357,7 +357,8 @@ def register(
     `mlflow.pyfunc.load_model("models:/s2ssl-landcover@challenger")`."""
     from rich.console import Console
 
-    from s2ssl.tracking.registry import register_model, write_json
+    from s2ssl.io import write_json_atomic
+    from s2ssl.tracking.registry import register_model
 
     cfg = _load(params)
     records = {}
@@ -377,7 +378,7 @@ def register(
         what = "registered as new version" if reg.created else "already registered: version"
         console.print(f"[green]✓[/] {reg.name}: {what} {reg.version} (hash {reg.model_hash[:12]})")
     if reports is not None:
-        write_json(reports / "registered.json", {"tasks": records})
+        write_json_atomic(reports / "registered.json", {"tasks": records})
 
 
 @app.command()
@@ -401,8 +402,8 @@ def promote(
     from rich.console import Console
     from rich.markup import escape
 
+    from s2ssl.io import write_json_atomic
     from s2ssl.tracking.registry import promote as promote_model
-    from s2ssl.tracking.registry import write_json
 
     cfg = _load(params)
     chosen = _tasks(cfg, task)
@@ -424,7 +425,7 @@ def promote(
             f"{escape(result.reason)} (champion: v{result.champion_version or '-'})"
         )
     if reports is not None:
-        write_json(reports / "decisions.json", {"tasks": decisions})
+        write_json_atomic(reports / "decisions.json", {"tasks": decisions})
 
 
 @app.command()

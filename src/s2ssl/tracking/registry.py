@@ -8,7 +8,8 @@
   registered is not registered again. A new version gets the alias ``challenger`` and lineage
   tags: git commit, the ``dvc.lock`` hashes of the fine-tuning stage's data, code, encoders and
   params, the pre-training method (init), the test set fingerprint and the test metrics.
-- :func:`should_promote` is the **pure** promotion policy (``register.promote`` in params).
+- :func:`should_promote` (in :mod:`s2ssl.tracking.promotion`, re-exported here) is the **pure**
+  promotion policy (``register.promote`` in params).
 - :func:`promote` applies it to the ``challenger`` (or a given version) against the
   ``champion``, moves ``champion`` only when it holds, and records the decision and its reason
   as version tags. Promotions of one model are serialised by a lock (a file lock next to a
@@ -41,6 +42,13 @@ from typing import TYPE_CHECKING, Any, Final
 
 import yaml
 
+from s2ssl.tracking.promotion import (
+    Decision,
+    ModelRecord,
+    class_prefix,
+    headline_metric,
+    should_promote,
+)
 from s2ssl.tracking.runs import (
     MAX_TAG_VAL_LENGTH,
     _sanitize_key,
@@ -53,7 +61,7 @@ if TYPE_CHECKING:
     from mlflow import MlflowClient
     from mlflow.entities.model_registry import ModelVersion
 
-    from s2ssl.config import PromotionPolicy, RegisterConfig
+    from s2ssl.config import RegisterConfig
 
 __all__ = [
     "CHALLENGER",
@@ -97,117 +105,6 @@ PIP_PACKAGES: Final[tuple[str, ...]] = ("torch", "numpy", "pydantic", "pyyaml")
 
 _WEIGHTS: Final[str] = "weights.pt"
 _META: Final[str] = "meta.json"
-
-
-# --------------------------------------------------------------------------- records, policy
-
-
-def headline_metric(task: str) -> str:
-    """The metric a task's models are compared on by default: ``top1`` for scenes, else mIoU."""
-    return "top1" if task == "scene" else "miou"
-
-
-def class_prefix(task: str) -> str:
-    """Prefix of the per-class test scores of ``task`` (``acc.`` for scenes, else ``iou.``)."""
-    return "acc." if task == "scene" else "iou."
-
-
-@dataclass(frozen=True)
-class ModelRecord:
-    """What the promotion policy sees of one registered model version."""
-
-    task: str
-    version: str
-    metrics: Mapping[str, float]
-    test_set: str | None = None
-    model_hash: str | None = None
-
-
-@dataclass(frozen=True)
-class Decision:
-    """The outcome of :func:`should_promote`: whether to promote, and why (one sentence)."""
-
-    promote: bool
-    reason: str
-
-
-def _fmt(value: float) -> str:
-    return f"{value:.4f}"
-
-
-def should_promote(
-    candidate: ModelRecord, champion: ModelRecord | None, policy: PromotionPolicy
-) -> Decision:
-    """Whether ``candidate`` should replace ``champion`` under ``policy`` (pure; no I/O).
-
-    Rules, in order: no champion → promote; the same model (hash or version) → no; the metric
-    (``policy.metric`` or :func:`headline_metric`) missing or not finite on the candidate → no;
-    different test sets while ``policy.require_same_test_set`` → no (an unknown test set counts
-    as different); the champion without the metric → promote; the candidate not better by at
-    least ``policy.min_improvement`` (and strictly better) → no; any per-class score
-    (:func:`class_prefix`) dropping by more than ``policy.max_class_drop`` → no; else promote.
-    """
-    metric = policy.metric or headline_metric(candidate.task)
-    if champion is None:
-        return Decision(True, f"no champion yet: version {candidate.version} becomes the first")
-    if candidate.version == champion.version or (
-        candidate.model_hash is not None and candidate.model_hash == champion.model_hash
-    ):
-        return Decision(False, f"version {candidate.version} is already the champion's model")
-    value = candidate.metrics.get(metric)
-    if value is None or not math.isfinite(value):
-        return Decision(
-            False,
-            f"candidate version {candidate.version} has no finite {metric!r} test score "
-            f"(has: {sorted(candidate.metrics)[:8]})",
-        )
-    if policy.require_same_test_set and (
-        candidate.test_set is None or candidate.test_set != champion.test_set
-    ):
-        return Decision(
-            False,
-            f"scored on a different test set than champion version {champion.version} "
-            f"({(candidate.test_set or 'unknown')[:12]} vs {(champion.test_set or 'unknown')[:12]}"
-            "); the scores are not comparable (register.promote.require_same_test_set)",
-        )
-    best = champion.metrics.get(metric)
-    if best is None or not math.isfinite(best):
-        return Decision(
-            True, f"champion version {champion.version} has no finite {metric!r}; replaced"
-        )
-    needed = best + policy.min_improvement
-    if not (value > best and value >= needed):
-        return Decision(
-            False,
-            f"{metric} {_fmt(value)} < {_fmt(best)} + {policy.min_improvement:g} (champion "
-            f"version {champion.version})",
-        )
-    if policy.max_class_drop is not None:
-        prefix = class_prefix(candidate.task)
-        drops = sorted(
-            (
-                (champion.metrics[k] - candidate.metrics[k], k)
-                for k in champion.metrics
-                if k.startswith(prefix)
-                and k in candidate.metrics
-                and math.isfinite(candidate.metrics[k])
-                and math.isfinite(champion.metrics[k])
-            ),
-            reverse=True,
-        )
-        if drops and drops[0][0] > policy.max_class_drop:
-            drop, key = drops[0]
-            return Decision(
-                False,
-                f"{metric} {_fmt(value)} >= {_fmt(best)} + {policy.min_improvement:g}, but {key} "
-                f"drops by {drop:.4f} > {policy.max_class_drop:g} (guard rail "
-                "register.promote.max_class_drop)",
-            )
-    return Decision(
-        True,
-        f"{metric} {_fmt(value)} >= {_fmt(best)} + {policy.min_improvement:g} (champion version "
-        f"{champion.version})",
-    )
 
 
 # --------------------------------------------------------------------------- hashing, lineage
@@ -483,7 +380,7 @@ def register_model(
                     pip_requirements=_pip_requirements(),
                     metadata={"s2ssl_task": task, "s2ssl_model_hash": digest},
                 )
-            version_tags = {**tags, **{k: v for k, v in _lineage_of(run.run_id, uri).items()}}
+            version_tags = {**tags, **_lineage_of(run.run_id, uri)}
             with _registry_uri(uri):
                 mv = mlflow.register_model(
                     info.model_uri,
@@ -857,11 +754,3 @@ def resolve_model(model: str | Path) -> Iterator[Path]:
             "existing directory; `s2ssl models` lists the registered models"
         )
     yield path
-
-
-def write_json(path: str | Path, payload: Mapping[str, Any]) -> Path:
-    """Atomically write ``payload`` as indented JSON (registration / promotion reports)."""
-    from s2ssl.io import write_json_atomic
-
-    write_json_atomic(Path(path), dict(payload))
-    return Path(path)
