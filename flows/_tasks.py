@@ -93,8 +93,8 @@ def workspace_lock(limit: str | None, timeout_s: float | None, project: Path) ->
 
 def retry_if_transient(task: Any, task_run: TaskRun, state: State) -> bool:
     """``retry_condition_fn``: retry only a :class:`flows._dvc.DvcCommandError` that is
-    transient (stage exit code 75, DVC lock busy). Validation failures, code errors and
-    anything unexpected end the task at once."""
+    transient (stage exit code 75, DVC lock busy, a network error of ``dvc push``). Validation
+    failures, code errors and anything unexpected end the task at once."""
     try:
         state.result()
     except _dvc.DvcCommandError as e:
@@ -136,4 +136,4 @@ def dvc_with_retries(delays_s: Sequence[float]) -> Any:
 def needs_gpu(stage_or_args: str | Sequence[str]) -> bool:
     """Whether a stage (or any target of a dvc command) trains."""
     names = [stage_or_args] if isinstance(stage_or_args, str) else list(stage_or_args)
-    return any(n.split("@", 1)[0] in _dvc.GPU_STAGES for n in names)
+    return any(_dvc.stage_group(n) in _dvc.GPU_STAGES for n in names)

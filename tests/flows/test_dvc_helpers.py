@@ -45,6 +45,10 @@ def test_find_stage_gives_the_dvc_target_of_tune_in_its_own_dvc_yaml(tmp_path: P
     assert _dvc.find_stage(tmp_path, "nope") is None
     assert _dvc.stage_group("tune/dvc.yaml:tune") == _dvc.stage_group("tune") == "tune"
     assert _dvc.stage_group("pretrain@seco") == "pretrain"
+    from flows._tasks import needs_gpu
+
+    assert needs_gpu("tune/dvc.yaml:tune") and needs_gpu(["fetch", "pretrain@seco"])
+    assert not needs_gpu(["fetch", "validate", "evaluate", "register", "promote"])
 
 
 def test_check_stages_orders_and_rejects_unknown(tmp_path: Path) -> None:
