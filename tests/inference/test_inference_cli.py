@@ -85,6 +85,10 @@ def test_predict_cli_takes_a_registered_model_uri(
     assert missing.exit_code == 2  # the default models:/s2ssl-landcover@champion: not promoted yet
     assert "aliases ['challenger']" in " ".join(missing.output.split())
     promote(RegisterConfig(), "landcover", uri=uri)
+    # a process-wide MLflow URI pointing elsewhere (as MLflow's own default does in a fresh
+    # process) must not decide where models:/ URIs resolve: the configured store does
+    mlflow.set_tracking_uri(f"sqlite:///{tmp_path}/decoy/mlflow.db")
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)  # (set_tracking_uri exported the decoy)
     maps = {}
     for name, ref in (("registry", "models:/s2ssl-landcover@champion"), ("local", str(model))):
         out = tmp_path / name

@@ -680,15 +680,19 @@ def download_model(model_uri: str, dst: str | Path, uri: str | None = None) -> P
     from mlflow.exceptions import MlflowException
 
     resolved = tracking_uri(uri)
+    # MLflow's models:/ repository resolves the name with the process-wide URIs (not the ones
+    # passed to download_artifacts): point both at this store, as stage_run does for runs.
+    mlflow.set_tracking_uri(resolved)
     try:
-        local = Path(
-            mlflow.artifacts.download_artifacts(
-                artifact_uri=model_uri,
-                dst_path=str(dst),
-                tracking_uri=resolved,
-                registry_uri=resolved,
+        with _registry_uri(resolved):
+            local = Path(
+                mlflow.artifacts.download_artifacts(
+                    artifact_uri=model_uri,
+                    dst_path=str(dst),
+                    tracking_uri=resolved,
+                    registry_uri=resolved,
+                )
             )
-        )
     except MlflowException as e:
         raise ValueError(_unknown_uri_message(model_uri, resolved, e)) from None
     mlmodel = local / "MLmodel"
