@@ -117,3 +117,28 @@ def test_recover_dir_after_crash_between_renames(tmp_path: Path) -> None:
     target.rename(old)  # crash after "path -> old", before "tmp -> path"
     recover_dir(target)
     assert (target / "v1").read_text() == "1"
+
+
+def test_file_lock_is_exclusive_across_processes_and_freed_on_exit(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    from s2ssl.io import file_lock
+
+    lock = tmp_path / "sub" / "x.lock"
+    probe = (
+        "import sys\nfrom s2ssl.io import file_lock\n"
+        "try:\n    with file_lock(sys.argv[1], wait=False):\n        print('free')\n"
+        "except BlockingIOError:\n    print('held')\n"
+    )
+
+    def other() -> str:
+        done = subprocess.run(
+            [sys.executable, "-c", probe, str(lock)], capture_output=True, text=True, check=True
+        )
+        return done.stdout.strip()
+
+    with file_lock(lock) as held:
+        assert held == lock and lock.is_file()
+        assert other() == "held"
+    assert other() == "free"

@@ -1,5 +1,6 @@
 """Atomic output: files and directories are written to a hidden temporary sibling, flushed, then
-renamed into place, so a crash or an error leaves the previous version intact."""
+renamed into place, so a crash or an error leaves the previous version intact. Also the one
+inter-process file lock (:func:`file_lock`)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,33 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+
+try:  # POSIX; elsewhere file_lock is a no-op (one writer at a time is then up to the user)
+    import fcntl
+except ImportError:  # pragma: no cover - Windows
+    fcntl = None  # type: ignore[assignment]
+
+
+@contextmanager
+def file_lock(path: str | Path, *, wait: bool = True) -> Iterator[Path]:
+    """Hold an exclusive ``flock`` on ``path`` (created with its directory) for the block.
+
+    The OS releases it when the process dies, so a killed holder never leaves it stuck. With
+    ``wait=False`` a lock held by another process raises :class:`BlockingIOError` at once.
+    """
+    lock = Path(path)
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        if fcntl is not None:
+            fcntl.flock(fd, fcntl.LOCK_EX if wait else fcntl.LOCK_EX | fcntl.LOCK_NB)
+        try:
+            yield lock
+        finally:
+            if fcntl is not None:
+                fcntl.flock(fd, fcntl.LOCK_UN)
+    finally:
+        os.close(fd)
 
 
 @contextmanager

@@ -25,7 +25,6 @@ Aliases only (``champion`` / ``challenger``), never the deprecated stages.
 from __future__ import annotations
 
 import datetime as dt
-import fcntl
 import hashlib
 import json
 import logging
@@ -42,6 +41,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 import yaml
 
+from s2ssl.io import file_lock
 from s2ssl.tracking.promotion import (
     Decision,
     ModelRecord,
@@ -176,14 +176,9 @@ def _registry_lock(uri: str, name: str) -> Iterator[None]:
         directory = sqlite[0].parent
     else:
         directory = Path(tempfile.gettempdir()) / "s2ssl-registry-locks"
-    directory.mkdir(parents=True, exist_ok=True)
     key = hashlib.sha256(f"{uri}\0{name}".encode()).hexdigest()[:16]
-    with (directory / f".registry-{key}.lock").open("a") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
+    with file_lock(directory / f".registry-{key}.lock"):
+        yield
 
 
 # --------------------------------------------------------------------------- registration

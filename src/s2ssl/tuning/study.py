@@ -39,7 +39,6 @@ import hashlib
 import json
 import logging
 import math
-import os
 import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import ExitStack, contextmanager
@@ -48,6 +47,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
 from s2ssl.config import ConfigError, Params, override_params
+from s2ssl.io import file_lock
 from s2ssl.progress import ProgressFactory, no_progress
 from s2ssl.tuning.space import current_values, in_space, overrides, suggest
 
@@ -83,11 +83,6 @@ EXPERIMENT: Final[str] = "tune"
 
 FAILURE_ATTR: Final[str] = "failure"
 """User attribute of a trial that failed inside itself (counts as finished, never retried)."""
-
-try:  # POSIX; elsewhere the lock is a no-op (one sweep at a time is then up to the user)
-    import fcntl
-except ImportError:  # pragma: no cover - Windows
-    fcntl = None  # type: ignore[assignment]
 
 
 # --------------------------------------------------------------------------- identity
@@ -148,22 +143,15 @@ def study_lock(db_path: str | Path) -> Iterator[Path]:
         ValueError: another process holds it (a sweep is running on this database).
     """
     lock = Path(str(db_path) + ".lock")
-    lock.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        if fcntl is not None:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                raise ValueError(
-                    f"another sweep is running on {db_path} (its lock {lock} is held); wait for "
-                    "it to finish or stop it, then run again to resume"
-                ) from None
+    with ExitStack() as stack:
+        try:
+            stack.enter_context(file_lock(lock, wait=False))
+        except BlockingIOError:
+            raise ValueError(
+                f"another sweep is running on {db_path} (its lock {lock} is held); wait for "
+                "it to finish or stop it, then run again to resume"
+            ) from None
         yield lock
-    finally:
-        if fcntl is not None:
-            fcntl.flock(fd, fcntl.LOCK_UN)
-        os.close(fd)
 
 
 def _storage(db_path: Path) -> optuna.storages.RDBStorage:
