@@ -6,6 +6,7 @@ Prints ONE JSON object on stdout; progress on stderr. Usage::
     python benchmarks/bench_pretrain.py                        # every method, params.yaml config
     python benchmarks/bench_pretrain.py --methods seco --steps 20
     python benchmarks/bench_pretrain.py --device cuda --precision bf16   # on a GPU
+    python benchmarks/bench_pretrain.py --precision bf16 --channels-last on   # CPU, bf16 path
 
 Per method, one full training step is what the Lightning task runs (views + augmentations on
 the device, query/key forward, loss, backward, optimiser step, momentum update, enqueue),
@@ -101,9 +102,11 @@ def bench_method(
     task = build_task(method, cfg, seed=0, bands=bands, norm_stats=stats, num_dates=num_dates).to(
         device
     )
-    if device.type == "cuda":
-        task = task.to(memory_format=torch.channels_last)
-        task._channels_last = True
+    channels_last = (
+        device.type == "cuda" if args.channels_last == "auto" else args.channels_last == "on"
+    )
+    if channels_last:
+        channels_last = task.use_channels_last()  # False for the 3-D U-Net (CSCL)
     task.train()
     opt = task.configure_optimizers()
     if isinstance(opt, dict):
@@ -143,6 +146,7 @@ def bench_method(
     params_m = sum(p.numel() for p in task.parameters() if p.requires_grad) / 1e6
     return {
         "batch_size": batch_size,
+        "channels_last": channels_last,
         "input": [num_dates, len(bands), size, size],
         "trainable_params_m": round(params_m, 2),
         "flops_per_step": int(flops),
@@ -164,6 +168,12 @@ def main() -> dict[str, Any]:
     parser.add_argument("--batch-size", type=int, default=None, help="override params batch size")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--precision", choices=["fp32", "bf16"], default="fp32")
+    parser.add_argument(
+        "--channels-last",
+        choices=["auto", "on", "off"],
+        default="auto",
+        help="2-D networks in channels-last memory format (auto: on CUDA only)",
+    )
     parser.add_argument("--matmul-size", type=int, default=None)
     parser.add_argument("--threads", type=int, default=None, help="torch intra-op threads")
     args = parser.parse_args()

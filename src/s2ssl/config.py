@@ -768,7 +768,9 @@ class PretrainConfig(StrictModel):
     """``pretrain`` stage: which methods run, their hyperparameters, the probe and the hardware.
 
     ``accelerator`` / ``devices`` / ``strategy`` are Lightning's (``auto`` picks the GPUs when
-    present, DDP over several); ``precision: auto`` is ``bf16-mixed`` on CUDA and ``32`` on CPU.
+    present, DDP over several); ``precision: auto`` is ``bf16-mixed`` on CUDA and ``32`` on CPU;
+    ``channels_last: auto`` trains the 2-D networks in channels-last memory format on CUDA only
+    (``true`` / ``false`` force it on any device; the 3-D U-Net always keeps its layout).
     """
 
     methods: list[PretrainMethod] = Field(default=list(PRETRAIN_METHODS), min_length=1)
@@ -777,6 +779,7 @@ class PretrainConfig(StrictModel):
     strategy: Literal["auto", "ddp", "ddp_spawn"] = "auto"
     num_nodes: PositiveInt = 1
     precision: Literal["auto", "32", "bf16-mixed", "16-mixed"] = "auto"
+    channels_last: bool | Literal["auto"] = "auto"
     deterministic: bool = True
     num_workers: int = Field(default=0, ge=0, le=64)
     limit_train_batches: PositiveInt | None = Field(

@@ -291,3 +291,42 @@ def test_stage_end_to_end_then_resume_then_new_config(
     third = pretrain(changed, "moco", tiny_validated, out, reports)
     assert not third.resumed and third.metrics["epochs"] == 1
     assert [r.info.status for r in _runs(mlflow_env)] == ["FINISHED"] * 3
+
+
+def test_gpu_settings_run_on_cpu_through_the_stage(
+    tiny_validated: Path, tmp_path: Path, mlflow_env: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``channels_last: true`` + ``precision: bf16-mixed`` (what ``auto`` picks on CUDA) reach
+    the task and train on CPU too, so the GPU code path is exercised without a GPU."""
+    from s2ssl.ssl.tasks import PretrainTask
+
+    calls: list[bool] = []
+    original = PretrainTask.use_channels_last
+
+    def spy(self: PretrainTask) -> bool:
+        calls.append(original(self))
+        return calls[-1]
+
+    monkeypatch.setattr(PretrainTask, "use_channels_last", spy)
+    params = tiny_params(
+        **{
+            "pretrain.channels_last": True,
+            "pretrain.precision": "bf16-mixed",
+            "pretrain.moco.max_epochs": 1,
+        }
+    )
+    result = pretrain(params, "moco", tiny_validated, tmp_path / "models", tmp_path / "reports")
+    assert calls == [True]
+    assert result.metrics["epochs"] == 1 and torch.isfinite(
+        torch.tensor(result.metrics["final_loss"])
+    )
+    module, _ = load_encoder(tmp_path / "models" / "moco" / "encoder")
+    assert all(p.dtype == torch.float32 for p in module.parameters())
+    run = _runs(mlflow_env)[0]
+    assert run.data.params["pretrain.precision"] == "bf16-mixed"
+    assert run.data.params["pretrain.channels_last"] == "True"
+
+    calls.clear()  # auto: channels-last on CUDA only
+    auto = tiny_params(**{"pretrain.moco.max_epochs": 1, "seed": 1})
+    pretrain(auto, "moco", tiny_validated, tmp_path / "models2", tmp_path / "reports2")
+    assert calls == ([True] if torch.cuda.is_available() else [])

@@ -101,6 +101,73 @@ def test_one_step_gives_a_finite_loss_and_gradients(method: str, tiny_validated:
     assert out.embeddings.ndim == 2 and out.embeddings.shape[0] >= 2
 
 
+def _step_loss_and_grads(
+    task: PretrainTask, batch: dict[str, torch.Tensor], autocast: bool = False
+) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    ctx = torch.autocast("cpu", dtype=torch.bfloat16, enabled=autocast)
+    with ctx:
+        out = task.shared_step(batch, task.batch_generator(0))
+    out.loss.backward()
+    grads = {
+        n: p.grad.detach().clone()
+        for n, p in task.encoder_module().named_parameters()
+        if p.grad is not None
+    }
+    return out.loss.detach().float(), grads
+
+
+@pytest.mark.parametrize("method", ["seco", "dense"])
+def test_channels_last_step_matches_contiguous(method: str, tiny_validated: Path) -> None:
+    """The GPU memory layout (pretrain.channels_last) changes no number: same loss and gradients
+    as the contiguous layout, on CPU, for a ResNet (SeCo) and a ResNet U-Net (dense)."""
+    dm, task = setup(method, tiny_validated)
+    batch = next(iter(dm.train_dataloader()))
+    loss, grads = _step_loss_and_grads(task, batch)
+
+    _, task_cl = setup(method, tiny_validated)  # same seed: identical initial weights
+    assert task_cl.use_channels_last()
+    conv = [p for p in task_cl.parameters() if p.dim() == 4]
+    assert conv and all(p.is_contiguous(memory_format=torch.channels_last) for p in conv)
+    assert not all(p.is_contiguous() for p in conv if p.shape[-1] > 1)
+    loss_cl, grads_cl = _step_loss_and_grads(task_cl, batch)
+
+    assert loss_cl == pytest.approx(float(loss), rel=1e-5)
+    assert grads_cl.keys() == grads.keys()
+    total = torch.cat([g.flatten() for g in grads.values()]).norm()
+    for name, g in grads.items():  # summation order differs: relative to the gradient's norm
+        error = float((grads_cl[name] - g).norm() / torch.maximum(g.norm(), 1e-3 * total))
+        assert error < 1e-3, f"{name}: relative gradient difference {error:.2e}"
+
+
+def test_channels_last_is_refused_quietly_by_the_3d_unet(tiny_validated: Path) -> None:
+    _, task = setup("cscl", tiny_validated)
+    assert not task.use_channels_last()
+    assert all(p.is_contiguous() for p in task.parameters())
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_bf16_mixed_precision_trains_on_cpu(method: str, tiny_validated: Path) -> None:
+    """bf16 mixed precision (the CUDA default) exercised through Lightning on CPU: autocast
+    reaches every op of the step (bf16 convolutions) yet the loss is within a few per cent of
+    fp32 on the same weights and batch, the weights stay fp32, and an epoch with its probe runs."""
+    losses = []
+    for autocast in (False, True):  # a step updates the queue: a fresh task (same seed) each
+        dm, task = setup(method, tiny_validated)
+        batch = next(iter(dm.train_dataloader()))
+        with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=autocast):
+            losses.append(task.shared_step(batch, task.batch_generator(0)).loss)
+    loss, loss_bf16 = losses
+    assert loss_bf16.dtype == torch.float32  # the softmax / similarity is upcast
+    assert loss_bf16 != loss  # autocast really ran in bf16
+    assert float(loss_bf16) == pytest.approx(float(loss), rel=0.05, abs=0.01)  # 0.01 nats
+
+    dm, task = setup(method, tiny_validated)
+    trainer(1, precision="bf16-mixed", limit_train_batches=2).fit(task, datamodule=dm)
+    assert task.history and all(np.isfinite(row["loss"]) for row in task.history)
+    assert 0.0 <= task.history[-1]["knn_acc"] <= 1.0
+    assert all(p.dtype == torch.float32 and torch.isfinite(p).all() for p in task.parameters())
+
+
 def test_dense_momentum_key_encoder_option_steps(tiny_validated: Path) -> None:
     cfg = config({"dense.key_encoder": True})
     dm, task = setup("dense", tiny_validated, cfg)

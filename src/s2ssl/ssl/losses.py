@@ -85,7 +85,7 @@ def _check_tensor(name: str, value: object, ndim: int, *, floating: bool = True)
 
 
 def _at_least_float32(x: Tensor) -> Tensor:
-    """Half-precision logits are upcast for the softmax (as the SeCo code does); float64 stays."""
+    """Half-precision logits / similarities are upcast (as the SeCo code does); float64 stays."""
     return x if x.dtype in (torch.float32, torch.float64) else x.float()
 
 
@@ -562,6 +562,7 @@ def cscl_loss(
         raise ValueError(
             f"similarity is empty (shape {tuple(similarity.shape)}): nothing to average"
         )
+    similarity = _at_least_float32(similarity)  # a bf16 sum over ~10⁵ pairs loses digits
     y = targets.to(similarity.dtype)
     per_pair = -w * y * similarity + (1.0 - y) * similarity
     if valid is None:

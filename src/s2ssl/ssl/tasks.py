@@ -163,6 +163,8 @@ class PretrainTask(L.LightningModule, ABC):
         self._epoch_samples = 0
         self._epoch_lr = math.nan
         self._channels_last = False
+        self.channels_last: bool | None = None
+        """Channels-last memory for the 2-D networks: None = on CUDA only (set by the stage)."""
 
     # ------------------------------------------------------------------ to implement
     @abstractmethod
@@ -208,8 +210,21 @@ class PretrainTask(L.LightningModule, ABC):
         g.manual_seed(derive_seed(self.seed, epoch, batch_idx, self.rank))
         return g
 
+    def use_channels_last(self) -> bool:
+        """Move the parameters to channels-last memory format; False for a 3-D network.
+
+        Inputs then follow through :meth:`cl`. ``Module.to(memory_format=channels_last)`` refuses
+        5-D weights, and the 3-D U-Net (CSCL) gains nothing from it, so it keeps its layout.
+        """
+        if any(p.dim() == 5 for p in self.parameters()):
+            return False
+        if not self._channels_last:
+            self.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
+            self._channels_last = True
+        return True
+
     def cl(self, x: Tensor) -> Tensor:
-        """``x`` in channels-last memory format when the module is (CUDA only)."""
+        """``x`` in channels-last memory format when the module is (see :attr:`channels_last`)."""
         if self._channels_last and x.ndim == 4:
             return x.contiguous(memory_format=torch.channels_last)
         return x
@@ -246,12 +261,9 @@ class PretrainTask(L.LightningModule, ABC):
 
     # ------------------------------------------------------------------ Lightning hooks
     def on_fit_start(self) -> None:
-        # channels-last for the 2-D convolutions on CUDA (the 3-D U-Net keeps its layout:
-        # Module.to(memory_format=channels_last) refuses 5-D weights)
-        planar = all(p.dim() != 5 for p in self.parameters())
-        if self.device.type == "cuda" and planar and not self._channels_last:
-            self.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
-            self._channels_last = True
+        wanted = self.device.type == "cuda" if self.channels_last is None else self.channels_last
+        if wanted:
+            self.use_channels_last()
         # Lightning restores a checkpoint before this hook: a resumed run keeps the value it saved
         if self.random_init_probe is None and self.probe_data is not None:
             if self.current_epoch > 0 or self.global_step > 0:
