@@ -296,8 +296,9 @@ def test_stage_end_to_end_then_resume_then_new_config(
 def test_gpu_settings_run_on_cpu_through_the_stage(
     tiny_validated: Path, tmp_path: Path, mlflow_env: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """``channels_last: true`` + ``precision: bf16-mixed`` (what ``auto`` picks on CUDA) reach
-    the task and train on CPU too, so the GPU code path is exercised without a GPU."""
+    """``channels_last: true`` (the default) + ``precision: bf16-mixed`` (what ``auto`` picks on
+    CUDA) reach the task and train on CPU, so the GPU code path is exercised without a GPU;
+    ``channels_last: auto`` keeps CPU training contiguous."""
     from s2ssl.ssl.tasks import PretrainTask
 
     calls: list[bool] = []
@@ -327,6 +328,6 @@ def test_gpu_settings_run_on_cpu_through_the_stage(
     assert run.data.params["pretrain.channels_last"] == "True"
 
     calls.clear()  # auto: channels-last on CUDA only
-    auto = tiny_params(**{"pretrain.moco.max_epochs": 1, "seed": 1})
+    auto = tiny_params(**{"pretrain.moco.max_epochs": 1, "pretrain.channels_last": "auto"})
     pretrain(auto, "moco", tiny_validated, tmp_path / "models2", tmp_path / "reports2")
     assert calls == ([True] if torch.cuda.is_available() else [])
