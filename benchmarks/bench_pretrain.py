@@ -102,10 +102,12 @@ def bench_method(method: str, args: argparse.Namespace, device: torch.device) ->
     task = build_task(method, cfg, seed=0, bands=bands, norm_stats=stats, num_dates=num_dates).to(
         device
     )
-    setting = cfg.channels_last if args.channels_last is None else args.channels_last == "on"
-    channels_last = device.type == "cuda" if setting == "auto" else bool(setting)
-    if channels_last:
-        channels_last = task.use_channels_last()  # False for the 3-D U-Net (CSCL)
+    if args.channels_last is not None:
+        task.channels_last = args.channels_last == "on"
+    else:
+        task.channels_last = cfg.channels_last
+    # the stage's own decision (on_fit_start); False for the 3-D U-Net (CSCL)
+    channels_last = task.wants_channels_last() and task.use_channels_last()
     task.train()
     opt = task.configure_optimizers()
     if isinstance(opt, dict):

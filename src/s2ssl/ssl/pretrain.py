@@ -507,7 +507,7 @@ def pretrain(
             num_dates=dm.num_dates,
         )
         task.probe_data = dm.probe
-        task.channels_last = None if cfg.channels_last == "auto" else cfg.channels_last
+        task.channels_last = cfg.channels_last
         record = _fingerprint(params, method, dm.manifests)
         # Lightning's launcher starts the other ranks from trainer.fit on rank 0, i.e. after rank 0
         # has settled the checkpoint directory, so every rank reaches the same decision here

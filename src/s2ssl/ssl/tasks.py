@@ -30,7 +30,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from contextlib import nullcontext
 from dataclasses import asdict, dataclass, field
-from typing import Any, Final, TypeVar
+from typing import Any, Final, Literal, TypeVar
 
 import lightning as L
 import torch
@@ -163,8 +163,8 @@ class PretrainTask(L.LightningModule, ABC):
         self._epoch_samples = 0
         self._epoch_lr = math.nan
         self._channels_last = False
-        self.channels_last: bool | None = None
-        """Channels-last memory for the 2-D networks: None = on CUDA only (set by the stage)."""
+        self.channels_last: bool | Literal["auto"] = "auto"
+        """``pretrain.channels_last`` (set by the stage): see :meth:`wants_channels_last`."""
 
     # ------------------------------------------------------------------ to implement
     @abstractmethod
@@ -209,6 +209,12 @@ class PretrainTask(L.LightningModule, ABC):
         g = torch.Generator(device=self.device)
         g.manual_seed(derive_seed(self.seed, epoch, batch_idx, self.rank))
         return g
+
+    def wants_channels_last(self) -> bool:
+        """Whether :attr:`channels_last` asks for channels-last here (``auto``: on CUDA only)."""
+        if self.channels_last == "auto":
+            return self.device.type == "cuda"
+        return bool(self.channels_last)
 
     def use_channels_last(self) -> bool:
         """Move the parameters to channels-last memory format; False for a 3-D network.
@@ -261,8 +267,7 @@ class PretrainTask(L.LightningModule, ABC):
 
     # ------------------------------------------------------------------ Lightning hooks
     def on_fit_start(self) -> None:
-        wanted = self.device.type == "cuda" if self.channels_last is None else self.channels_last
-        if wanted:
+        if self.wants_channels_last():
             self.use_channels_last()
         # Lightning restores a checkpoint before this hook: a resumed run keeps the value it saved
         if self.random_init_probe is None and self.probe_data is not None:
