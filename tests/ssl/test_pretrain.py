@@ -285,6 +285,8 @@ def test_stage_end_to_end_then_resume_then_new_config(
     assert again.resumed
     assert again.metrics["best_knn_acc"] == result.metrics["best_knn_acc"]
     assert again.metrics["final_loss"] == result.metrics["final_loss"]
+    # its training time is the first run's (the history's epochs), not the no-op's fit call
+    assert again.metrics["fit_wall_s"] == result.metrics["fit_wall_s"] > 0
 
     # another configuration: its checkpoints are not resumed but replaced
     changed = tiny_params(**{"pretrain.moco.max_epochs": 1})

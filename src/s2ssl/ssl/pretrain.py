@@ -346,8 +346,13 @@ def _metrics(
     random_init_acc: float,
     fit_wall_s: float,
 ) -> dict[str, float]:
+    """The stage's ``metrics.json``. ``fit_wall_s`` sums the epochs' walls (training + probe) of
+    the whole history, so a run resumed after a kill reports its total training time, not only
+    the last process's (which falls back to ``fit_wall_s`` for histories without ``epoch_s``)."""
     last = history[-1] if history else {}
     speeds = [row["samples_per_s"] for row in history[1:] or history if "samples_per_s" in row]
+    if history and all("epoch_s" in row for row in history):
+        fit_wall_s = float(sum(row["epoch_s"] for row in history))
     return {
         "final_loss": float(last.get("loss", math.nan)),
         "best_knn_acc": float(best_acc),

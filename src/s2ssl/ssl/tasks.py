@@ -403,6 +403,9 @@ class PretrainTask(L.LightningModule, ABC):
                 "feature_std": result.feature_std,
                 "lr": self._epoch_lr,
                 "samples_per_s": samples_per_s,
+                # wall of the epoch with its probe: summed over a resumed run's history this is
+                # the whole training time, however many processes it took
+                "epoch_s": time.perf_counter() - self._epoch_start,
             }
         )
 
