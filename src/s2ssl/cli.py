@@ -29,6 +29,8 @@ app = typer.Typer(
 ParamsOpt = Annotated[
     Path, typer.Option("--params", "-p", help="params.yaml to read (validated before any work).")
 ]
+DataOpt = Annotated[Path, typer.Option(help="Directory holding the validated datasets.")]
+PretrainedOpt = Annotated[Path, typer.Option(help="Exported encoders: PRETRAINED/METHOD/encoder.")]
 
 
 EX_TEMPFAIL = 75
@@ -184,9 +186,7 @@ def pretrain(
         ),
     ],
     params: ParamsOpt = Path("params.yaml"),
-    data: Annotated[Path, typer.Option(help="Directory holding the validated datasets.")] = Path(
-        "data/validated"
-    ),
+    data: DataOpt = Path("data/validated"),
     out: Annotated[
         Path,
         typer.Option(help="Models root: OUT/METHOD/encoder and OUT/METHOD/checkpoints."),
@@ -231,12 +231,8 @@ def finetune(
         str, typer.Option("--task", "-t", help="landcover, croptype or scene (finetune.tasks).")
     ],
     params: ParamsOpt = Path("params.yaml"),
-    data: Annotated[Path, typer.Option(help="Directory holding the validated datasets.")] = Path(
-        "data/validated"
-    ),
-    pretrained: Annotated[
-        Path, typer.Option(help="Exported encoders: PRETRAINED/METHOD/encoder.")
-    ] = Path("models/pretrain"),
+    data: DataOpt = Path("data/validated"),
+    pretrained: PretrainedOpt = Path("models/pretrain"),
     out: Annotated[
         Path, typer.Option(help="Models root: OUT/TASK/model (the selected model).")
     ] = Path("models/finetune"),
@@ -491,12 +487,8 @@ app.add_typer(tune_app, name="tune")
 def tune(
     ctx: typer.Context,
     params: ParamsOpt = Path("params.yaml"),
-    data: Annotated[Path, typer.Option(help="Directory holding the validated datasets.")] = Path(
-        "data/validated"
-    ),
-    pretrained: Annotated[
-        Path, typer.Option(help="Exported encoders: <pretrained>/<method>/encoder.")
-    ] = Path("models/pretrain"),
+    data: DataOpt = Path("data/validated"),
+    pretrained: PretrainedOpt = Path("models/pretrain"),
     out: Annotated[
         Path, typer.Option(help="The study's directory: OUT/study.db (resumable) and its lock.")
     ] = Path("models/tune"),
