@@ -1,7 +1,7 @@
 """Validated configuration: ``params.yaml`` loaded into frozen pydantic models (``extra="forbid"``).
 
 One model per ``params.yaml`` section; the sections are the only place hyperparameters and data
-selection live (DESIGN §1). A wrong key or value fails at once with a :class:`ConfigError` whose
+selection live. A wrong key or value fails at once with a :class:`ConfigError` whose
 message names the key's dotted path (``fetch.synthetic.regions.0.hemisphere``) and the allowed
 values or keys. Secrets never live here: see :mod:`s2ssl.settings`.
 """
@@ -72,7 +72,7 @@ class StrictModel(BaseModel):
 
 # --------------------------------------------------------------------------- synthetic world
 class RegionSpec(StrictModel):
-    """One region of the synthetic world (DESIGN §3): its landscape, crops, sky and hemisphere."""
+    """One region of the synthetic world: its landscape, crops, sky and hemisphere."""
 
     name: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
     hemisphere: Literal["north", "south"]
@@ -203,7 +203,7 @@ class CroptypeSpec(StrictModel):
 
 
 class SyntheticSource(StrictModel):
-    """The embedded synthetic Sentinel-2 world (DESIGN §3)."""
+    """The embedded synthetic Sentinel-2 world."""
 
     regions: list[RegionSpec] = Field(min_length=1)
     unlabelled: UnlabelledSpec = UnlabelledSpec()
@@ -520,7 +520,7 @@ class FetchConfig(StrictModel):
 
 
 class ValidateConfig(StrictModel):
-    """``validate`` stage: thresholds of the great-expectations suite (DESIGN §5).
+    """``validate`` stage: thresholds of the great-expectations suite.
 
     A sample failing a sample-level expectation is quarantined; a dataset whose pass fraction
     drops below ``min_pass_fraction`` (or whose schema is wrong, or a split empties) is unusable.
@@ -563,7 +563,7 @@ class ValidateConfig(StrictModel):
 
 # --------------------------------------------------------------------------- pre-training
 PRETRAIN_METHODS: tuple[str, ...] = ("seco", "moco", "moco_tp", "dense", "cscl")
-"""Pre-training methods (DESIGN §4); each is one DVC ``foreach`` item of the ``pretrain`` stage."""
+"""Pre-training methods; each is one DVC ``foreach`` item of the ``pretrain`` stage."""
 
 PretrainMethod = Literal["seco", "moco", "moco_tp", "dense", "cscl"]
 
@@ -590,7 +590,7 @@ class AppearanceConfig(StrictModel):
 
     SeCo's RGB pipeline (colour jitter 0.4 with p = 0.8, grayscale p = 0.2, Gaussian blur σ in
     [0.1, 2] with p = 0.5, horizontal flip) becomes band-wise brightness/contrast, blur, optional
-    noise and flips (DESIGN §4, *ours*). Grayscale only applies to RGB input.
+    noise and flips (our choice). Grayscale only applies to RGB input.
     """
 
     brightness: float = Field(default=0.4, ge=0, le=2, description="shift, in band std units")
@@ -610,7 +610,7 @@ class AppearanceConfig(StrictModel):
 
 
 class ProbeConfig(StrictModel):
-    """Online cosine kNN probe run after every pre-training epoch (DESIGN §4 "Always").
+    """Online cosine kNN probe run after every pre-training epoch.
 
     Votes are weighted by ``exp(cos / temperature)`` (Wu et al. 2018 "InstDisc"; DINO, Caron et
     al. 2021) or counted (``voting: majority``).
@@ -682,7 +682,7 @@ class MocoConfig(_SgdCropTraining):
 
 class DenseConfig(_SgdCropTraining):
     """``dense``: pixel-level contrastive pre-training of a ResNet U-Net (Embedding Earth, Tarasiou
-    & Zafeiriou 2022; the official code was never released, the design is ours, DESIGN §4)."""
+    & Zafeiriou 2022; the official code was never released, the design is ours)."""
 
     max_epochs: PositiveInt = 8
     batch_size: int = Field(default=16, ge=2, le=65536)

@@ -1,4 +1,4 @@
-"""Environment-only settings: credentials and endpoints (DESIGN §1).
+"""Environment-only settings: credentials and endpoints.
 
 Read from the process environment or a ``.env`` file in the working directory, never from
 ``params.yaml``. Secret values are :class:`pydantic.SecretStr`, so they print as ``**********``

@@ -1,6 +1,6 @@
 """A small Sentinel Hub imitation on 127.0.0.1 that the real sentinelhub-py client talks to.
 
-It serves the three endpoints s2ssl uses (DESIGN §7):
+It serves the three endpoints s2ssl uses:
 
 * ``POST /oauth/token`` — client-credentials grant; wrong credentials get 401 ``invalid_client``;
 * ``POST /api/v1/catalog/1.0.0/search`` — STAC search over a deterministic acquisition schedule

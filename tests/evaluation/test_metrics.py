@@ -1,4 +1,4 @@
-"""s2ssl.evaluation.metrics against hand-computed confusion matrices (issue 5, DESIGN §4)."""
+"""s2ssl.evaluation.metrics against hand-computed confusion matrices."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Losses of s2ssl.ssl.losses against hand-computed references (DESIGN §4)."""
+"""Losses of s2ssl.ssl.losses against hand-computed references."""
 
 from __future__ import annotations
 

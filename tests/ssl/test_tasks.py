@@ -355,12 +355,12 @@ def test_scene_methods_learn(method: str, small_world: Path) -> None:
             f"{method}.crop_size": 48,
             f"{method}.queue_size": 16,
             # 6 tiny epochs need the large step; the default (0.00375, linear scaling) is for the
-            # full budget, where 0.03 collapses the embeddings (issue 4 measurements)
+            # full budget, where 0.03 collapses the embeddings (measured)
             f"{method}.lr": 0.03,
             "probe.bank_size": 512,
             "probe.query_size": 256,
             # whole-patch scene labels: on 32 px tiles moco_tp does not beat random init in
-            # 6 tiny epochs (measured; the SeCo family's weakness is open in issue 4)
+            # 6 tiny epochs (measured)
             "probe.scene_tile": 64,
         }
     )

@@ -1,4 +1,4 @@
-"""Per-band normalisation statistics (DESIGN §2 "Radiometry"), computed once by ``validate``.
+"""Per-band normalisation statistics, computed once by ``validate``.
 
 Statistics are exact: DN after the processing-baseline offset are integers, so each band's
 values are counted in a histogram (one bin per DN) from which the mean, the standard deviation

@@ -1,4 +1,4 @@
-"""Sharded, memory-mappable dataset store (DESIGN.md section 2, "On-disk format").
+"""Sharded, memory-mappable dataset store.
 
 A dataset is a directory::
 

@@ -1,5 +1,5 @@
-"""Downstream evaluation (issue 5): torchmetrics-based scores with flat keys for
-``dvc metrics``, including CSCL's boundary / interior split (DESIGN §4)."""
+"""Downstream evaluation: torchmetrics-based scores with flat keys for
+``dvc metrics``, including CSCL's boundary / interior split."""
 
 from __future__ import annotations
 

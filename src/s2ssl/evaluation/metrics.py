@@ -1,4 +1,4 @@
-"""Downstream evaluation metrics (issue 5; DESIGN §4 "Methods").
+"""Downstream evaluation metrics.
 
 Every score is computed by torchmetrics (``MulticlassJaccardIndex``, ``MulticlassAccuracy``,
 ``MulticlassF1Score``, ``MulticlassCohenKappa``, ``MulticlassConfusionMatrix``); this module only
@@ -191,7 +191,7 @@ def boundary_mask(
     """Boundary pixels of label maps, as in the CSCL evaluation (Tarasiou et al., 2021/22).
 
     A pixel is a boundary pixel when any label in its ``kernel_size × kernel_size`` neighbourhood
-    (diagonals included) differs from its own label; DESIGN §4 uses ``kernel_size=3``.
+    (diagonals included) differs from its own label; the reference uses ``kernel_size=3``.
 
     - Neighbours outside the image do not count: the edge of a patch is not a boundary.
     - A pixel whose own label is ``ignore_index`` is never a boundary pixel (nor interior: it
@@ -239,7 +239,7 @@ def majority_labels(labels: Tensor, num_classes: int, ignore_index: int = LABEL_
     """Most frequent labelled class of every patch: scene labels from land-cover patches.
 
     Used to derive EuroSAT-like scene-classification labels from the land-cover segmentation
-    patches (issue 5). Pixels equal to ``ignore_index`` are not counted, even when they are the
+    patches. Pixels equal to ``ignore_index`` are not counted, even when they are the
     majority; ties go to the smaller class index; a patch without any labelled pixel gets
     ``ignore_index`` (so :class:`ClassificationMetrics` and masked losses skip it).
 

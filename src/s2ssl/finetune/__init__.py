@@ -1,4 +1,4 @@
-"""Fine-tuning on the downstream tasks (issue 5): sample selection for label fractions and the
+"""Fine-tuning on the downstream tasks: sample selection for label fractions and the
 region-transfer split (:mod:`s2ssl.finetune.splits`)."""
 
 from __future__ import annotations

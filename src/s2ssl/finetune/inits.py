@@ -1,6 +1,6 @@
 """Initialise a downstream network from random weights or from a pre-trained encoder.
 
-Transfer rules (DESIGN §4):
+Transfer rules:
 
 * land cover (:class:`~s2ssl.finetune.models.SegmentationNet`): a SeCo-family ResNet initialises
   the U-Net's encoder (decoder random); a pre-trained U-Net (``dense``, or ``cscl`` trained with

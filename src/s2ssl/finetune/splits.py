@@ -1,4 +1,4 @@
-"""Sample selection for fine-tuning (issue 5): label fractions and the region-transfer split.
+"""Sample selection for fine-tuning: label fractions and the region-transfer split.
 
 Pure numpy (no torch), so the selection can be computed, tested and logged without a model.
 
@@ -8,7 +8,7 @@ Pure numpy (no torch), so the selection can be computed, tested and logged witho
   in which ids are listed, and **nested** (1 % ⊂ 10 % ⊂ 100 %): adding labels never swaps out a
   sample, and differences between fractions measure the amount of labels only.
 - :func:`region_transfer_split`: pre-train / fine-tune on some regions, test on a held-out one
-  (Embedding Earth's cross-region claim, DESIGN §4).
+  (Embedding Earth's cross-region claim).
 """
 
 from __future__ import annotations

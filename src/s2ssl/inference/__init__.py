@@ -1,4 +1,4 @@
-"""Inference: turn a segmentation model into georeferenced maps (issue 9).
+"""Inference: turn a segmentation model into georeferenced maps.
 
 * :mod:`~s2ssl.inference.segmenter` — the :class:`Segmenter` protocol a model implements, its
   validation, :class:`TorchSegmenter` (adapter for a torch module), device selection;

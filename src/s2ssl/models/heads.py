@@ -3,7 +3,7 @@
 * :class:`ProjectionMLP` — the MoCo-v2 / SeCo head on a pooled feature (Chen et al. 2020;
   Mañas et al., ICCV 2021): ``Linear(d, d) → ReLU → Linear(d, 128)``.
 * :class:`PixelProjection` — a dense (per-pixel) projection head for pixel-level contrastive
-  learning (Embedding Earth design, DESIGN §4): ``1x1 conv → BN → ReLU → 1x1 conv``.
+  learning (Embedding Earth design): ``1x1 conv → BN → ReLU → 1x1 conv``.
 * :class:`SegmentationHead` — a fresh 1x1 classifier on per-pixel embeddings.
 """
 

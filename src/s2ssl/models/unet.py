@@ -3,7 +3,7 @@
 The decoder follows Ronneberger, Fischer and Brox, "U-Net: Convolutional Networks for Biomedical
 Image Segmentation", MICCAI 2015: upsample ×2, concatenate the encoder map of the same stride,
 two 3x3 conv → BN → ReLU; here on top of a :class:`~s2ssl.models.resnet.ResNetEncoder` (the SeCo
-backbone, Mañas et al. ICCV 2021), as in the Embedding Earth dense contrastive design (DESIGN §4).
+backbone, Mañas et al. ICCV 2021), as in the Embedding Earth dense contrastive design.
 
 The encoder sits in the ``encoder`` attribute, so a pre-trained SeCo encoder loads with
 ``unet.encoder.load_state_dict(state_dict)`` and the U-Net's state-dict keys are ``encoder.*``

@@ -11,7 +11,7 @@ views):
   multiple of 90° rotation. A view's geometry is one affine map per sample
   (:class:`ViewGeometry`), so the pixel correspondence between two views of one image is known
   exactly (:func:`sample_correspondences`, :func:`sample_at`), which the dense "Embedding Earth"
-  pixel InfoNCE needs (DESIGN.md §4).
+  pixel InfoNCE needs.
 * **Appearance** (:func:`bandwise_brightness_contrast`, :func:`gaussian_blur`,
   :func:`gaussian_noise`, :func:`appearance`): SeCo's appearance augmentation ``A`` is torchvision
   colour jitter, random grayscale, Gaussian blur and flips on RGB; for multispectral input we use

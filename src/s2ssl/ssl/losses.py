@@ -1,4 +1,4 @@
-"""Contrastive losses and their building blocks (DESIGN §4 "Methods").
+"""Contrastive losses and their building blocks.
 
 - :class:`KeyQueue` and :func:`momentum_update`: the MoCo machinery (He et al., "Momentum
   Contrast for Unsupervised Visual Representation Learning", CVPR 2020): a ring buffer of
@@ -250,7 +250,7 @@ def seco_loss(
 
     The extra negatives of heads ``i > 0`` are the other keys of *every* batch item, the query's
     own included, exactly as in the official SeCo code. Head 0 is thus invariant to time and
-    augmentation, head 1 to time only, head 2 to augmentation only (DESIGN §4). With a single
+    augmentation, head 1 to time only, head 2 to augmentation only. With a single
     head this is plain MoCo-v2 (the ``moco`` and ``moco_tp`` baselines).
 
     The function is pure: it does not modify the queues. After the optimiser step the caller
@@ -357,7 +357,7 @@ def dense_info_nce(
 
     Args:
         z1, z2: [P, D] embeddings (normalised here), P ≥ 2.
-        temperature: τ > 0 (DESIGN: ≈ 0.1).
+        temperature: τ > 0 (≈ 0.1 in the reference code).
         symmetric: average both directions (default) or use ``z1`` as anchors only.
     """
     tau = _check_temperature(temperature)

@@ -1,6 +1,6 @@
 """The ``pretrain`` stage: train one method, keep resumable checkpoints, export the encoder.
 
-:func:`pretrain` runs one method of ``params.pretrain`` (DESIGN §4) with Lightning inside one
+:func:`pretrain` runs one method of ``params.pretrain`` with Lightning inside one
 MLflow run (:func:`s2ssl.tracking.stage_run`, experiment ``pretrain``, run name = method):
 
 1. seed everything (``params.seed``), load the method's data into memory
@@ -13,7 +13,7 @@ MLflow run (:func:`s2ssl.tracking.stage_run`, experiment ``pretrain``, run name 
    a kill continues and ends where an uninterrupted run would (CPU, fixed seed); checkpoints of
    another configuration are deleted and training starts over;
 3. the random-init encoder's probe accuracy is measured once before training (every gain is
-   measured, DESIGN §4 "Always");
+   measured);
 4. the encoder of the best checkpoint is exported as a plain ``state_dict``
    (``<out>/<method>/encoder/weights.pt``) with ``meta.json`` (architecture, bands,
    normalisation, probe results), written atomically and logged to MLflow;

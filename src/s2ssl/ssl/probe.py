@@ -1,6 +1,6 @@
 """Online evaluation during pre-training: a cosine kNN probe and a collapse monitor.
 
-DESIGN §4 "Always": monitor collapse (the std of L2-normalised embeddings) and run an online
+Monitor collapse (the std of L2-normalised embeddings) and run an online
 probe every epoch; checkpoints are selected by the probe, never by the SSL loss.
 
 * :func:`embedding_std` — the collapse monitor of SimSiam (Chen & He, CVPR 2021, §4.1): the

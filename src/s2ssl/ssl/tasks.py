@@ -1,4 +1,4 @@
-"""Lightning modules of the pre-training methods (DESIGN §4).
+"""Lightning modules of the pre-training methods.
 
 * :class:`MocoTask` — ``seco`` (Mañas et al., "Seasonal Contrast", ICCV 2021): a query
   ResNet + 3 projection heads, momentum key encoder + heads, one queue per head,
@@ -563,7 +563,7 @@ def _project_points(projection: nn.Module, points: Tensor) -> Tensor:
 class DenseTask(PretrainTask):
     """``dense``: per-pixel contrastive pre-training of a ResNet U-Net (Embedding Earth design).
 
-    Tarasiou & Zafeiriou 2022 (official code never released; DESIGN §4): both views (two dates,
+    Tarasiou & Zafeiriou 2022 (official code never released): both views (two dates,
     independent crop / flip / rot90 / appearance) go through the U-Net in one batch; U-Net features
     are read at ``points_per_image`` tracked ground positions per image
     (:func:`~s2ssl.ssl.augment.sample_at`, bilinear), projected by the 1x1 head (on the sampled

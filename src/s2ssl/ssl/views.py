@@ -11,8 +11,8 @@ images (``DN × 1e-4`` after the processing-baseline offset, see :func:`to_refle
 * :func:`moco_views` — the two baselines of the same code: ``moco`` (``SeasonalContrastBasic``:
   two MoCo-v2 augmentations of one image) and ``moco_tp`` (``SeasonalContrastTemporal``:
   two dates drawn with replacement, each with the full MoCo-v2 augmentation).
-* :func:`dense_views` — Embedding Earth style dense views (Tarasiou & Zafeiriou 2022; design ours,
-  DESIGN §4): two *different* dates, independent crops / flips / rot90 and appearance, plus the
+* :func:`dense_views` — Embedding Earth style dense views (Tarasiou & Zafeiriou 2022; design ours):
+  two *different* dates, independent crops / flips / rot90 and appearance, plus the
   tracked pixel correspondences of ground positions seen by both views.
 * :func:`cscl_batch` — CSCL inputs (Tarasiou, Guler, Zafeiriou 2021/22): 13 bands as reflectance
   plus ``doy / 365`` as a 14th channel, random crops / flips / rot90 applied identically to the
@@ -342,7 +342,7 @@ def dense_views(
     rot90: bool = True,
     rgb: bool = False,
 ) -> DenseViews:
-    """Dense contrastive views (Embedding Earth design, DESIGN §4).
+    """Dense contrastive views (Embedding Earth design).
 
     Two different dates per location (distinct when ``T >= 2``), each an independent random
     resized crop with flip / rot90 (when ``appearance`` is given) and the appearance

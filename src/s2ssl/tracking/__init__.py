@@ -1,4 +1,4 @@
-"""Experiment tracking: the only place that talks to MLflow about runs (DESIGN §1, §5).
+"""Experiment tracking: the only place that talks to MLflow about runs.
 
 One MLflow run per stage execution (:func:`stage_run`), tagged with the git commit, the DVC stage
 and content hashes of the stage's inputs (:func:`lineage_tags`); metrics, plain ``state_dict``

@@ -1,5 +1,5 @@
 """MLflow runs for pipeline stages: URI and experiment set-up, lineage tags, params, metrics,
-weights and a Lightning logger bound to the stage's run (DESIGN §1 and §5).
+weights and a Lightning logger bound to the stage's run.
 
 Conventions:
 

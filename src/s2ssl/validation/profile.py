@@ -18,7 +18,7 @@ index = the sample's position in the dataset):
 - quality: ``nan_fraction`` (of all values; float stores only), ``nodata_fraction`` (pixels with
   mask 255, every band 0 DN, or a NaN), ``cloud_fraction`` (cloud + shadow share of the valid
   pixels over all dates), ``snow_fraction``;
-- labels, per label array with a known class set (DESIGN §2): ``<label>_unknown`` (pixels whose
+- labels, per label array with a known class set: ``<label>_unknown`` (pixels whose
   value is neither a class nor 255) and ``<label>_coverage`` (share of pixels not 255).
 """
 

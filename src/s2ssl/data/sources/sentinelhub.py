@@ -1,4 +1,4 @@
-"""Real Sentinel-2 imagery through sentinelhub-py (DESIGN §2, §7): catalog search, then the
+"""Real Sentinel-2 imagery through sentinelhub-py: catalog search, then the
 Process API, with the robustness of an unattended bulk download.
 
 For each dataset:

@@ -1,4 +1,4 @@
-"""The embedded synthetic Sentinel-2 world (DESIGN §3): a physical toy, deterministic by seed.
+"""The embedded synthetic Sentinel-2 world: a physical toy, deterministic by seed.
 
 Each location is drawn from its own random generator seeded by ``(seed, dataset, region, location)``
 (so a location never depends on chunking or on how many others are generated), then rendered in
