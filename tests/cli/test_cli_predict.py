@@ -186,3 +186,51 @@ def test_a_southern_area_and_a_local_source(tmp_path: Path, tiny_params: Path, m
         app, ["predict", "--area", AREA, "--date", "2021-07-01", "--params", str(local)]
     )
     assert result.exit_code == 2 and "nothing to fetch" in _output(result)
+
+
+def test_every_option_reaches_predict_maps(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from s2ssl.inference import dispatch
+    from s2ssl.progress import progress_bar
+
+    calls: list[tuple[tuple[object, ...], dict[str, object]]] = []
+
+    def fake(*args: object, **kwargs: object) -> dispatch.MapsRun:
+        calls.append((args, kwargs))
+        return dispatch.MapsRun(out_dir=tmp_path, results=(), seconds=1.25)
+
+    monkeypatch.setattr(dispatch, "predict_maps", fake)
+    args = ["predict", "--area", AREA, "--date", "2021-07-01", "--params", "p.yaml"]
+    args += ["--window-days", "3", "--max-cloud", "0.2", "--closest", "-m", "models:/m@a"]
+    args += ["--out", str(tmp_path), "--tile-size", "64", "--overlap", "8", "--batch-size", "2"]
+    args += ["--probabilities", "--device", "cpu"]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert "0 map(s) in 1.2 s" in _output(result)
+    [(positional, kwargs)] = calls
+    assert positional == (None,)
+    on_scene = kwargs.pop("on_scene")
+    assert callable(on_scene)
+    assert kwargs == {
+        "model": "models:/m@a",
+        "out": tmp_path,
+        "area": AREA,
+        "date": "2021-07-01",
+        "params": Path("p.yaml"),
+        "window_days": 3.0,
+        "max_cloud": 0.2,
+        "closest": True,
+        "tile_size": 64,
+        "overlap": 8,
+        "batch_size": 2,
+        "probabilities": True,
+        "device": "cpu",
+        "progress": progress_bar,
+    }
+    calls.clear()
+    assert CliRunner().invoke(app, ["predict", "scene.tif"]).exit_code == 0
+    [(positional, kwargs)] = calls
+    assert positional == (Path("scene.tif"),)
+    assert kwargs["model"] == "models:/s2ssl-landcover@champion"
+    assert (kwargs["out"], kwargs["params"]) == (Path("predictions"), Path("params.yaml"))
+    assert (kwargs["tile_size"], kwargs["overlap"], kwargs["batch_size"]) == (256, None, 8)
+    assert (kwargs["device"], kwargs["probabilities"], kwargs["closest"]) == ("auto", False, False)
