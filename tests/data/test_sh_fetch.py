@@ -15,7 +15,8 @@ import pytest
 from sh_server import CLIENT_SECRET, Imitation, ShImitation, baseline_of
 from typer.testing import CliRunner, Result
 
-from s2ssl.cli import EX_TEMPFAIL, app
+from s2ssl.cli import app
+from s2ssl.cli.common import EX_TEMPFAIL
 from s2ssl.config import ConfigError, Params, parse_params
 from s2ssl.data import fetch as fetch_module
 from s2ssl.data.sources import sampling

@@ -10,7 +10,6 @@ from typing import Any
 import lightning as L
 import pytest
 import torch
-from typer.testing import CliRunner
 
 from s2ssl.bands import BAND_NAMES
 from s2ssl.config import ConfigError, Params, load_params, parse_params, set_dotted
@@ -123,17 +122,6 @@ def test_bad_pretrain_values_name_the_dotted_key(
 def test_unknown_method_is_refused_before_any_work(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="unknown pre-training method 'simclr'"):
         pretrain(tiny_params(), "simclr", tmp_path, tmp_path / "m", tmp_path / "r")
-
-
-def test_cli_pretrain_bad_method_exits_2(tmp_path: Path) -> None:
-    from s2ssl.cli import app
-
-    result = CliRunner().invoke(
-        app,
-        ["pretrain", "--method", "simclr", "--params", str(REPO_PARAMS), "--data", str(tmp_path)],
-    )
-    assert result.exit_code == 2
-    assert "unknown pre-training method" in result.output
 
 
 def test_missing_data_is_a_clear_error(tmp_path: Path, mlflow_env: str) -> None:

@@ -9,9 +9,7 @@ from typing import Any
 
 import pytest
 import yaml
-from typer.testing import CliRunner
 
-from s2ssl.cli import app
 from s2ssl.config import ConfigError, load_params
 from s2ssl.tuning.apply import apply_best_params, yaml_scalar
 from testkit import REPO_PARAMS
@@ -100,21 +98,3 @@ def test_yaml_scalars_read_back_alike() -> None:
         token = yaml_scalar(value)
         assert yaml.safe_load(f"k: {token}") == {"k": value}, token
     assert yaml_scalar(1e-05) == "1.0e-05"
-
-
-def test_cli_apply_prints_old_and_new(params_copy: Path, tmp_path: Path) -> None:
-    best = _best(tmp_path / "best.yaml", {"finetune.landcover.lr": 0.002})
-    runner = CliRunner()
-    dry = runner.invoke(
-        app, ["tune", "apply", "--best", str(best), "--params", str(params_copy), "--dry-run"]
-    )
-    assert dry.exit_code == 0, dry.output
-    assert "finetune.landcover.lr: 0.001 → 0.002" in dry.output and "would change 1" in dry.output
-    assert load_params(params_copy).finetune.landcover.lr == 0.001
-    done = runner.invoke(app, ["tune", "apply", "--best", str(best), "--params", str(params_copy)])
-    assert done.exit_code == 0 and "changed 1 key(s)" in done.output
-    assert load_params(params_copy).finetune.landcover.lr == 0.002
-    missing = runner.invoke(
-        app, ["tune", "apply", "--best", str(tmp_path / "x.yaml"), "--params", str(params_copy)]
-    )
-    assert missing.exit_code == 2 and "run the sweep first" in missing.output

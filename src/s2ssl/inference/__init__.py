@@ -7,8 +7,12 @@
 * :mod:`~s2ssl.inference.rasters` — GeoTIFF input: band mapping, DN → reflectance, validity;
 * :mod:`~s2ssl.inference.maps` — COG class maps with colours and names, probabilities, areas,
   quicklooks;
-* :mod:`~s2ssl.inference.predict` — :func:`predict_raster`, :func:`predict_rasters`,
-  :func:`predict_store`.
+* :mod:`~s2ssl.inference.predict` — GeoTIFFs: :func:`predict_raster`, :func:`predict_rasters`;
+* :mod:`~s2ssl.inference.predict_store` — samples of a store dataset: :func:`predict_store`;
+* :mod:`~s2ssl.inference.outputs` — the output files, :class:`PredictionResult` and the helpers
+  they share;
+* :mod:`~s2ssl.inference.dispatch` — :func:`predict_maps`, from a model and an input (GeoTIFF,
+  folder, store dataset, or an area to fetch) to maps: what ``s2ssl predict`` runs.
 
 Import the submodules directly; this package imports nothing heavy itself.
 """
