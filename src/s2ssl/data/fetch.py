@@ -21,7 +21,7 @@ from s2ssl.config import CROP_CLASSES, LANDCOVER_CLASSES, Params
 from s2ssl.data import quicklooks
 from s2ssl.data.sources import synthetic
 from s2ssl.data.sources.base import Skip, Source
-from s2ssl.data.sources.synthetic import Chunk, DatasetName
+from s2ssl.data.sources.types import Chunk, DatasetName
 from s2ssl.data.store import ArraySpec, DatasetWriter, ShardedDataset, open_dataset
 from s2ssl.io import write_json_atomic
 from s2ssl.progress import ProgressFactory, no_progress
@@ -74,7 +74,7 @@ def open_source(params: Params) -> Source:
     """The imagery source selected by ``fetch.source`` (credentials are checked here)."""
     source = params.fetch.source
     if source == "sentinelhub":
-        from s2ssl.data.sources.sentinelhub import SentinelHubImagery
+        from s2ssl.data.sources.sentinelhub.source import SentinelHubImagery
 
         return SentinelHubImagery(params)
     if source == "local":

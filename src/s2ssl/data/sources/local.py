@@ -49,7 +49,8 @@ from s2ssl.bands import (
 )
 from s2ssl.config import CROP_CLASSES, LANDCOVER_CLASSES, LocalDatasetSpec, Params
 from s2ssl.data.sources import base
-from s2ssl.data.sources.base import Chunk, DatasetName, Skip, Source
+from s2ssl.data.sources.base import Skip, Source
+from s2ssl.data.sources.types import Chunk, DatasetName
 from s2ssl.progress import ProgressFactory
 
 _BAND_RE: Final = re.compile(r"(?:^|[_\-.])(B0[1-9]|B1[0-2]|B8A)$", re.IGNORECASE)

@@ -24,11 +24,10 @@ import functools
 import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Final, Literal
+from typing import Final
 
 import numpy as np
 import pandas as pd
-from pyproj import Transformer
 from scipy import ndimage
 from scipy.spatial import cKDTree
 
@@ -47,9 +46,9 @@ from s2ssl.bands import (
 )
 from s2ssl.config import CROPS, LANDCOVER_CLASSES, RegionSpec, SyntheticSource
 from s2ssl.data.sources import spectra
+from s2ssl.data.sources.geo import georeference
+from s2ssl.data.sources.types import DATASET_NAMES, Chunk, DatasetName
 
-DatasetName = Literal["unlabelled", "landcover", "croptype"]
-DATASET_NAMES: Final[tuple[str, ...]] = ("unlabelled", "landcover", "croptype")
 _DATASET_CODES: Final[dict[str, int]] = {"unlabelled": 1, "landcover": 2, "croptype": 3}
 WORLD_VERSION: Final[str] = "1"
 
@@ -85,14 +84,6 @@ class Weather:
     haze: np.ndarray  # float32 [T] haze fraction
     snow_level: np.ndarray  # float32 [T]; -inf = no snow that date
     noise: np.ndarray  # float32 [T, C, H, W] standard normal
-
-
-@dataclass(frozen=True, slots=True)
-class Chunk:
-    """A batch of generated samples, ready for :class:`s2ssl.data.store.DatasetWriter`."""
-
-    arrays: dict[str, np.ndarray]
-    rows: pd.DataFrame
 
 
 # --------------------------------------------------------------------------- random fields
@@ -399,41 +390,6 @@ def season_dates(
 def single_date(rng: np.random.Generator, start: dt.date, end: dt.date) -> list[dt.date]:
     """One acquisition anywhere in ``[start, end]``."""
     return [start + dt.timedelta(days=int(rng.integers(0, _days(start, end) + 1)))]
-
-
-# --------------------------------------------------------------------------- georeference
-@dataclass(frozen=True, slots=True)
-class Georeference:
-    """Where a patch lies: centre lon/lat, UTM CRS and 10 m affine transform (GDAL order)."""
-
-    lon: float
-    lat: float
-    crs: str
-    transform: tuple[float, float, float, float, float, float]
-
-
-def utm_epsg(lon: float, lat: float) -> int:
-    """The EPSG code of the WGS84 / UTM zone of (lon, lat) (326xx north, 327xx south)."""
-    zone = min(int((lon + 180.0) // 6.0) + 1, 60)
-    return (32600 if lat >= 0 else 32700) + zone
-
-
-def georeference(lon: float, lat: float, size: int) -> Georeference:
-    """A north-up 10 m grid of ``size`` pixels centred on (lon, lat) in its UTM zone."""
-    epsg = utm_epsg(lon, lat)
-    x, y = _utm_transformer(epsg).transform(lon, lat)
-    x0 = float(np.round(x / 10.0) * 10.0 - size * 5.0)
-    y0 = float(np.round(y / 10.0) * 10.0 + size * 5.0)
-    return Georeference(lon, lat, f"EPSG:{epsg}", (10.0, 0.0, x0, 0.0, -10.0, y0))
-
-
-_TRANSFORMERS: dict[int, Transformer] = {}
-
-
-def _utm_transformer(epsg: int) -> Transformer:
-    if epsg not in _TRANSFORMERS:
-        _TRANSFORMERS[epsg] = Transformer.from_crs("EPSG:4326", f"EPSG:{epsg}", always_xy=True)
-    return _TRANSFORMERS[epsg]
 
 
 # --------------------------------------------------------------------------- areas
