@@ -354,7 +354,7 @@ def register(
     from rich.console import Console
 
     from s2ssl.io import write_json_atomic
-    from s2ssl.tracking.registry import register_model
+    from s2ssl.registry.registration import register_model
 
     cfg = _load(params)
     records = {}
@@ -399,7 +399,7 @@ def promote(
     from rich.markup import escape
 
     from s2ssl.io import write_json_atomic
-    from s2ssl.tracking.registry import promote as promote_model
+    from s2ssl.registry.promotion import promote as promote_model
 
     cfg = _load(params)
     chosen = _tasks(cfg, task)
@@ -437,8 +437,9 @@ def models(
     from rich.markup import escape
     from rich.table import Table
 
-    from s2ssl.tracking.registry import list_models, safe_uri
-    from s2ssl.tracking.runs import tracking_uri
+    from s2ssl.registry.listing import list_models
+    from s2ssl.registry.versions import safe_uri
+    from s2ssl.tracking.backend import tracking_uri
 
     cfg = _load(params)
     try:
@@ -718,7 +719,7 @@ def predict(
     from s2ssl.inference.predict import predict_raster, predict_rasters, predict_store
     from s2ssl.inference.segmenter import check_segmenter, segmenter_from_model
     from s2ssl.progress import progress_bar
-    from s2ssl.tracking.registry import resolve_model
+    from s2ssl.registry.listing import resolve_model
 
     if (source is None) == (area is None):
         raise _fail(
