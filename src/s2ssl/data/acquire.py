@@ -10,8 +10,8 @@ UTM envelope, snapped outwards to 10 m), plus a small JSON beside it saying what
   closest, ``pick="closest"``), then one Process API request (at most 2500 × 2500 px, i.e.
   25 × 25 km); cached and retried as in ``fetch`` (:func:`~.sources.sentinelhub.area.acquire_area`).
 * ``fetch.source: synthetic`` — the synthetic world rendered over the box on that date by the
-  region whose lon/lat box contains it (:func:`~.sources.synthetic.render_area`); deterministic for
-  the same seed, box and date; at most :data:`MAX_SYNTHETIC_PX` pixels a side.
+  region whose lon/lat box contains it (:func:`~.sources.synthetic.area.render_area`);
+  deterministic for the same seed, box and date; at most :data:`MAX_SYNTHETIC_PX` pixels a side.
 * ``fetch.source: local`` — nothing to fetch: an error pointing at the GeoTIFF itself.
 
 **The GeoTIFF** holds the 13 bands as uint16 DN in :data:`~s2ssl.bands.BAND_NAMES` order (band
@@ -237,7 +237,8 @@ def _synthetic(
     grid: AreaGrid,
     progress: ProgressFactory,
 ) -> tuple[np.ndarray, np.ndarray, dict[str, str], str, dict[str, Any]]:
-    from s2ssl.data.sources.synthetic import WORLD_VERSION, region_containing, render_area
+    from s2ssl.data.sources.synthetic.area import region_containing, render_area
+    from s2ssl.data.sources.synthetic.world import WORLD_VERSION
 
     cfg = params.fetch.synthetic
     region = region_containing(cfg, bbox)  # fail before rendering
