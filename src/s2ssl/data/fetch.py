@@ -80,7 +80,7 @@ def open_source(params: Params) -> Source:
 
         return SentinelHubImagery(params)
     if source == "local":
-        from s2ssl.data.sources.local import LocalImagery
+        from s2ssl.data.sources.local.source import LocalImagery
 
         return LocalImagery(params)
     return SyntheticImagery(params)
