@@ -64,7 +64,7 @@ def run_once(args: argparse.Namespace, concurrency: int, root: Path) -> dict[str
 
     from conftest import read_repo_params
     from s2ssl.config import parse_params
-    from s2ssl.data.sources.sentinelhub import SentinelHubImagery
+    from s2ssl.data.sources.sentinelhub.source import SentinelHubImagery
 
     raw = read_repo_params()
     raw["fetch"]["source"] = "sentinelhub"

@@ -64,11 +64,11 @@ def ensure_source(dataset: str, tmp: Path) -> Path:
     log(f"{raw} absent: generating a small synthetic {dataset} dataset")
     from s2ssl.config import load_params
     from s2ssl.data.fetch import dataset_writer
-    from s2ssl.data.sources import synthetic
+    from s2ssl.data.sources.synthetic import source as synthetic_source
 
     params = load_params(REPO_ROOT / "params.yaml")
     with dataset_writer(params, dataset, tmp / "src") as writer:  # type: ignore[arg-type]
-        for chunk in synthetic.generate(
+        for chunk in synthetic_source.generate(
             params.fetch.synthetic,
             dataset,
             params.seed,

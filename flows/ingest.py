@@ -20,7 +20,7 @@ from typing import Any
 from prefect import flow, get_run_logger
 from prefect.artifacts import create_markdown_artifact
 
-from flows import _dvc
+from flows import _dvc, _markdown
 from flows._tasks import (
     DEFAULT_RETRY_DELAYS_S,
     GPU_LIMIT,
@@ -94,7 +94,7 @@ def ingest(
             f"`{project}` · {time.monotonic() - start:.1f} s · fetch "
             f"{'forced' if force_fetch else 'only if changed'}",
             "## Stages",
-            _dvc.render_outcomes(calls),
+            _markdown.render_outcomes(calls),
             "## Validated data (dvc.lock)",
             _hash_table(before, after),
             *(["## Error", f"```\n{str(error)[-4000:]}\n```"] if error is not None else []),

@@ -30,7 +30,7 @@ from typing import Any
 from prefect import flow, get_run_logger
 from prefect.artifacts import create_markdown_artifact
 
-from flows import _dvc
+from flows import _dvc, _markdown
 from flows._tasks import (
     DEFAULT_RETRY_DELAYS_S,
     GPU_LIMIT,
@@ -107,7 +107,7 @@ def pipeline(
     calls += [(s, None, "not in dvc.yaml") for s in missing]
     seconds = time.monotonic() - start
     state = "failed" if error is not None else "completed"
-    markdown = _dvc.render_pipeline_report(
+    markdown = _markdown.render_pipeline_report(
         project,
         calls,
         state=state,

@@ -18,7 +18,7 @@ import yaml
 from prefect import flow
 from prefect.artifacts import create_markdown_artifact
 
-from flows import _dvc
+from flows import _dvc, _markdown
 from flows._tasks import (
     DEFAULT_RETRY_DELAYS_S,
     GPU_LIMIT,
@@ -77,7 +77,7 @@ def sweep(
         f"# s2ssl sweep: {'failed' if error is not None else 'completed'}",
         f"`{project}` · `dvc {' '.join(args)}` · {time.monotonic() - start:.1f} s",
         "## Stages",
-        _dvc.render_outcomes(calls),
+        _markdown.render_outcomes(calls),
         f"## Best parameters (`{BEST_PARAMS.as_posix()}`)",
         _render_best(best),
     ]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 from pathlib import Path
 
@@ -142,3 +143,65 @@ def test_file_lock_is_exclusive_across_processes_and_freed_on_exit(tmp_path: Pat
         assert held == lock and lock.is_file()
         assert other() == "held"
     assert other() == "free"
+
+
+def test_file_lock_serialises_threads(tmp_path: Path) -> None:
+    import threading
+    import time
+
+    from s2ssl.io import file_lock
+
+    lock = tmp_path / "t.lock"
+    inside: list[int] = []
+    overlaps: list[int] = []
+    spans: list[tuple[float, float]] = []
+
+    def work(i: int) -> None:
+        with file_lock(lock):
+            inside.append(i)
+            if len(inside) > 1:
+                overlaps.append(i)
+            start = time.monotonic()
+            time.sleep(0.05)
+            spans.append((start, time.monotonic()))
+            inside.remove(i)
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not overlaps and len(spans) == 4
+    spans.sort()
+    assert all(a[1] <= b[0] for a, b in itertools.pairwise(spans))
+
+
+def test_file_lock_timeout_and_no_wait_raise_a_clear_error(tmp_path: Path) -> None:
+    import threading
+    import time
+
+    from s2ssl.io import file_lock
+
+    lock = tmp_path / "held.lock"
+    with file_lock(lock):
+        errors: list[BaseException] = []
+
+        def other() -> None:
+            try:
+                with file_lock(lock, timeout=0.2):
+                    pass
+            except BlockingIOError as e:
+                errors.append(e)
+
+        start = time.monotonic()
+        t = threading.Thread(target=other)
+        t.start()
+        t.join()
+        assert time.monotonic() - start >= 0.2
+        assert len(errors) == 1 and str(lock) in str(errors[0]) and "0.2 s" in str(errors[0])
+        with pytest.raises(BlockingIOError, match="not free at once"), file_lock(lock, wait=False):
+            pass
+    with file_lock(lock, timeout=0.2) as again:  # free again once released
+        assert again == lock
+    with pytest.raises(ValueError, match="timeout must be"), file_lock(lock, timeout=-1):
+        pass

@@ -15,32 +15,42 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-try:  # POSIX; elsewhere file_lock is a no-op (one writer at a time is then up to the user)
-    import fcntl
-except ImportError:  # pragma: no cover - Windows
-    fcntl = None  # type: ignore[assignment]
+import filelock
 
 
 @contextmanager
-def file_lock(path: str | Path, *, wait: bool = True) -> Iterator[Path]:
-    """Hold an exclusive ``flock`` on ``path`` (created with its directory) for the block.
+def file_lock(
+    path: str | Path, *, wait: bool = True, timeout: float | None = None
+) -> Iterator[Path]:
+    """Hold an exclusive lock on ``path`` (created with its directory) for the block.
 
-    The OS releases it when the process dies, so a killed holder never leaves it stuck. With
-    ``wait=False`` a lock held by another process raises :class:`BlockingIOError` at once.
+    An OS lock (``flock`` on POSIX, ``msvcrt`` locking on Windows, through :mod:`filelock`): the
+    OS releases it when the process dies, so a killed holder never leaves it stuck. Two threads of
+    one process are serialised as well. It waits for the lock as long as it takes, at most
+    ``timeout`` seconds when given; with ``wait=False`` it does not wait at all.
+
+    Raises:
+        BlockingIOError: the lock is held by someone else and ``wait=False``, or ``timeout``
+            seconds passed without getting it; the message names the lock file.
     """
+    if timeout is not None and (isinstance(timeout, bool) or not timeout >= 0):
+        raise ValueError(f"timeout must be None or a number of seconds >= 0, got {timeout!r}")
     lock = Path(path)
     lock.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
+    limit = 0.0 if not wait else (-1.0 if timeout is None else float(timeout))
+    held = filelock.FileLock(lock, timeout=limit)
     try:
-        if fcntl is not None:
-            fcntl.flock(fd, fcntl.LOCK_EX if wait else fcntl.LOCK_EX | fcntl.LOCK_NB)
-        try:
-            yield lock
-        finally:
-            if fcntl is not None:
-                fcntl.flock(fd, fcntl.LOCK_UN)
+        held.acquire()
+    except filelock.Timeout:
+        waited = "at once" if limit == 0 else f"within {limit:g} s"
+        raise BlockingIOError(
+            f"the lock {lock} is held by another process or thread and was not free {waited}; "
+            "wait for that work to finish (or stop it) and try again"
+        ) from None
+    try:
+        yield lock
     finally:
-        os.close(fd)
+        held.release()
 
 
 @contextmanager

@@ -67,7 +67,8 @@ def test_predict_cli_takes_a_registered_model_uri(
     import mlflow
 
     from s2ssl.config import RegisterConfig
-    from s2ssl.tracking.registry import promote, register_model
+    from s2ssl.registry.promotion import promote
+    from s2ssl.registry.registration import register_model
 
     uri = f"sqlite:///{tmp_path}/mlruns/mlflow.db"
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)

@@ -58,7 +58,7 @@ def test_a_failing_fetch_leaves_the_previous_dataset_intact(tmp_path: Path, monk
     before = {name: tree_digest(out / name) for name in ("unlabelled", "landcover", "croptype")}
     summary_before = (reports / "summary.json").read_bytes()
 
-    real_generate = fetch_module.synthetic.generate
+    real_generate = fetch_module.synthetic_source.generate
 
     def dies_midway(*args, **kwargs):
         for i, chunk in enumerate(real_generate(*args, **kwargs)):
@@ -66,7 +66,7 @@ def test_a_failing_fetch_leaves_the_previous_dataset_intact(tmp_path: Path, monk
                 raise OSError("disk full (simulated)")
             yield chunk
 
-    monkeypatch.setattr(fetch_module.synthetic, "generate", dies_midway)
+    monkeypatch.setattr(fetch_module.synthetic_source, "generate", dies_midway)
     with pytest.raises(OSError, match="disk full"):
         fetch_module.fetch(params.model_copy(update={"seed": 7}), out, reports)
 

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 import yaml
 
-from flows import _dvc
+from flows import _dvc, _markdown
 from flows.pipeline import ARTIFACT_KEY, pipeline
 from s2ssl.config import set_dotted
 from testkit import REPO_ROOT, write_params, write_tiny_params
@@ -99,7 +99,7 @@ def test_the_flow_registers_and_promotes_a_model(real_run: dict[str, Any]) -> No
     project: Path = real_run["project"]
     assert {"register", "promote"} <= set(real_run["first"].result()["ran"])
     assert (project / "reports" / "register" / "registered.json").is_file()
-    decisions = _dvc.read_json(project / "reports" / "promote" / "decisions.json")
+    decisions = _markdown.read_json(project / "reports" / "promote" / "decisions.json")
     assert decisions is not None and decisions["tasks"]
     client = MlflowClient(tracking_uri=f"sqlite:///{project}/mlruns/mlflow.db")
     for task, d in decisions["tasks"].items():

@@ -299,7 +299,7 @@ def small_world(tmp_path_factory: pytest.TempPathFactory) -> Path:
     straight from the synthetic source and "validated" as a whole (no quarantine) — larger than
     the tiny world so the scene-level probe has enough queries to show learning."""
     from s2ssl.data.fetch import dataset_writer
-    from s2ssl.data.sources import synthetic
+    from s2ssl.data.sources.synthetic import source as synthetic_source
     from testkit import read_repo_params
 
     raw = read_repo_params()
@@ -309,7 +309,7 @@ def small_world(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("small_world")
     for name in ("unlabelled", "landcover", "croptype"):
         with dataset_writer(params, name, root / "raw") as writer:
-            for chunk in synthetic.generate(
+            for chunk in synthetic_source.generate(
                 params.fetch.synthetic,
                 name,
                 params.seed,

@@ -1,91 +1,34 @@
-"""Tests for s2ssl.tracking.runs: URIs, experiments, lineage tags, params, runs, metrics, weights
-and the Lightning logger. One sqlite MLflow DB in a temp dir is shared by the module."""
+"""Tests for s2ssl.tracking.runs: import cost, stage runs, metrics, weights and the Lightning
+logger. One sqlite MLflow DB in a temp dir is shared by the module."""
 
 from __future__ import annotations
 
 import math
 import os
-import shutil
 import subprocess
 import sys
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from s2ssl.tracking import (
     RunHandle,
-    artifact_root,
-    flatten_params,
     get_or_create_experiment,
     hash_input,
     lightning_logger,
-    lineage_tags,
     log_metrics,
     log_state_dict,
     stage_run,
-    tracking_uri,
 )
-from s2ssl.tracking.runs import MAX_PARAM_VAL_LENGTH
-
-HAS_GIT = shutil.which("git") is not None
 
 pytestmark = pytest.mark.filterwarnings(
     "ignore:The ``noload`` loader strategy is deprecated:DeprecationWarning"  # mlflow's sqlalchemy
 )
 
 
-@pytest.fixture(scope="module")
-def mlflow_root(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    """A temp project root whose ``mlruns/mlflow.db`` holds all runs of this module.
-
-    Telemetry is off; the process's tracking URI and MLFLOW_TRACKING_URI are restored afterwards.
-    """
-    import mlflow
-
-    root = tmp_path_factory.mktemp("tracking")
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("MLFLOW_DISABLE_TELEMETRY", "true")
-        mp.delenv("MLFLOW_TRACKING_URI", raising=False)
-        yield root
-        while mlflow.active_run() is not None:
-            mlflow.end_run()
-        mlflow.set_tracking_uri(None)  # also unsets MLFLOW_TRACKING_URI before mp restores it
-
-
-@pytest.fixture(scope="module")
-def uri(mlflow_root: Path) -> str:
-    """The module's sqlite tracking URI (absolute), its tables created once."""
-    resolved = tracking_uri(f"sqlite:///{mlflow_root}/mlruns/mlflow.db")
-    get_or_create_experiment("warm-up", resolved)
-    return resolved
-
-
-@pytest.fixture
-def client(uri: str):
-    from mlflow import MlflowClient
-
-    return MlflowClient(tracking_uri=uri)
-
-
-@pytest.fixture(autouse=True)
-def _no_run_left_active() -> Iterator[None]:
-    yield
-    if "mlflow" in sys.modules:
-        import mlflow
-
-        leftover = mlflow.active_run()
-        while mlflow.active_run() is not None:
-            mlflow.end_run()
-        assert leftover is None, "a test left an MLflow run active"
-
-
 def _experiment() -> str:
     return f"exp-{uuid.uuid4().hex[:8]}"
-
-
-# ----------------------------------------------------------------------------- import cost
 
 
 def test_import_does_not_load_mlflow_or_torch() -> None:
@@ -97,226 +40,6 @@ def test_import_does_not_load_mlflow_or_torch() -> None:
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
     assert done.returncode == 0, done.stdout + done.stderr
-
-
-# ----------------------------------------------------------------------------- URIs
-
-
-def test_relative_sqlite_uri_resolved_and_directory_created(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    work = tmp_path / "project"
-    work.mkdir()
-    monkeypatch.chdir(work)
-    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
-
-    expected = f"sqlite:///{work.as_posix()}/mlruns/mlflow.db"
-    assert tracking_uri("sqlite:///mlruns/mlflow.db") == expected
-    assert (work / "mlruns").is_dir()
-    assert tracking_uri() == expected  # the settings default is the same relative URI
-    assert tracking_uri(expected) == expected  # absolute: unchanged
-    assert tracking_uri("sqlite:///mlruns/../db/x.db?timeout=5") == (
-        f"sqlite:///{work.as_posix()}/db/x.db?timeout=5"
-    )
-
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", "sqlite:///other/runs.db")
-    assert tracking_uri() == f"sqlite:///{work.as_posix()}/other/runs.db"
-    assert (work / "other").is_dir()
-    assert tracking_uri("sqlite:///mlruns/mlflow.db") == expected  # the argument wins
-
-    assert artifact_root(expected) == f"file://{work.as_posix()}/mlruns/artifacts"
-    assert tracking_uri("http://127.0.0.1:5000") == "http://127.0.0.1:5000"
-    assert tracking_uri("https://mlflow.example.org/") == "https://mlflow.example.org/"
-    assert artifact_root("http://127.0.0.1:5000") == ""
-
-
-@pytest.mark.parametrize("bad", ["file:./mlruns", "file:///tmp/mlruns", "mlruns", "/tmp/mlruns"])
-def test_file_store_uri_rejected(bad: str) -> None:
-    with pytest.raises(ValueError, match="MLflow 3 refuses the plain file store") as info:
-        tracking_uri(bad)
-    assert "sqlite:///mlruns/mlflow.db" in str(info.value)
-
-
-@pytest.mark.parametrize("bad", ["", "sqlite:///:memory:", "sqlite://host/db"])
-def test_unusable_uri_rejected(bad: str) -> None:
-    with pytest.raises(ValueError, match=r"sqlite|tracking URI"):
-        tracking_uri(bad)
-
-
-# ----------------------------------------------------------------------------- experiments
-
-
-def test_experiment_idempotent_with_artifacts_under_mlruns(
-    uri: str, mlflow_root: Path, client
-) -> None:
-    first = get_or_create_experiment("pretrain seco", uri)
-    assert get_or_create_experiment("pretrain seco", uri) == first
-    location = client.get_experiment(first).artifact_location
-    assert location == f"file://{mlflow_root.as_posix()}/mlruns/artifacts/pretrain_seco"
-
-    client.delete_experiment(get_or_create_experiment("gone", uri))
-    with pytest.raises(ValueError, match="deleted; restore it"):
-        get_or_create_experiment("gone", uri)
-
-
-# ----------------------------------------------------------------------------- lineage
-
-
-def _git(repo: Path, *args: str) -> str:
-    config = ["-c", "user.name=t", "-c", "user.email=t@example.org", "-c", "commit.gpgsign=false"]
-    done = subprocess.run(
-        ["git", *config, *args],
-        cwd=repo,
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    return done.stdout.strip()
-
-
-@pytest.mark.skipif(not HAS_GIT, reason="git is not installed")
-def test_lineage_tags_in_git_repo(tmp_path: Path) -> None:
-    repo = tmp_path / "repo"
-    repo.mkdir()
-    _git(repo, "init", "-q")
-    (repo / "params.yaml").write_text("lr: 0.1\n")
-    _git(repo, "add", "params.yaml")
-    _git(repo, "commit", "-q", "-m", "init")
-    head = _git(repo, "rev-parse", "HEAD")
-    (repo / "untracked.txt").write_text("ignored by git.dirty\n")
-
-    tags = lineage_tags("pretrain", {"params": "params.yaml"}, repo=repo)
-    assert tags == {
-        "s2ssl.stage": "pretrain",
-        "dvc.stage": "pretrain",
-        "git.commit": head,
-        "git.dirty": "false",
-        "input.params": hash_input(repo / "params.yaml"),
-    }
-
-    (repo / "params.yaml").write_text("lr: 0.2\n")
-    assert lineage_tags("pretrain", repo=repo)["git.dirty"] == "true"
-
-
-def test_lineage_tags_outside_git(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    plain = tmp_path / "plain"
-    plain.mkdir()
-    monkeypatch.setenv("GIT_CEILING_DIRECTORIES", str(tmp_path))
-    tags = lineage_tags("fetch", repo=plain)
-    assert tags["git.commit"] == "unknown"
-    assert tags["git.dirty"] == "unknown"
-
-    monkeypatch.setenv("PATH", str(tmp_path / "no-bin"))  # git missing altogether
-    assert lineage_tags("fetch", repo=plain)["git.commit"] == "unknown"
-
-
-def test_missing_input_named(tmp_path: Path) -> None:
-    with pytest.raises(ValueError, match=r"'unlabelled'.*does not exist"):
-        lineage_tags("pretrain", {"unlabelled": tmp_path / "nope"})
-
-
-# ----------------------------------------------------------------------------- input hashing
-
-
-def _store(path: Path, index: bytes = b"index-v1") -> Path:
-    (path / "shards" / "0").mkdir(parents=True)
-    (path / "meta.json").write_text('{"schema_version": 1}')
-    (path / "index.parquet").write_bytes(index)
-    (path / "shards" / "0" / "image.npy").write_bytes(b"\x00" * 64)
-    return path
-
-
-def test_file_and_directory_hashes(tmp_path: Path) -> None:
-    a, b = tmp_path / "a.bin", tmp_path / "b.bin"
-    a.write_bytes(b"\x01\x02\x03")
-    b.write_bytes(b"\x01\x02\x03")
-    assert hash_input(a) == hash_input(b)
-    b.write_bytes(b"\x01\x02\x04")
-    assert hash_input(a) != hash_input(b)
-
-    d = tmp_path / "dir"
-    (d / "sub").mkdir(parents=True)
-    (d / "x.txt").write_text("x")
-    (d / "sub" / "y.txt").write_text("y")
-    before = hash_input(d)
-    (d / ".sub.tmp-0123456789abcdef0123456789abcdef").mkdir()  # atomic-write leftover
-    assert hash_input(d) == before
-    (d / "sub" / "y.txt").write_text("z")
-    assert hash_input(d) != before
-
-
-def test_store_directory_hashes_only_meta_and_index(tmp_path: Path) -> None:
-    from s2ssl.data.validated import fingerprint
-
-    store = _store(tmp_path / "raw" / "unlabelled")
-    before, parent_before = hash_input(store), hash_input(tmp_path / "raw")
-    assert before == fingerprint(store)  # comparable with a validated manifest
-
-    (store / "shards" / "0" / "image.npy").write_bytes(b"\x01" * 64)
-    assert hash_input(store) == before
-    assert hash_input(tmp_path / "raw") == parent_before  # stores nested in a directory too
-
-    (store / "index.parquet").write_bytes(b"index-v2")
-    assert hash_input(store) != before
-    assert hash_input(tmp_path / "raw") != parent_before
-
-    validated = tmp_path / "validated"
-    validated.mkdir()
-    (validated / "manifest.json").write_text('{"raw_fingerprint": "abc"}')
-    (validated / "accepted.parquet").write_bytes(b"rows")
-    v_before = hash_input(validated)
-    (validated / "manifest.json").write_text('{"raw_fingerprint": "abd"}')
-    assert hash_input(validated) != v_before
-
-
-# ----------------------------------------------------------------------------- params
-
-
-def test_flatten_params_nesting_truncation_and_secrets() -> None:
-    from pydantic import BaseModel, SecretStr
-
-    class Opt(BaseModel):
-        lr: float = 0.03
-        key: SecretStr = SecretStr("hidden")
-
-    params = {
-        "pretrain": {"seco": {"lr": 0.03, "milestones": [120, 160], "opt": Opt()}},
-        "fetch": {"source": "synthetic", "regions": [], "extra": {}, "out": Path("data/raw")},
-        "long": "x" * 10_000,
-        "SH_CLIENT_ID": "id",
-        "sentinelhub": {"client_secret": "s", "Password": "p", "access_token": "t"},
-        "auth_token": {"value": "nested under a secret key"},
-        "bad key@1": None,
-    }
-    flat = flatten_params(params)
-    assert flat == {
-        "pretrain.seco.lr": "0.03",
-        "pretrain.seco.milestones.0": "120",
-        "pretrain.seco.milestones.1": "160",
-        "pretrain.seco.opt.lr": "0.03",
-        "fetch.source": "synthetic",
-        "fetch.regions": "[]",
-        "fetch.extra": "{}",
-        "fetch.out": "data/raw",
-        "long": flat["long"],
-        "bad key_1": "None",
-    }
-    assert len(flat["long"]) == MAX_PARAM_VAL_LENGTH and flat["long"].endswith("...")
-    assert flatten_params({"lr": 1}, prefix="pretrain") == {"pretrain.lr": "1"}
-
-    with pytest.raises(ValueError, match="both flatten"):
-        flatten_params({"a.b": 1, "a": {"b": 2}})
-    with pytest.raises(TypeError, match="mapping"):
-        flatten_params([("a", 1)])  # type: ignore[arg-type]
-
-
-def test_param_limit_matches_mlflow() -> None:
-    from mlflow.utils.validation import MAX_PARAM_VAL_LENGTH as MLFLOW_LIMIT
-
-    assert MLFLOW_LIMIT == MAX_PARAM_VAL_LENGTH
-
-
-# ----------------------------------------------------------------------------- runs
 
 
 def test_stage_run_logs_params_tags_and_finishes(uri: str, client, tmp_path: Path) -> None:

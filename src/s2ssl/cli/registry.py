@@ -47,7 +47,7 @@ def register(
 
     Idempotent: a model whose hash is already registered is not registered again. Loads with
     `mlflow.pyfunc.load_model("models:/s2ssl-landcover@challenger")`."""
-    from s2ssl.tracking.registry import register_model
+    from s2ssl.registry.registration import register_model
 
     cfg = load_or_exit(params)
     records = {}
@@ -87,7 +87,7 @@ def promote(
 
     The decision and its reason are printed and recorded as tags on the version; a rejected
     challenger is not an error (exit code 0)."""
-    from s2ssl.tracking.registry import promote as promote_model
+    from s2ssl.registry.promotion import promote as promote_model
 
     cfg = load_or_exit(params)
     chosen = _tasks(cfg, task)
@@ -119,8 +119,9 @@ def models(
     ] = False,
 ) -> None:
     """List the registered models: versions, aliases, test score, init and last decision."""
-    from s2ssl.tracking.registry import list_models, safe_uri
-    from s2ssl.tracking.runs import tracking_uri
+    from s2ssl.registry.listing import list_models
+    from s2ssl.registry.versions import safe_uri
+    from s2ssl.tracking.backend import tracking_uri
 
     cfg = load_or_exit(params)
     try:

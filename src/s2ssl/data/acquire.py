@@ -8,10 +8,10 @@ UTM envelope, snapped outwards to 10 m), plus a small JSON beside it saying what
   ``fetch.sentinelhub.landcover.window_days``) with the scene cloud filter
   (``fetch.sentinelhub.max_cloud_coverage``), the least cloudy acquisition day kept (or the
   closest, ``pick="closest"``), then one Process API request (at most 2500 × 2500 px, i.e.
-  25 × 25 km); cached and retried as in ``fetch`` (:func:`~.sources.sentinelhub.acquire_area`).
+  25 × 25 km); cached and retried as in ``fetch`` (:func:`~.sources.sentinelhub.area.acquire_area`).
 * ``fetch.source: synthetic`` — the synthetic world rendered over the box on that date by the
-  region whose lon/lat box contains it (:func:`~.sources.synthetic.render_area`); deterministic for
-  the same seed, box and date; at most :data:`MAX_SYNTHETIC_PX` pixels a side.
+  region whose lon/lat box contains it (:func:`~.sources.synthetic.area.render_area`);
+  deterministic for the same seed, box and date; at most :data:`MAX_SYNTHETIC_PX` pixels a side.
 * ``fetch.source: local`` — nothing to fetch: an error pointing at the GeoTIFF itself.
 
 **The GeoTIFF** holds the 13 bands as uint16 DN in :data:`~s2ssl.bands.BAND_NAMES` order (band
@@ -144,7 +144,7 @@ def area_grid(
     """
     from pyproj import Transformer
 
-    from s2ssl.data.sources.synthetic import utm_epsg
+    from s2ssl.data.sources.geo import utm_epsg
 
     lon0, lat0, lon1, lat1 = parse_area(",".join(repr(float(v)) for v in bbox))
     epsg = utm_epsg((lon0 + lon1) / 2.0, (lat0 + lat1) / 2.0)
@@ -237,7 +237,8 @@ def _synthetic(
     grid: AreaGrid,
     progress: ProgressFactory,
 ) -> tuple[np.ndarray, np.ndarray, dict[str, str], str, dict[str, Any]]:
-    from s2ssl.data.sources.synthetic import WORLD_VERSION, region_containing, render_area
+    from s2ssl.data.sources.synthetic.area import region_containing, render_area
+    from s2ssl.data.sources.synthetic.world import WORLD_VERSION
 
     cfg = params.fetch.synthetic
     region = region_containing(cfg, bbox)  # fail before rendering
@@ -271,7 +272,8 @@ def _sentinelhub(
     sleep: Callable[[float], None],
     progress: ProgressFactory,
 ) -> tuple[np.ndarray, np.ndarray, dict[str, str], str, dict[str, Any]]:
-    from s2ssl.data.sources.sentinelhub import acquire_area, estimate_processing_units
+    from s2ssl.data.sources.sentinelhub.area import acquire_area
+    from s2ssl.data.sources.sentinelhub.client import estimate_processing_units
 
     cfg = params.fetch.sentinelhub
     if cfg is None:
@@ -403,7 +405,7 @@ def acquire_scene(
             credentials (before / at the first request), no acceptable acquisition in the window,
             a failed download.
     """
-    from s2ssl.data.sources.sentinelhub import MAX_PROCESS_PX
+    from s2ssl.data.sources.sentinelhub.area import MAX_PROCESS_PX
 
     check_fetchable(params)
     source = params.fetch.source

@@ -19,9 +19,9 @@ import numpy as np
 
 from s2ssl.config import CROP_CLASSES, LANDCOVER_CLASSES, Params
 from s2ssl.data import quicklooks
-from s2ssl.data.sources import synthetic
 from s2ssl.data.sources.base import Skip, Source
-from s2ssl.data.sources.synthetic import Chunk, DatasetName
+from s2ssl.data.sources.synthetic import source as synthetic_source
+from s2ssl.data.sources.types import Chunk, DatasetName
 from s2ssl.data.store import ArraySpec, DatasetWriter, ShardedDataset, open_dataset
 from s2ssl.io import write_json_atomic
 from s2ssl.progress import ProgressFactory, no_progress
@@ -49,18 +49,20 @@ class SyntheticImagery(Source):
 
     def array_shapes(self, dataset: DatasetName) -> dict[str, tuple[tuple[int, ...], str]]:
         """The synthetic arrays of ``dataset``."""
-        return synthetic.array_shapes(self.params.fetch.synthetic, dataset)
+        return synthetic_source.array_shapes(self.params.fetch.synthetic, dataset)
 
     def dataset_attrs(self, dataset: DatasetName) -> dict[str, object]:
         """The synthetic attrs of ``dataset``."""
-        return synthetic.dataset_attrs(self.params.fetch.synthetic, dataset, self.params.seed)
+        return synthetic_source.dataset_attrs(
+            self.params.fetch.synthetic, dataset, self.params.seed
+        )
 
     def chunks(self, dataset: DatasetName, progress: ProgressFactory) -> Iterator[Chunk]:
         """Generate ``dataset`` chunk by chunk."""
         cfg = self.params.fetch
-        total = synthetic.dataset_size(cfg.synthetic, dataset)
+        total = synthetic_source.dataset_size(cfg.synthetic, dataset)
         with progress(f"fetch {dataset}", total) as advance:
-            yield from synthetic.generate(
+            yield from synthetic_source.generate(
                 cfg.synthetic,
                 dataset,
                 self.params.seed,
@@ -74,11 +76,11 @@ def open_source(params: Params) -> Source:
     """The imagery source selected by ``fetch.source`` (credentials are checked here)."""
     source = params.fetch.source
     if source == "sentinelhub":
-        from s2ssl.data.sources.sentinelhub import SentinelHubImagery
+        from s2ssl.data.sources.sentinelhub.source import SentinelHubImagery
 
         return SentinelHubImagery(params)
     if source == "local":
-        from s2ssl.data.sources.local import LocalImagery
+        from s2ssl.data.sources.local.source import LocalImagery
 
         return LocalImagery(params)
     return SyntheticImagery(params)

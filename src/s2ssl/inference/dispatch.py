@@ -28,7 +28,7 @@ from s2ssl.inference.predict import predict_raster, predict_rasters
 from s2ssl.inference.predict_store import predict_store
 from s2ssl.inference.segmenter import check_segmenter, segmenter_from_model
 from s2ssl.progress import ProgressFactory, no_progress
-from s2ssl.tracking.registry import resolve_model
+from s2ssl.registry.listing import resolve_model
 
 __all__ = ["DEFAULT_MODEL", "MapsRun", "SceneCallback", "predict_maps"]
 

@@ -1,7 +1,7 @@
 """What every imagery source shares: the source interface, skip records, array shapes, dataset
 attributes, quality-mask codes and label rasters resampled onto a patch grid.
 
-A source yields :class:`~s2ssl.data.sources.synthetic.Chunk` objects (arrays + index rows) with
+A source yields :class:`~s2ssl.data.sources.types.Chunk` objects (arrays + index rows) with
 the same arrays, index columns and attrs as the synthetic world for the same dataset kind, so
 ``validate`` and ``pretrain`` take any source unchanged: ``image`` ``[T, 13, H, W]`` uint16 DN in
 :data:`~s2ssl.bands.BAND_NAMES` order, ``mask`` ``[T, H, W]`` uint8 (clear / cloud / shadow /
@@ -29,7 +29,7 @@ from s2ssl.bands import (
     N_BANDS,
 )
 from s2ssl.config import CROP_CLASSES, LABEL_IGNORE, LANDCOVER_CLASSES
-from s2ssl.data.sources.synthetic import Chunk, DatasetName
+from s2ssl.data.sources.types import Chunk, DatasetName
 from s2ssl.progress import ProgressFactory
 
 __all__ = ["Chunk", "DatasetName", "Skip", "Source"]

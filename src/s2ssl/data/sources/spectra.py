@@ -2,7 +2,7 @@
 
 Reflectances are surface (bottom-of-atmosphere) values in :data:`s2ssl.bands.BAND_NAMES` order,
 hand-set from typical Sentinel-2 L2A spectra and checked against the class means of the real
-eo-learn Slovenia patch (tests/data/test_synthetic.py). Every function is vectorised: day-of-year
+eo-learn Slovenia patch (tests/data/sources/test_synthetic.py). Every function is vectorised: day-of-year
 arguments broadcast against per-pixel parameter arrays.
 """
 

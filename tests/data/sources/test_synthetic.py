@@ -22,7 +22,9 @@ from s2ssl.bands import (
 )
 from s2ssl.config import CROP_CLASSES, LANDCOVER_CLASSES, Params, parse_params, set_dotted
 from s2ssl.data.sources import spectra
-from s2ssl.data.sources import synthetic as syn
+from s2ssl.data.sources.synthetic import source as synthetic_source
+from s2ssl.data.sources.synthetic.world import CROPLAND, FOREST, WATER
+from s2ssl.data.sources.types import Chunk
 from testkit import REPO_ROOT, read_repo_params
 
 REAL = REPO_ROOT.parent / "shared" / "data" / "eolearn_slovenia_testpatch.npz"
@@ -43,10 +45,10 @@ def region(i: int = 0, **changes: Any) -> dict[str, Any]:
     return r
 
 
-def generate_all(params: Params, dataset: str, seed: int | None = None, **kw: Any) -> syn.Chunk:
+def generate_all(params: Params, dataset: str, seed: int | None = None, **kw: Any) -> Chunk:
     cfg = params.fetch
     chunks = list(
-        syn.generate(
+        synthetic_source.generate(
             cfg.synthetic,
             dataset,
             params.seed if seed is None else seed,
@@ -56,10 +58,10 @@ def generate_all(params: Params, dataset: str, seed: int | None = None, **kw: An
         )
     )
     arrays = {k: np.concatenate([c.arrays[k] for c in chunks]) for k in chunks[0].arrays}
-    return syn.Chunk(arrays=arrays, rows=pd.concat([c.rows for c in chunks], ignore_index=True))
+    return Chunk(arrays=arrays, rows=pd.concat([c.rows for c in chunks], ignore_index=True))
 
 
-def reflectance(chunk: syn.Chunk) -> np.ndarray:
+def reflectance(chunk: Chunk) -> np.ndarray:
     offsets = np.stack(chunk.rows["dn_offset"].map(np.asarray).to_list())
     return dn_to_reflectance(chunk.arrays["image"], offsets[:, :, None, None, None])
 
@@ -101,7 +103,7 @@ def test_a_location_does_not_depend_on_chunking_or_count() -> None:
 
 # --------------------------------------------------------------------------- physics
 @pytest.fixture(scope="module")
-def clear_season() -> syn.Chunk:
+def clear_season() -> Chunk:
     """One northern and one southern region, no clouds or haze, dates every ~10 days all year."""
     regions = [
         region(
@@ -127,7 +129,7 @@ def clear_season() -> syn.Chunk:
     return generate_all(params, "croptype")
 
 
-def crop_ndvi(chunk: syn.Chunk, hemisphere: str) -> tuple[np.ndarray, np.ndarray]:
+def crop_ndvi(chunk: Chunk, hemisphere: str) -> tuple[np.ndarray, np.ndarray]:
     """(doy [T], mean NDVI [T, n_crops]) over clear interior parcel pixels of one hemisphere."""
     sel = (chunk.rows["hemisphere"] == hemisphere).to_numpy()
     refl = reflectance(chunk)[sel]
@@ -145,9 +147,7 @@ def crop_ndvi(chunk: syn.Chunk, hemisphere: str) -> tuple[np.ndarray, np.ndarray
 
 
 @pytest.mark.parametrize("hemisphere", ["north", "south"])
-def test_each_crop_ndvi_peaks_near_its_configured_day(
-    clear_season: syn.Chunk, hemisphere: str
-) -> None:
+def test_each_crop_ndvi_peaks_near_its_configured_day(clear_season: Chunk, hemisphere: str) -> None:
     doy, curves = crop_ndvi(clear_season, hemisphere)
     shift = 182.5 if hemisphere == "south" else 0.0
     checked = 0
@@ -161,7 +161,7 @@ def test_each_crop_ndvi_peaks_near_its_configured_day(
     assert checked >= 6
 
 
-def test_ndvi_high_at_peak_low_after_harvest(clear_season: syn.Chunk) -> None:
+def test_ndvi_high_at_peak_low_after_harvest(clear_season: Chunk) -> None:
     doy, curves = crop_ndvi(clear_season, "north")
     for c, crop in enumerate(spectra.CROP_TABLE, start=1):
         if np.isnan(curves[:, c]).all():
@@ -186,12 +186,10 @@ def test_water_nir_below_red_and_vegetation_the_reverse() -> None:
     red, nir = refl[:, band_index("B04")], refl[:, band_index("B08")]
     from scipy import ndimage
 
-    water = (
-        ndimage.binary_erosion(lc == syn.WATER, iterations=1, structure=np.ones((1, 3, 3))) & clear
-    )
+    water = ndimage.binary_erosion(lc == WATER, iterations=1, structure=np.ones((1, 3, 3))) & clear
     assert water.sum() > 50
     assert nir[water].mean() < red[water].mean()
-    forest = (lc == syn.FOREST) & clear
+    forest = (lc == FOREST) & clear
     assert nir[forest].mean() > 3 * red[forest].mean()
 
 
@@ -234,8 +232,8 @@ def test_parcels_are_separated_by_boundaries_and_single_crop() -> None:
         for pid in np.unique(parcel[i])[1:]:
             assert len(np.unique(crop[i][parcel[i] == pid])) == 1
     assert ((parcel > 0) == (crop > 0)).all()
-    assert (lc[parcel > 0] == syn.CROPLAND).all()
-    margins = (lc == syn.CROPLAND) & (parcel == 0)
+    assert (lc[parcel > 0] == CROPLAND).all()
+    margins = (lc == CROPLAND) & (parcel == 0)
     assert margins.any(), "cropland has no parcel margins"
 
 

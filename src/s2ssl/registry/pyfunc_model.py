@@ -7,6 +7,6 @@ cloudpickle); MLflow executes it when the model is loaded, with the shipped ``s2
 
 import mlflow.models
 
-from s2ssl.tracking.pyfunc import S2SSLPyfuncModel
+from s2ssl.registry.pyfunc import S2SSLPyfuncModel
 
 mlflow.models.set_model(S2SSLPyfuncModel())

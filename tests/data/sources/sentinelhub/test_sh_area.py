@@ -16,7 +16,7 @@ from sh_server import CLIENT_SECRET, Imitation, ShImitation, baseline_of, produc
 from s2ssl.bands import BAND_NAMES, MASK_CLEAR, MASK_CLOUD
 from s2ssl.config import Params, parse_params
 from s2ssl.data.acquire import acquire_scene, area_grid, read_acquisition
-from s2ssl.data.sources.sentinelhub import SentinelHubCredentialsError
+from s2ssl.data.sources.sentinelhub.auth import SentinelHubCredentialsError
 from s2ssl.inference.rasters import RasterInput
 from testkit import read_repo_params, save_tiny_segmentation_model, write_params
 

@@ -1,10 +1,9 @@
 """fetch.source: sentinelhub end to end against the Sentinel Hub imitation on 127.0.0.1, through
-the real sentinelhub client: sampling, retries, resume, credentials and secrets."""
+the real sentinelhub client: sampling, retries, resume."""
 
 from __future__ import annotations
 
 import datetime as dt
-import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -12,74 +11,20 @@ from typing import Any
 
 import numpy as np
 import pytest
-from sh_server import CLIENT_SECRET, Imitation, ShImitation, baseline_of
+from sh_server import CLIENT_SECRET, ShImitation, baseline_of
+from shkit import BBOX, expected_pick, run, sh_params, sh_raw
 from typer.testing import CliRunner, Result
 
 from s2ssl.cli import app
 from s2ssl.cli.common import EX_TEMPFAIL
-from s2ssl.config import ConfigError, Params, parse_params
-from s2ssl.data import fetch as fetch_module
+from s2ssl.config import ConfigError, parse_params
 from s2ssl.data.sources import sampling
 from s2ssl.data.sources.base import INDEX_COLUMNS
 from s2ssl.data.sources.retry import RetriesExhaustedError, RetryPolicy
-from s2ssl.data.sources.sentinelhub import (
-    SentinelHubAuthError,
-    SentinelHubCredentialsError,
-    SentinelHubImagery,
-    _Redact,
-)
 from s2ssl.data.store import open_dataset
 from testkit import read_repo_params, write_params
 
-BBOX = [14.0, 45.9, 14.6, 46.3]  # Slovenia, one UTM zone
 
-
-def sh_params(tmp_path: Path, datasets: list[str], **sentinelhub: Any) -> Params:
-    """The repo's params with source sentinelhub, 16 px patches and fast retries."""
-    return parse_params(sh_raw(tmp_path, datasets, **sentinelhub))
-
-
-def sh_raw(tmp_path: Path, datasets: list[str], **sentinelhub: Any) -> dict[str, Any]:
-    """:func:`sh_params` as a plain mapping (to write a params.yaml for the CLI)."""
-    raw = read_repo_params()
-    raw["fetch"]["source"] = "sentinelhub"
-    raw["fetch"]["datasets"] = datasets
-    raw["fetch"]["shard_size"] = 4
-    cfg: dict[str, Any] = {
-        "max_cloud_coverage": 0.5,
-        "concurrency": 4,
-        "cache_dir": str(tmp_path / "cache"),
-        "regions": [{"name": "slovenia", "bbox": BBOX, "locations": 3}],
-        "unlabelled": {"patch_size": 16},
-        "landcover": {"patch_size": 16},
-        "croptype": {
-            "patch_size": 16,
-            "period_start": "2021-03-01",
-            "period_end": "2021-10-31",
-            "n_dates": 5,
-        },
-        "retry": {"backoff_s": 0.001, "max_backoff_s": 0.01},
-    }
-    cfg.update(sentinelhub)
-    raw["fetch"]["sentinelhub"] = cfg
-    return raw
-
-
-def run(params: Params, tmp_path: Path, **kwargs: Any) -> fetch_module.FetchResult:
-    source = SentinelHubImagery(params, sleep=kwargs.pop("sleep", lambda s: None))
-    return fetch_module.fetch(
-        params, tmp_path / "raw", tmp_path / "reports", source=source, **kwargs
-    )
-
-
-def expected_pick(state: Imitation, window: sampling.Window, max_cc: float) -> dt.date | None:
-    days = [
-        d for d in state.acquisitions(window.start, window.end) if state.cloud_cover(d) <= max_cc
-    ]
-    return max(days) if days else None
-
-
-# --------------------------------------------------------------------------- sampling
 def test_seasonal_windows_keep_the_most_recent_acceptable_scene(sh: ShImitation, tmp_path: Path):
     # Windows straddling baseline 04.00 (2022-01-25), so the DN offset changes; the first such
     # reference date whose five windows all hold an acceptable scene.
@@ -254,7 +199,6 @@ def test_one_response_comes_back_as_a_tiff_through_the_real_client(sh: ShImitati
     assert (image[:, :, 1] == 600).all()  # 500 + 100 × band position
 
 
-# --------------------------------------------------------------------------- robustness
 def test_429_and_5xx_are_retried_with_backoff_to_completion(sh: ShImitation, tmp_path: Path):
     sh.state.inject("token", [503, 429])
     sh.state.inject("catalog", [500, 429])
@@ -459,108 +403,6 @@ def test_a_sigkilled_fetch_process_resumes_without_redownloading(sh: ShImitation
     assert len(open_dataset(tmp_path / "raw" / "unlabelled")) == 3
 
 
-# --------------------------------------------------------------------------- credentials
-def test_missing_credentials_fail_before_any_network_call(sh: ShImitation, tmp_path, monkeypatch):
-    monkeypatch.delenv("SH_CLIENT_SECRET")
-    params = sh_params(tmp_path, ["landcover"])
-    with pytest.raises(SentinelHubCredentialsError, match="SH_CLIENT_SECRET") as info:
-        fetch_module.fetch(params, tmp_path / "raw", tmp_path / "reports")
-    assert "SH_CLIENT_ID" not in str(info.value).split("but")[1].split("is not set")[0]
-    assert sum(sh.state.counts.values()) == 0
-
-
-def test_credentials_come_from_a_dotenv_file(sh: ShImitation, tmp_path, monkeypatch):
-    for key in ("SH_CLIENT_ID", "SH_CLIENT_SECRET"):
-        monkeypatch.delenv(key)
-    (tmp_path / ".env").write_text(
-        f"SH_CLIENT_ID={sh.state.client_id}\nSH_CLIENT_SECRET={CLIENT_SECRET}\n"
-    )
-    params = sh_params(tmp_path, ["landcover"], regions=[{"name": "s", "points": [[14.2, 46.0]]}])
-    run(params, tmp_path)
-    assert len(open_dataset(tmp_path / "raw" / "landcover")) == 1
-
-
-def test_wrong_credentials_fail_fast_with_a_clear_message(sh: ShImitation, tmp_path, monkeypatch):
-    monkeypatch.setenv("SH_CLIENT_SECRET", "wrong-" + CLIENT_SECRET)
-    params = sh_params(tmp_path, ["landcover"])
-    with pytest.raises(SentinelHubAuthError, match="rejected the credentials") as info:
-        run(params, tmp_path)
-    assert CLIENT_SECRET not in str(info.value)
-    assert info.value.__suppress_context__  # no chained oauthlib error with request details
-    assert sh.state.counts["token_requests"] == 1  # a 401 is never retried
-    assert sh.state.counts["catalog_requests"] == sh.state.counts["process_requests"] == 0
-
-
-def test_the_secret_never_appears_in_output_logs_files_or_errors(
-    sh: ShImitation, tmp_path: Path, monkeypatch, caplog, capfd
-):
-    from typer.testing import CliRunner
-
-    from s2ssl.cli import app
-    from testkit import write_params
-
-    caplog.set_level(logging.DEBUG)
-    debug_file = tmp_path / "debug.log"
-    handler = logging.FileHandler(debug_file)
-    handler.setLevel(logging.DEBUG)
-    logging.getLogger().addHandler(handler)
-    try:
-        params = sh_params(tmp_path, ["unlabelled", "landcover"])
-        raw = params.model_dump(mode="json", by_alias=True)
-        raw["fetch"]["sentinelhub"]["retry"]["backoff_s"] = 0.0
-        params_file = write_params(tmp_path / "params.yaml", raw)
-        sh.state.inject("process", [429, 500])
-        result = CliRunner().invoke(
-            app, ["fetch", "--params", str(params_file), "--out", "raw", "--reports", "reports"]
-        )
-        assert result.exit_code == 0, result.output
-        assert "unlabelled" in result.output
-        monkeypatch.setenv("SH_CLIENT_SECRET", CLIENT_SECRET + "-wrong")
-        from sentinelhub import SentinelHubDownloadClient
-
-        SentinelHubDownloadClient.clear_cache()
-        failed = CliRunner().invoke(
-            app, ["fetch", "--params", str(params_file), "--out", "raw2", "--reports", "r2"]
-        )
-        assert failed.exit_code == 2 and "rejected the credentials" in failed.output
-    finally:
-        logging.getLogger().removeHandler(handler)
-        handler.close()
-    captured = capfd.readouterr()
-    texts = {
-        "cli output": result.output + failed.output,
-        "stdout/stderr": captured.out + captured.err,
-        "log records": caplog.text,
-        "debug log": debug_file.read_text(),
-    }
-    for where, text in texts.items():
-        assert CLIENT_SECRET not in text, f"secret leaked into {where}"
-    assert caplog.records, "DEBUG logging was on"
-    for path in tmp_path.rglob("*"):
-        if path.is_file() and path.name != ".env":
-            assert CLIENT_SECRET.encode() not in path.read_bytes(), f"secret in {path}"
-    source = SentinelHubImagery(sh_params(tmp_path, ["landcover"]))
-    assert CLIENT_SECRET not in repr(source.settings) + repr(vars(source))
-
-
-def test_the_log_filter_scrubs_secrets_and_tokens() -> None:
-    redact = _Redact([CLIENT_SECRET])
-    record = logging.LogRecord(
-        "requests_oauthlib.oauth2_session",
-        logging.DEBUG,
-        __file__,
-        1,
-        "Request body was %s",
-        (f"grant_type=client_credentials&client_id=x&client_secret={CLIENT_SECRET}",),
-        None,
-    )
-    redact.filter(record)
-    assert CLIENT_SECRET not in record.getMessage() and "client_secret=***" in record.getMessage()
-    assert "abc.def" not in redact.scrub("{'access_token': 'abc.def', 'expires_in': 3600}")
-    assert "Bearer ***" in redact.scrub("Authorization: Bearer abc.def-ghi")
-
-
-# --------------------------------------------------------------------------- config and stages
 def test_params_for_sentinelhub_are_checked() -> None:
     raw = read_repo_params()
     raw["fetch"]["source"] = "sentinelhub"
@@ -574,42 +416,6 @@ def test_params_for_sentinelhub_are_checked() -> None:
         parse_params(raw)
     raw["fetch"]["datasets"] = ["unlabelled", "landcover"]
     assert parse_params(raw).fetch.sentinelhub.collection == "L2A"
-
-
-def test_gaussian_sampler_spreads_around_places_with_sigma_50_km() -> None:
-    rng = np.random.default_rng(0)
-    pts = np.array([sampling.gaussian_around(rng, 10.0, 50.0, 50.0) for _ in range(4000)])
-    dy_km = (pts[:, 1] - 50.0) * sampling.KM_PER_DEGREE
-    dx_km = (pts[:, 0] - 10.0) * sampling.KM_PER_DEGREE * np.cos(np.radians(pts[:, 1]))
-    assert np.std(dy_km) == pytest.approx(50.0, rel=0.05)
-    assert np.std(dx_km) == pytest.approx(50.0, rel=0.05)
-
-
-def test_geojson_areas_sample_inside_the_polygons(tmp_path: Path) -> None:
-    import json
-
-    from s2ssl.config import ShRegion
-
-    poly = [[14.0, 45.9], [14.6, 45.9], [14.0, 46.3], [14.0, 45.9]]  # a triangle
-    path = tmp_path / "area.geojson"
-    path.write_text(
-        json.dumps(
-            {
-                "type": "FeatureCollection",
-                "features": [
-                    {
-                        "type": "Feature",
-                        "properties": {},
-                        "geometry": {"type": "Polygon", "coordinates": [poly]},
-                    }
-                ],
-            }
-        )
-    )
-    region = ShRegion(name="t", geojson=path, locations=50)
-    for k in range(50):
-        lon, lat = sampling.draw_location(region, sampling.candidate_rng(1, "landcover", "t", k), k)
-        assert (lon - 14.0) / 0.6 + (lat - 45.9) / 0.4 <= 1.0 + 1e-9
 
 
 @pytest.mark.slow
