@@ -136,9 +136,9 @@ def _check_distribution(
 class SplitFractions(StrictModel):
     """Fractions of locations in each split (they must sum to 1)."""
 
-    train: Fraction = 0.7
-    val: Fraction = 0.15
-    test: Fraction = 0.15
+    train: Fraction
+    val: Fraction
+    test: Fraction
 
     @model_validator(mode="after")
     def _sum(self) -> SplitFractions:
@@ -151,21 +151,21 @@ class SplitFractions(StrictModel):
 class UnlabelledSpec(StrictModel):
     """SeCo pre-training data: per location, ``n_dates`` acquisitions ``interval_weeks`` apart."""
 
-    locations_per_region: PositiveInt = 96
-    patch_size: int = Field(default=64, ge=16, le=512)
-    n_dates: int = Field(default=5, ge=2, le=12)
-    interval_weeks: int = Field(default=12, ge=1, le=26)
-    window_days: float = Field(default=7.5, ge=0, le=30, description="± search window per date")
-    max_cloud_coverage: Fraction = 0.1
+    locations_per_region: PositiveInt
+    patch_size: int = Field(ge=16, le=512)
+    n_dates: int = Field(ge=2, le=12)
+    interval_weeks: int = Field(ge=1, le=26)
+    window_days: float = Field(ge=0, le=30, description="± search window per date")
+    max_cloud_coverage: Fraction
 
 
 class LandcoverSpec(StrictModel):
     """Labelled single-date patches for land-cover segmentation (and derived scene labels)."""
 
-    patches_per_region: PositiveInt = 160
-    patch_size: int = Field(default=64, ge=16, le=512)
-    max_cloud_coverage: Fraction = 0.1
-    splits: SplitFractions = SplitFractions()
+    patches_per_region: PositiveInt
+    patch_size: int = Field(ge=16, le=512)
+    max_cloud_coverage: Fraction
+    splits: SplitFractions
 
     @field_validator("patch_size")
     @classmethod
@@ -178,15 +178,15 @@ class LandcoverSpec(StrictModel):
 class CroptypeSpec(StrictModel):
     """Satellite image time series (SITS) over cropland, for crop-type segmentation (CSCL)."""
 
-    patches_per_region: PositiveInt = 96
-    patch_size: int = Field(default=32, ge=8, le=256)
-    n_dates: int = Field(default=16, ge=2, le=64)
-    season_start_doy: int = Field(default=60, ge=1, le=366, description="northern-hemisphere doy")
-    season_end_doy: int = Field(default=330, ge=1, le=366)
-    date_jitter_days: int = Field(default=3, ge=0, le=15)
-    max_cloud_coverage: Fraction = 0.5
-    cropland_boost: float = Field(default=2.0, ge=0, le=10, description="bias toward cropland")
-    splits: SplitFractions = SplitFractions()
+    patches_per_region: PositiveInt
+    patch_size: int = Field(ge=8, le=256)
+    n_dates: int = Field(ge=2, le=64)
+    season_start_doy: int = Field(ge=1, le=366, description="northern-hemisphere doy")
+    season_end_doy: int = Field(ge=1, le=366)
+    date_jitter_days: int = Field(ge=0, le=15)
+    max_cloud_coverage: Fraction
+    cropland_boost: float = Field(ge=0, le=10, description="bias toward cropland")
+    splits: SplitFractions
 
     @field_validator("patch_size")
     @classmethod
@@ -206,11 +206,11 @@ class SyntheticSource(StrictModel):
     """The embedded synthetic Sentinel-2 world."""
 
     regions: list[RegionSpec] = Field(min_length=1)
-    unlabelled: UnlabelledSpec = UnlabelledSpec()
-    landcover: LandcoverSpec = LandcoverSpec()
-    croptype: CroptypeSpec = CroptypeSpec()
-    noise: float = Field(default=0.004, ge=0, le=0.1, description="per-pixel reflectance noise σ")
-    processing_baseline: Literal["by_date", "03.01", "04.00", "05.09"] = "by_date"
+    unlabelled: UnlabelledSpec
+    landcover: LandcoverSpec
+    croptype: CroptypeSpec
+    noise: float = Field(ge=0, le=0.1, description="per-pixel reflectance noise σ")
+    processing_baseline: Literal["by_date", "03.01", "04.00", "05.09"]
 
     @field_validator("regions")
     @classmethod
@@ -318,7 +318,7 @@ class ShSingleDateSpec(StrictModel):
         default=None, description="window centre; None: a random date per location"
     )
     window_days: float = Field(default=15.0, ge=0.5, le=183)
-    splits: SplitFractions = SplitFractions()
+    splits: SplitFractions = SplitFractions(train=0.7, val=0.15, test=0.15)
     labels: LabelRaster | None = Field(
         default=None, description="a land-cover raster resampled onto every patch (optional)"
     )
@@ -339,7 +339,7 @@ class ShTimeSeriesSpec(StrictModel):
     period_start: dt.date
     period_end: dt.date
     n_dates: int = Field(default=16, ge=2, le=64)
-    splits: SplitFractions = SplitFractions()
+    splits: SplitFractions = SplitFractions(train=0.7, val=0.15, test=0.15)
     labels: LabelRaster | None = Field(
         default=None, description="a crop-type raster resampled onto every patch (optional)"
     )
@@ -427,7 +427,7 @@ class LocalDatasetSpec(StrictModel):
     label_classes: dict[Literal["landcover", "croptype"], dict[int, str]] = Field(
         default_factory=dict, description="raster value -> class name (default: value = index)"
     )
-    splits: SplitFractions = SplitFractions()
+    splits: SplitFractions = SplitFractions(train=0.7, val=0.15, test=0.15)
 
     @field_validator("band_order")
     @classmethod
@@ -462,20 +462,16 @@ class LocalSource(StrictModel):
 class FetchConfig(StrictModel):
     """``fetch`` stage: where imagery comes from and which time range it covers."""
 
-    source: Literal["synthetic", "sentinelhub", "local"] = "synthetic"
-    start_date: dt.date = dt.date(2019, 1, 1)
-    end_date: dt.date = dt.date(2023, 12, 31)
-    shard_size: int = Field(default=256, ge=1, le=100_000)
-    datasets: list[Literal["unlabelled", "landcover", "croptype"]] = Field(
-        default=["unlabelled", "landcover", "croptype"], min_length=1
-    )
+    source: Literal["synthetic", "sentinelhub", "local"]
+    start_date: dt.date
+    end_date: dt.date
+    shard_size: int = Field(ge=1, le=100_000)
+    datasets: list[Literal["unlabelled", "landcover", "croptype"]] = Field(min_length=1)
     synthetic: SyntheticSource
     sentinelhub: SentinelHubSource | None = Field(
-        default=None, description="real imagery (used when source: sentinelhub)"
+        description="real imagery (used when source: sentinelhub)"
     )
-    local: LocalSource | None = Field(
-        default=None, description="your own GeoTIFFs (used when source: local)"
-    )
+    local: LocalSource | None = Field(description="your own GeoTIFFs (used when source: local)")
 
     @model_validator(mode="after")
     def _range(self) -> FetchConfig:
@@ -526,17 +522,15 @@ class ValidateConfig(StrictModel):
     drops below ``min_pass_fraction`` (or whose schema is wrong, or a split empties) is unusable.
     """
 
-    allowed_dtypes: list[Literal["uint16", "float32"]] = Field(
-        default=["uint16", "float32"], min_length=1
-    )
-    max_nan_fraction: Fraction = 0.0
-    max_nodata_fraction: Fraction = 0.05
-    dn_range: tuple[int, int] = (-1000, 20000)
-    max_cloud_fraction: Fraction = 0.9
-    min_label_coverage: Fraction = 0.5
-    min_pass_fraction: Fraction = 0.8
-    quantiles: tuple[float, float] = (0.02, 0.98)
-    required_bands: list[str] = Field(default_factory=lambda: list(BAND_NAMES), min_length=1)
+    allowed_dtypes: list[Literal["uint16", "float32"]] = Field(min_length=1)
+    max_nan_fraction: Fraction
+    max_nodata_fraction: Fraction
+    dn_range: tuple[int, int]
+    max_cloud_fraction: Fraction
+    min_label_coverage: Fraction
+    min_pass_fraction: Fraction
+    quantiles: tuple[float, float]
+    required_bands: list[str] = Field(min_length=1)
 
     @field_validator("required_bands")
     @classmethod
@@ -593,15 +587,15 @@ class AppearanceConfig(StrictModel):
     noise and flips (our choice). Grayscale only applies to RGB input.
     """
 
-    brightness: float = Field(default=0.4, ge=0, le=2, description="shift, in band std units")
-    contrast: float = Field(default=0.4, ge=0, le=1, description="factor range 1 ± contrast")
-    jitter_p: Fraction = Field(default=0.8, description="probability of brightness/contrast")
-    grayscale_p: Fraction = Field(default=0.2, description="RGB input only (SeCo)")
-    blur_p: Fraction = 0.5
-    blur_sigma: tuple[float, float] = (0.1, 2.0)
-    noise_p: Fraction = 0.0
-    noise_std: float = Field(default=0.01, ge=0, le=1, description="reflectance units")
-    flip: bool = Field(default=True, description="random horizontal flip (part of A in SeCo)")
+    brightness: float = Field(ge=0, le=2, description="shift, in band std units")
+    contrast: float = Field(ge=0, le=1, description="factor range 1 ± contrast")
+    jitter_p: Fraction = Field(description="probability of brightness/contrast")
+    grayscale_p: Fraction = Field(description="RGB input only (SeCo)")
+    blur_p: Fraction
+    blur_sigma: tuple[float, float]
+    noise_p: Fraction
+    noise_std: float = Field(ge=0, le=1, description="reflectance units")
+    flip: bool = Field(description="random horizontal flip (part of A in SeCo)")
 
     @field_validator("blur_sigma")
     @classmethod
@@ -616,30 +610,30 @@ class ProbeConfig(StrictModel):
     al. 2021) or counted (``voting: majority``).
     """
 
-    k: PositiveInt = 20
-    temperature: float = Field(default=0.07, gt=0, le=10)
-    voting: Literal["weighted", "majority"] = "weighted"
-    bank_size: PositiveInt = Field(default=512, description="scene level: max bank patches")
-    query_size: PositiveInt = Field(default=256, description="scene level: max query patches")
+    k: PositiveInt
+    temperature: float = Field(gt=0, le=10)
+    voting: Literal["weighted", "majority"]
+    bank_size: PositiveInt = Field(description="scene level: max bank patches")
+    query_size: PositiveInt = Field(description="scene level: max query patches")
     scene_tile: PositiveInt = Field(
-        default=32, description="scene level: patches are cut into tiles labelled by majority"
+        description="scene level: patches are cut into tiles labelled by majority"
     )
-    pixel_bank_images: PositiveInt = Field(default=64, description="pixel level: bank images")
-    pixel_query_images: PositiveInt = Field(default=32, description="pixel level: query images")
-    pixels_per_image: PositiveInt = Field(default=64, description="pixel level: pixels per image")
-    batch_size: PositiveInt = Field(default=64, description="images per encoding batch")
+    pixel_bank_images: PositiveInt = Field(description="pixel level: bank images")
+    pixel_query_images: PositiveInt = Field(description="pixel level: query images")
+    pixels_per_image: PositiveInt = Field(description="pixel level: pixels per image")
+    batch_size: PositiveInt = Field(description="images per encoding batch")
 
 
 class _SgdCropTraining(StrictModel):
     """What the contrastive methods share: random-resized-crop scale and the SGD step schedule
     (lr × ``lr_gamma`` at the ``lr_milestones`` fractions of ``max_epochs``)."""
 
-    crop_scale: tuple[float, float] = (0.2, 1.0)
-    lr: float = Field(default=0.03, gt=0, le=10)
-    sgd_momentum: float = Field(default=0.9, ge=0, lt=1)
-    weight_decay: float = Field(default=1e-4, ge=0, le=1)
-    lr_milestones: tuple[float, ...] = (0.6, 0.8)
-    lr_gamma: float = Field(default=0.1, gt=0, le=1)
+    crop_scale: tuple[float, float]
+    lr: float = Field(gt=0, le=10)
+    sgd_momentum: float = Field(ge=0, lt=1)
+    weight_decay: float = Field(ge=0, le=1)
+    lr_milestones: tuple[float, ...]
+    lr_gamma: float = Field(gt=0, le=1)
 
     @field_validator("crop_scale")
     @classmethod
@@ -667,41 +661,41 @@ class MocoConfig(_SgdCropTraining):
     stayed near chance; with 0.00375 the loss fell 12.9 → 12.1 and the std stayed 0.02–0.03).
     """
 
-    lr: float = Field(default=0.00375, gt=0, le=10, description="paper: 0.03 at batch 256")
-    max_epochs: PositiveInt = 20
-    batch_size: int = Field(default=32, ge=2, le=65536)
-    depth: Literal[18, 50] = 18
-    bands: Literal["rgb", "all"] = "rgb"
-    crop_size: int = Field(default=48, ge=32, le=1024, description="output of the resized crop")
-    embedding_dim: PositiveInt = 128
-    queue_size: PositiveInt = 64
-    temperature: float = Field(default=0.07, gt=0, le=10)
-    key_momentum: float = Field(default=0.99, ge=0, le=1)
-    appearance: AppearanceConfig = AppearanceConfig()
+    lr: float = Field(gt=0, le=10, description="paper: 0.03 at batch 256")
+    max_epochs: PositiveInt
+    batch_size: int = Field(ge=2, le=65536)
+    depth: Literal[18, 50]
+    bands: Literal["rgb", "all"]
+    crop_size: int = Field(ge=32, le=1024, description="output of the resized crop")
+    embedding_dim: PositiveInt
+    queue_size: PositiveInt
+    temperature: float = Field(gt=0, le=10)
+    key_momentum: float = Field(ge=0, le=1)
+    appearance: AppearanceConfig
 
 
 class DenseConfig(_SgdCropTraining):
     """``dense``: pixel-level contrastive pre-training of a ResNet U-Net (Embedding Earth, Tarasiou
     & Zafeiriou 2022; the official code was never released, the design is ours)."""
 
-    max_epochs: PositiveInt = 8
-    batch_size: int = Field(default=16, ge=2, le=65536)
-    depth: Literal[18, 50] = 18
-    bands: Literal["rgb", "all"] = "all"
-    crop_size: int = Field(default=64, ge=32, le=1024)
+    max_epochs: PositiveInt
+    batch_size: int = Field(ge=2, le=65536)
+    depth: Literal[18, 50]
+    bands: Literal["rgb", "all"]
+    crop_size: int = Field(ge=32, le=1024)
     crop_scale: tuple[float, float] = Field(
-        default=(0.4, 1.0), description="larger than SeCo's 0.2 so two crops overlap"
+        description="larger than SeCo's 0.2 so two crops overlap"
     )
-    rot90: bool = True
-    points_per_image: PositiveInt = 64
-    feature_dim: PositiveInt = Field(default=128, description="U-Net per-pixel output channels")
-    embedding_dim: PositiveInt = 128
-    temperature: float = Field(default=0.1, gt=0, le=10)
-    symmetric: bool = True
-    key_encoder: bool = Field(default=False, description="momentum (dual) key encoder")
-    key_momentum: float = Field(default=0.99, ge=0, le=1)
-    optimizer: Literal["sgd", "adamw"] = "sgd"
-    appearance: AppearanceConfig = AppearanceConfig(grayscale_p=0.0, noise_p=0.5)
+    rot90: bool
+    points_per_image: PositiveInt
+    feature_dim: PositiveInt = Field(description="U-Net per-pixel output channels")
+    embedding_dim: PositiveInt
+    temperature: float = Field(gt=0, le=10)
+    symmetric: bool
+    key_encoder: bool = Field(description="momentum (dual) key encoder")
+    key_momentum: float = Field(ge=0, le=1)
+    optimizer: Literal["sgd", "adamw"]
+    appearance: AppearanceConfig
 
     @field_validator("crop_size")
     @classmethod
@@ -720,23 +714,23 @@ class CSCLConfig(StrictModel):
     3×3 window. The defaults here shrink width and crops to fit the CPU budget.
     """
 
-    labels: Literal["croptype", "landcover"] = "croptype"
-    max_epochs: PositiveInt = 8
-    batch_size: int = Field(default=16, ge=1, le=65536)
-    features: PositiveInt = Field(default=8, description="3-D U-Net base width (paper: 16)")
-    depth: Literal[18, 50] = Field(default=18, description="ResNet U-Net depth (landcover)")
+    labels: Literal["croptype", "landcover"]
+    max_epochs: PositiveInt
+    batch_size: int = Field(ge=1, le=65536)
+    features: PositiveInt = Field(description="3-D U-Net base width (paper: 16)")
+    depth: Literal[18, 50] = Field(description="ResNet U-Net depth (landcover)")
     crop_size: int | None = Field(
-        default=16, ge=4, description="random square crop per step (None: whole patch)"
+        ge=4, description="random square crop per step (None: whole patch)"
     )
-    flip: bool = True
-    rot90: bool = True
-    embedding_dim: PositiveInt = 128
-    kernel_size: int = Field(default=3, ge=1, le=15)
-    dilation: PositiveInt = 1
-    pos_weight: float = Field(default=0.125, ge=0, le=10, description="w⁺")
-    lr: float = Field(default=1e-4, gt=0, le=10)
-    lr_decay: float = Field(default=0.975, gt=0, le=1, description="lr factor per epoch")
-    weight_decay: float = Field(default=0.0, ge=0, le=1)
+    flip: bool
+    rot90: bool
+    embedding_dim: PositiveInt
+    kernel_size: int = Field(ge=1, le=15)
+    dilation: PositiveInt
+    pos_weight: float = Field(ge=0, le=10, description="w⁺")
+    lr: float = Field(gt=0, le=10)
+    lr_decay: float = Field(gt=0, le=1, description="lr factor per epoch")
+    weight_decay: float = Field(ge=0, le=1)
 
     @field_validator("kernel_size")
     @classmethod
@@ -774,28 +768,28 @@ class PretrainConfig(StrictModel):
     made dense pre-training 15-30 % faster on the 2-core CPU (SeCo / MoCo unchanged), hence on.
     """
 
-    methods: list[PretrainMethod] = Field(default=list(PRETRAIN_METHODS), min_length=1)
-    accelerator: Literal["auto", "cpu", "gpu", "cuda", "mps"] = "auto"
-    devices: int | Literal["auto"] = "auto"
-    strategy: Literal["auto", "ddp", "ddp_spawn"] = "auto"
-    num_nodes: PositiveInt = 1
-    precision: Literal["auto", "32", "bf16-mixed", "16-mixed"] = "auto"
-    channels_last: bool | Literal["auto"] = True
-    deterministic: bool = True
-    num_workers: int = Field(default=0, ge=0, le=64)
+    methods: list[PretrainMethod] = Field(min_length=1)
+    accelerator: Literal["auto", "cpu", "gpu", "cuda", "mps"]
+    devices: int | Literal["auto"]
+    strategy: Literal["auto", "ddp", "ddp_spawn"]
+    num_nodes: PositiveInt
+    precision: Literal["auto", "32", "bf16-mixed", "16-mixed"]
+    channels_last: bool | Literal["auto"]
+    deterministic: bool
+    num_workers: int = Field(ge=0, le=64)
     limit_train_batches: PositiveInt | None = Field(
-        default=None, description="cap on training batches per epoch (None: the whole split)"
+        description="cap on training batches per epoch (None: the whole split)"
     )
-    log_every_n_steps: PositiveInt = 5
+    log_every_n_steps: PositiveInt
     torch_threads: PositiveInt | None = Field(
-        default=None, description="torch intra-op threads (None: torch's default, all cores)"
+        description="torch intra-op threads (None: torch's default, all cores)"
     )
-    probe: ProbeConfig = ProbeConfig()
-    seco: MocoConfig = MocoConfig()
-    moco: MocoConfig = MocoConfig()
-    moco_tp: MocoConfig = MocoConfig()
-    dense: DenseConfig = DenseConfig()
-    cscl: CSCLConfig = CSCLConfig()
+    probe: ProbeConfig
+    seco: MocoConfig
+    moco: MocoConfig
+    moco_tp: MocoConfig
+    dense: DenseConfig
+    cscl: CSCLConfig
 
     @field_validator("methods")
     @classmethod
@@ -846,20 +840,20 @@ class SupervisedTraining(StrictModel):
     ``val_every`` steps and the best state (validation metric) is the one scored on test.
     """
 
-    epochs: PositiveInt = 4
-    min_steps: PositiveInt = 40
-    max_steps: PositiveInt = 400
-    val_every: PositiveInt = Field(default=20, description="validation every n steps")
-    batch_size: PositiveInt = 16
-    lr: float = Field(default=1e-3, gt=0, le=10)
-    weight_decay: float = Field(default=1e-4, ge=0, le=1)
+    epochs: PositiveInt
+    min_steps: PositiveInt
+    max_steps: PositiveInt
+    val_every: PositiveInt = Field(description="validation every n steps")
+    batch_size: PositiveInt
+    lr: float = Field(gt=0, le=10)
+    weight_decay: float = Field(ge=0, le=1)
     encoder_lr_scale: float = Field(
-        default=1.0, gt=0, le=10, description="lr factor of pre-trained weights (1: same lr)"
+        gt=0, le=10, description="lr factor of pre-trained weights (1: same lr)"
     )
-    flip: bool = True
-    rot90: bool = True
+    flip: bool
+    rot90: bool
     crop_size: int | None = Field(
-        default=None, ge=4, description="random square training crop (None: whole patch)"
+        ge=4, description="random square training crop (None: whole patch)"
     )
 
     crop_multiple: ClassVar[tuple[int, str]] = (1, "")
@@ -893,10 +887,10 @@ class LandcoverFinetune(SupervisedTraining):
     ``cscl`` with ``pretrain.cscl.labels: landcover``: the whole U-Net).
     """
 
-    inits: list[Init] = Field(default=["random", "dense", "seco"], min_length=1)
-    depth: Literal[18, 50] = 18
-    bands: Literal["rgb", "all"] = "all"
-    feature_dim: PositiveInt = Field(default=128, description="random-init U-Net output channels")
+    inits: list[Init] = Field(min_length=1)
+    depth: Literal[18, 50]
+    bands: Literal["rgb", "all"]
+    feature_dim: PositiveInt = Field(description="random-init U-Net output channels")
 
     crop_multiple: ClassVar[tuple[int, str]] = (32, "ResNet U-Net")
 
@@ -909,10 +903,10 @@ class CroptypeFinetune(SupervisedTraining):
     learning-rate schedule starts again (Adam, × ``lr_decay`` per epoch; paper lr 1e-4, batch 32).
     """
 
-    inits: list[Literal["random", "cscl"]] = Field(default=["random", "cscl"], min_length=1)
-    features: PositiveInt = Field(default=8, description="random-init 3-D U-Net width")
-    embedding_dim: PositiveInt = Field(default=128, description="random-init output channels")
-    lr_decay: float = Field(default=0.975, gt=0, le=1, description="lr factor per epoch")
+    inits: list[Literal["random", "cscl"]] = Field(min_length=1)
+    features: PositiveInt = Field(description="random-init 3-D U-Net width")
+    embedding_dim: PositiveInt = Field(description="random-init output channels")
+    lr_decay: float = Field(gt=0, le=1, description="lr factor per epoch")
 
     crop_multiple: ClassVar[tuple[int, str]] = (4, "3-D U-Net")
 
@@ -920,9 +914,9 @@ class CroptypeFinetune(SupervisedTraining):
 class LinearProbeConfig(StrictModel):
     """Logistic regression on frozen, standardised global-pooled features (full batch)."""
 
-    epochs: PositiveInt = 200
-    lr: float = Field(default=0.05, gt=0, le=10)
-    weight_decay: float = Field(default=1e-3, ge=0, le=10)
+    epochs: PositiveInt
+    lr: float = Field(gt=0, le=10)
+    weight_decay: float = Field(ge=0, le=10)
 
 
 class SceneFinetune(SupervisedTraining):
@@ -934,17 +928,15 @@ class SceneFinetune(SupervisedTraining):
     full fine-tune runs at ``finetune_fractions`` only (it costs as much as a segmentation run).
     """
 
-    inits: list[Literal["random", "seco", "moco", "moco_tp", "dense", "cscl"]] = Field(
-        default=["random", "seco", "moco", "moco_tp", "dense"], min_length=1
-    )
-    protocols: list[ScanProtocol] = Field(default=["linear", "knn", "finetune"], min_length=1)
-    finetune_fractions: list[Fraction] = Field(default=[1.0])
-    tile_size: int = Field(default=32, ge=8, description="scene tile edge (divides the patch)")
-    depth: Literal[18, 50] = 18
-    bands: Literal["rgb", "all"] = "all"
-    linear: LinearProbeConfig = LinearProbeConfig()
-    knn_k: PositiveInt = 20
-    knn_temperature: float = Field(default=0.07, gt=0, le=10)
+    inits: list[Literal["random", "seco", "moco", "moco_tp", "dense", "cscl"]] = Field(min_length=1)
+    protocols: list[ScanProtocol] = Field(min_length=1)
+    finetune_fractions: list[Fraction]
+    tile_size: int = Field(ge=8, description="scene tile edge (divides the patch)")
+    depth: Literal[18, 50]
+    bands: Literal["rgb", "all"]
+    linear: LinearProbeConfig
+    knn_k: PositiveInt
+    knn_temperature: float = Field(gt=0, le=10)
 
     @field_validator("protocols")
     @classmethod
@@ -955,8 +947,8 @@ class SceneFinetune(SupervisedTraining):
 class RegionTransferConfig(StrictModel):
     """Fine-tune and test on ``holdout_region`` (never seen in pre-training) at these fractions."""
 
-    enabled: bool = True
-    fractions: list[Fraction] = Field(default=[0.1])
+    enabled: bool
+    fractions: list[Fraction]
 
 
 class FinetuneConfig(StrictModel):
@@ -967,21 +959,19 @@ class FinetuneConfig(StrictModel):
     majority class so every class keeps a sample; at least ``min_train_samples`` are kept.
     """
 
-    tasks: list[FinetuneTask] = Field(default=list(FINETUNE_TASKS), min_length=1)
-    fractions: list[Fraction] = Field(default=[0.01, 0.1, 1.0], min_length=1)
-    min_train_samples: PositiveInt = 2
-    region_transfer: RegionTransferConfig = RegionTransferConfig()
-    accelerator: Literal["auto", "cpu", "gpu", "cuda", "mps"] = "auto"
-    devices: int | Literal["auto"] = 1
-    precision: Literal["auto", "32", "bf16-mixed", "16-mixed"] = "auto"
-    deterministic: bool = True
-    torch_threads: PositiveInt | None = None
-    eval_batch_size: PositiveInt = 64
-    landcover: LandcoverFinetune = LandcoverFinetune()
-    croptype: CroptypeFinetune = CroptypeFinetune(
-        epochs=6, min_steps=40, lr=1e-3, batch_size=16, flip=True, rot90=True
-    )
-    scene: SceneFinetune = SceneFinetune(batch_size=32)
+    tasks: list[FinetuneTask] = Field(min_length=1)
+    fractions: list[Fraction] = Field(min_length=1)
+    min_train_samples: PositiveInt
+    region_transfer: RegionTransferConfig
+    accelerator: Literal["auto", "cpu", "gpu", "cuda", "mps"]
+    devices: int | Literal["auto"]
+    precision: Literal["auto", "32", "bf16-mixed", "16-mixed"]
+    deterministic: bool
+    torch_threads: PositiveInt | None
+    eval_batch_size: PositiveInt
+    landcover: LandcoverFinetune
+    croptype: CroptypeFinetune
+    scene: SceneFinetune
 
     @model_validator(mode="after")
     def _scene_crop(self) -> FinetuneConfig:
@@ -1014,7 +1004,7 @@ class FinetuneConfig(StrictModel):
 class EvaluateConfig(StrictModel):
     """``evaluate`` stage: which figures the report draws."""
 
-    strip_samples: PositiveInt = Field(default=4, description="test images in each strip PNG")
+    strip_samples: PositiveInt = Field(description="test images in each strip PNG")
 
 
 class PromotionPolicy(StrictModel):
@@ -1026,24 +1016,23 @@ class PromotionPolicy(StrictModel):
     ``acc.<class>``) may drop by more than ``max_class_drop`` (``null``: no such guard rail).
     """
 
-    metric: str | None = Field(default=None, pattern=r"^[a-z0-9_.]+$")
-    min_improvement: float = Field(default=0.005, ge=0.0, le=1.0)
-    require_same_test_set: bool = True
-    max_class_drop: float | None = Field(default=0.1, ge=0.0, le=1.0)
+    metric: str | None = Field(pattern=r"^[a-z0-9_.]+$")
+    min_improvement: float = Field(ge=0.0, le=1.0)
+    require_same_test_set: bool
+    max_class_drop: float | None = Field(ge=0.0, le=1.0)
 
 
 class RegisterConfig(StrictModel):
     """``register`` / ``promote`` stages: MLflow registry names and the promotion policy."""
 
     model_prefix: str = Field(
-        default="s2ssl",
         pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]*$",
         description="registered models are named <model_prefix>-<task>",
     )
     tasks: list[FinetuneTask] | None = Field(
-        default=None, description="tasks to register (null: every finetune.tasks)"
+        description="tasks to register (null: every finetune.tasks)"
     )
-    promote: PromotionPolicy = PromotionPolicy()
+    promote: PromotionPolicy
 
     @field_validator("tasks")
     @classmethod
@@ -1112,14 +1101,12 @@ class TunePrunerConfig(StrictModel):
     """Optuna's median pruner: stop a trial whose validation score at a step is below the median
     of earlier trials' scores at that step."""
 
-    enabled: bool = True
-    n_startup_trials: int = Field(
-        default=3, ge=0, description="finished trials before any trial is pruned"
-    )
+    enabled: bool
+    n_startup_trials: int = Field(ge=0, description="finished trials before any trial is pruned")
     n_warmup_steps: int = Field(
-        default=20, ge=0, description="optimiser steps of a trial before it may be pruned"
+        ge=0, description="optimiser steps of a trial before it may be pruned"
     )
-    interval_steps: PositiveInt = Field(default=1, description="pruning checks every n steps")
+    interval_steps: PositiveInt = Field(description="pruning checks every n steps")
 
 
 class TuneConfig(StrictModel):
@@ -1132,31 +1119,26 @@ class TuneConfig(StrictModel):
     ``s2ssl tune apply`` writes the best values into ``params.yaml``.
     """
 
-    study_name: str = Field(
-        default="landcover-dense", pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", max_length=80
-    )
-    task: FinetuneTask = "landcover"
-    init: Init = "dense"
-    fraction: float = Field(default=0.1, gt=0, le=1, description="label fraction of train")
-    n_trials: PositiveInt = Field(default=10, description="finished trials the study should hold")
+    study_name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", max_length=80)
+    task: FinetuneTask
+    init: Init
+    fraction: float = Field(gt=0, le=1, description="label fraction of train")
+    n_trials: PositiveInt = Field(description="finished trials the study should hold")
     timeout_s: float | None = Field(
-        default=None, gt=0, description="no new trial after this many seconds (per execution)"
+        gt=0, description="no new trial after this many seconds (per execution)"
     )
     seed: int | None = Field(
-        default=None, ge=0, le=2**32 - 1, description="sampler seed (None: the top-level seed)"
+        ge=0, le=2**32 - 1, description="sampler seed (None: the top-level seed)"
     )
     n_startup_trials: int = Field(
-        default=4, ge=0, description="TPE: randomly sampled trials before the model takes over"
+        ge=0, description="TPE: randomly sampled trials before the model takes over"
     )
     include_current: bool = Field(
-        default=True, description="trial 0 = the current values of params.yaml (the baseline)"
+        description="trial 0 = the current values of params.yaml (the baseline)"
     )
-    pruner: TunePrunerConfig = TunePrunerConfig()
-    fixed: dict[str, TuneValue | None] = Field(default_factory=dict)
+    pruner: TunePrunerConfig
+    fixed: dict[str, TuneValue | None]
     space: dict[str, SearchDimension] = Field(
-        default_factory=lambda: {
-            "lr": SearchDimension(type="float", low=1e-4, high=1e-2, log=True),
-        },
         min_length=1,
     )
 
@@ -1166,17 +1148,17 @@ class Params(StrictModel):
 
     seed: int = Field(ge=0, le=2**32 - 1)
     fetch: FetchConfig
-    validation: ValidateConfig = Field(default=ValidateConfig(), alias="validate")
+    validation: ValidateConfig = Field(alias="validate")
     """The ``validate`` section (a field called ``validate`` would shadow pydantic's method)."""
-    holdout_region: str | None = None
+    holdout_region: str | None
     """A region never used for pre-training nor in-domain fine-tuning: the region-transfer test."""
-    pretrain: PretrainConfig = PretrainConfig()
+    pretrain: PretrainConfig
     """The ``pretrain`` section (defaults apply when a params file has none)."""
-    finetune: FinetuneConfig = FinetuneConfig()
-    evaluate: EvaluateConfig = EvaluateConfig()
-    registry: RegisterConfig = Field(default=RegisterConfig(), alias="register")
+    finetune: FinetuneConfig
+    evaluate: EvaluateConfig
+    registry: RegisterConfig = Field(alias="register")
     """The ``register`` section (a field called ``register`` would shadow ``ABC.register``)."""
-    tune: TuneConfig = TuneConfig()
+    tune: TuneConfig
     """The Optuna sweep (``dvc repro tune/dvc.yaml`` only; never part of a plain ``dvc repro``)."""
 
     @model_validator(mode="after")
