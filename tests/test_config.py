@@ -10,15 +10,8 @@ import pytest
 import yaml
 from pydantic import SecretStr, ValidationError
 
-from s2ssl.config import (
-    CROPS,
-    LANDCOVER_CLASSES,
-    ConfigError,
-    Params,
-    load_params,
-    parse_params,
-    set_dotted,
-)
+from s2ssl.classes import CROPS, LANDCOVER_CLASSES
+from s2ssl.config import ConfigError, Params, load_params, parse_params, set_dotted
 from s2ssl.settings import Settings, get_settings
 
 REPO_PARAMS = Path(__file__).resolve().parents[1] / "params.yaml"

@@ -11,7 +11,8 @@ import pytest
 import torch
 
 from s2ssl.bands import BAND_NAMES
-from s2ssl.config import LANDCOVER_CLASSES, LinearProbeConfig, load_params
+from s2ssl.classes import LANDCOVER_CLASSES
+from s2ssl.config import LinearProbeConfig, load_params
 from s2ssl.finetune.data import TaskSplit, load_task_data, scene_tiles
 from s2ssl.finetune.frozen import fit_linear_probe
 from s2ssl.finetune.models import SceneNet, SegmentationNet, load_model

@@ -30,7 +30,8 @@ from typing import Any, Final
 
 import numpy as np
 
-from s2ssl.config import CROP_CLASSES, LANDCOVER_CLASSES, Params
+from s2ssl.classes import CROP_CLASSES, LANDCOVER_CLASSES
+from s2ssl.config import Params
 from s2ssl.io import atomic_path, write_json_atomic
 
 __all__ = ["EvaluationResult", "collect_runs", "flat_metrics", "gains", "write_evaluation"]
@@ -434,7 +435,8 @@ def strip_png(
     import matplotlib.pyplot as plt
     from matplotlib.colors import ListedColormap
 
-    from s2ssl.data.quicklooks import CROP_COLOURS, LANDCOVER_COLOURS, _legend, true_colour
+    from s2ssl.classes import CROP_COLOURS, LANDCOVER_COLOURS
+    from s2ssl.data.quicklooks import class_legend, true_colour
     from s2ssl.finetune.data import load_task_data
 
     protocol = (
@@ -499,7 +501,7 @@ def strip_png(
         ax.set_xticks([])
         ax.set_yticks([])
     if task != "scene":
-        _legend(axes[0][-1], classes, colours)
+        class_legend(axes[0][-1], classes, colours)
     fig.suptitle(f"{task}: test images, {rows[0]['fraction_label']} % labels", fontsize=9)
     return _save(fig, path)
 

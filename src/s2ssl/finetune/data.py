@@ -26,7 +26,7 @@ import torch
 from torch import Tensor
 
 from s2ssl.bands import BAND_NAMES
-from s2ssl.config import LABEL_CLASSES, LABEL_IGNORE, LANDCOVER_CLASSES
+from s2ssl.classes import LABEL_CLASSES, LABEL_IGNORE, LANDCOVER_CLASSES
 from s2ssl.data.stats import NormStats
 from s2ssl.data.store import StoreError
 from s2ssl.data.validated import ValidatedDataset, open_validated

@@ -47,7 +47,8 @@ from s2ssl.bands import (
     processing_baseline_for,
     reflectance_to_dn,
 )
-from s2ssl.config import CROP_CLASSES, LANDCOVER_CLASSES, LocalDatasetSpec, Params
+from s2ssl.classes import CROP_CLASSES, LANDCOVER_CLASSES
+from s2ssl.config import LocalDatasetSpec, Params
 from s2ssl.data.sources import base
 from s2ssl.data.sources.base import Chunk, DatasetName, Skip, Source
 from s2ssl.progress import ProgressFactory

@@ -51,14 +51,8 @@ from s2ssl.bands import (
     band_index,
     dn_offset_for_baseline,
 )
-from s2ssl.config import (
-    CROP_CLASSES,
-    LANDCOVER_CLASSES,
-    Params,
-    SentinelHubSource,
-    ShRegion,
-    ShTimeSeriesSpec,
-)
+from s2ssl.classes import CROP_CLASSES, LANDCOVER_CLASSES
+from s2ssl.config import Params, SentinelHubSource, ShRegion, ShTimeSeriesSpec
 from s2ssl.data.sources import base, sampling
 from s2ssl.data.sources.base import Chunk, DatasetName, Skip, Source
 from s2ssl.data.sources.retry import (

@@ -45,7 +45,8 @@ from s2ssl.bands import (
     processing_baseline_for,
     reflectance_to_dn,
 )
-from s2ssl.config import CROPS, LANDCOVER_CLASSES, RegionSpec, SyntheticSource
+from s2ssl.classes import CROPS, LANDCOVER_CLASSES
+from s2ssl.config import RegionSpec, SyntheticSource
 from s2ssl.data.sources import spectra
 
 DatasetName = Literal["unlabelled", "landcover", "croptype"]
