@@ -10,6 +10,8 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from s2ssl.taskspec import task_spec
+
 if TYPE_CHECKING:
     from s2ssl.config import Params
 
@@ -271,7 +273,7 @@ def finetune(
         table.add_column(col, justify="right" if col in ("n", "val", "test", "s") else "left")
     for key, r in result.results.items():
         test = r["test"]
-        headline = test.get("miou", test.get("top1"))
+        headline = test[task_spec(task).headline]
         table.add_row(
             r["setting"],
             r["init"],
@@ -526,7 +528,7 @@ def tune(
 
     cfg = _load(params)
     console = Console()
-    metric = "val top-1" if cfg.tune.task == "scene" else "val mIoU"
+    metric = f"val {task_spec(cfg.tune.task).headline_label}"
 
     def show(t: TrialSummary) -> None:
         colour = {"COMPLETE": "green", "PRUNED": "yellow"}.get(t.state, "red")

@@ -12,6 +12,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from s2ssl.taskspec import task_spec
+
 if TYPE_CHECKING:
     from s2ssl.config import PromotionPolicy
 
@@ -20,12 +22,12 @@ __all__ = ["Decision", "ModelRecord", "class_prefix", "headline_metric", "should
 
 def headline_metric(task: str) -> str:
     """The metric a task's models are compared on by default: ``top1`` for scenes, else mIoU."""
-    return "top1" if task == "scene" else "miou"
+    return task_spec(task).headline
 
 
 def class_prefix(task: str) -> str:
     """Prefix of the per-class test scores of ``task`` (``acc.`` for scenes, else ``iou.``)."""
-    return "acc." if task == "scene" else "iou."
+    return task_spec(task).class_prefix
 
 
 @dataclass(frozen=True)

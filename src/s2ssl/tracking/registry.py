@@ -42,6 +42,7 @@ from typing import TYPE_CHECKING, Any, Final
 import yaml
 
 from s2ssl.io import file_lock
+from s2ssl.taskspec import TaskKind
 from s2ssl.tracking.promotion import (
     Decision,
     ModelRecord,
@@ -250,7 +251,7 @@ def _example(model: Any, meta: Mapping[str, Any]) -> Any:
         x = np.repeat(x, steps, axis=1).astype(np.float32)
         doy = np.linspace(15, 350, steps, dtype=np.float32)[None]
         return {"x": x, "doy": doy}
-    size = 32 if meta["architecture"]["kind"] == "scene" else 64
+    size = 32 if TaskKind(meta["architecture"]["kind"]) is TaskKind.SCENE else 64
     ramp = np.linspace(0.9, 1.1, size * size, dtype=np.float32).reshape(size, size)
     return (mean[None, :, None, None] * ramp[None, None]).astype(np.float32)
 
@@ -274,7 +275,7 @@ def _signature(model: Any, meta: Mapping[str, Any]) -> Any:
         )
     else:
         inputs = Schema([TensorSpec(f32, (-1, bands, -1, -1))])
-    scene = meta["architecture"]["kind"] == "scene"
+    scene = TaskKind(meta["architecture"]["kind"]) is TaskKind.SCENE
     outputs = Schema([TensorSpec(f32, (-1, classes) if scene else (-1, classes, -1, -1))])
     params = ParamSchema([ParamSpec("output", "string", "probabilities")])
     return ModelSignature(inputs=inputs, outputs=outputs, params=params)
