@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 import torch
 
-from s2ssl.config import PromotionPolicy, RegisterConfig
+from s2ssl.config import PromotionPolicy, load_params
 from s2ssl.finetune.models import (
     SceneNet,
     SegmentationNet,
@@ -45,11 +45,19 @@ from s2ssl.tracking.registry import (
     should_promote,
 )
 from s2ssl.tracking.runs import tracking_uri
+from testkit import REPO_PARAMS
 
 BANDS = ("B02", "B03", "B04")
 LC = ("water", "forest", "cropland")
-CONFIG = RegisterConfig()
-POLICY = PromotionPolicy(min_improvement=0.01, max_class_drop=0.1)
+CONFIG = load_params(REPO_PARAMS).registry
+
+
+def promotion_policy(**changes: object) -> PromotionPolicy:
+    """The repo's ``register.promote`` with ``changes``."""
+    return PromotionPolicy.model_validate({**CONFIG.promote.model_dump(), **changes})
+
+
+POLICY = promotion_policy(min_improvement=0.01, max_class_drop=0.1)
 
 
 # --------------------------------------------------------------------------- policy table
@@ -80,7 +88,7 @@ CASES = [
         "zero margin needs strictly better",
         _rec("2", 0.30),
         _rec("1", 0.30),
-        PromotionPolicy(min_improvement=0.0),
+        promotion_policy(min_improvement=0.0),
         False,
         "< 0.3000 + 0",
     ),
@@ -88,7 +96,7 @@ CASES = [
         "zero margin, better",
         _rec("2", 0.3001),
         _rec("1", 0.30),
-        PromotionPolicy(min_improvement=0.0),
+        promotion_policy(min_improvement=0.0),
         True,
         ">=",
     ),
@@ -123,7 +131,7 @@ CASES = [
         "other test set allowed",
         _rec("2", 0.9, "U"),
         _rec("1", 0.3, "T"),
-        PromotionPolicy(require_same_test_set=False),
+        promotion_policy(require_same_test_set=False),
         True,
         ">=",
     ),
@@ -148,7 +156,7 @@ CASES = [
         "guard rail off",
         _rec("2", 0.50, water=0.0),
         _rec("1", 0.40, water=0.9),
-        PromotionPolicy(max_class_drop=None),
+        promotion_policy(max_class_drop=None),
         True,
         ">=",
     ),
@@ -164,7 +172,7 @@ CASES = [
         "another metric",
         ModelRecord("landcover", "2", {"miou": 0.2, "kappa": 0.8}, "T"),
         ModelRecord("landcover", "1", {"miou": 0.5, "kappa": 0.6}, "T"),
-        PromotionPolicy(metric="kappa"),
+        promotion_policy(metric="kappa"),
         True,
         "kappa 0.8000",
     ),
