@@ -48,6 +48,7 @@ def test_dvc_repro_runs_the_stages_then_is_a_no_op(tmp_path: Path) -> None:
     write_tiny_params(project / "params.yaml")
     raw = yaml.safe_load((project / "params.yaml").read_text(encoding="utf-8"))
     raw["tune"] = {  # a 2-trial sweep of the cheapest task (for the targeted run below)
+        **raw["tune"],
         "task": "croptype",
         "init": "random",
         "fraction": 1.0,

@@ -18,7 +18,7 @@ from typer.testing import CliRunner
 from s2ssl.cli import app
 from s2ssl.finetune.models import SegmentationNet, save_model
 from s2ssl.models.unet import ResNetUNet
-from testkit import read_repo_params, save_tiny_segmentation_model, write_params
+from testkit import REPO_PARAMS, read_repo_params, save_tiny_segmentation_model, write_params
 
 BANDS = ("B02", "B03", "B04", "B08")
 CLASSES = ("water", "forest", "grassland")
@@ -66,7 +66,7 @@ def test_predict_cli_takes_a_registered_model_uri(
 ) -> None:
     import mlflow
 
-    from s2ssl.config import RegisterConfig
+    from s2ssl.config import load_params
     from s2ssl.registry.promotion import promote
     from s2ssl.registry.registration import register_model
 
@@ -74,13 +74,14 @@ def test_predict_cli_takes_a_registered_model_uri(
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
     previous = mlflow.get_tracking_uri()
     model = _saved(tmp_path)
-    register_model(RegisterConfig(), "landcover", model, uri=uri)
+    config = load_params(REPO_PARAMS).registry
+    register_model(config, "landcover", model, uri=uri)
     src = geotiff(tmp_path / "scene.tif", dn_raster((4, 64, 64)), descriptions=list(BANDS))
     runner = CliRunner()
     missing = runner.invoke(app, ["predict", str(src), "--out", str(tmp_path / "none")])
     assert missing.exit_code == 2  # the default models:/s2ssl-landcover@champion: not promoted yet
     assert "aliases ['challenger']" in " ".join(missing.output.split())
-    promote(RegisterConfig(), "landcover", uri=uri)
+    promote(config, "landcover", uri=uri)
     # a process-wide MLflow URI pointing elsewhere (as MLflow's own default does in a fresh
     # process) must not decide where models:/ URIs resolve: the configured store does
     mlflow.set_tracking_uri(f"sqlite:///{tmp_path}/decoy/mlflow.db")

@@ -8,7 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from s2ssl.config import CROP_CLASSES, load_params
+from s2ssl.classes import CROP_CLASSES
+from s2ssl.config import load_params
 from s2ssl.data import fetch as fetch_module
 from s2ssl.data.quicklooks import crop_ndvi_table
 from s2ssl.data.store import open_dataset

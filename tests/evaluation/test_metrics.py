@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from s2ssl.config import LABEL_IGNORE
+from s2ssl.classes import LABEL_IGNORE
 from s2ssl.evaluation.metrics import (
     ClassificationMetrics,
     SegmentationMetrics,

@@ -18,7 +18,8 @@ import numpy as np
 import pytest
 
 from s2ssl.bands import BAND_NAMES
-from s2ssl.config import LANDCOVER_CLASSES, load_params
+from s2ssl.classes import LANDCOVER_CLASSES
+from s2ssl.config import load_params
 from s2ssl.evaluation.report import (
     claims,
     collect_runs,

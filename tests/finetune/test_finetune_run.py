@@ -11,7 +11,8 @@ import pytest
 import torch
 
 from s2ssl.bands import BAND_NAMES
-from s2ssl.config import LANDCOVER_CLASSES, LinearProbeConfig, load_params
+from s2ssl.classes import LANDCOVER_CLASSES
+from s2ssl.config import LinearProbeConfig, load_params
 from s2ssl.finetune.data import TaskSplit, load_task_data, scene_tiles
 from s2ssl.finetune.frozen import fit_linear_probe
 from s2ssl.finetune.models import SceneNet, SegmentationNet, load_model
@@ -82,7 +83,8 @@ def test_linear_probe_folds_standardisation_into_the_layer() -> None:
     z = torch.randn(90, 5, generator=g)
     labels = (z @ torch.randn(5, 3, generator=g)).argmax(1)  # linearly separable in z
     feats = z * scale + 4  # ... and in the raw, badly scaled features
-    layer = fit_linear_probe(feats, labels, 3, LinearProbeConfig(epochs=300, lr=0.1), seed=1)
+    probe = LinearProbeConfig(epochs=300, lr=0.1, weight_decay=1e-3)
+    layer = fit_linear_probe(feats, labels, 3, probe, seed=1)
     acc = float((layer(feats).argmax(1) == labels).float().mean())
     assert acc > 0.9
 

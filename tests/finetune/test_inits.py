@@ -12,7 +12,8 @@ import torch
 from torch import nn
 
 from s2ssl.bands import BAND_NAMES
-from s2ssl.config import CROP_CLASSES, LANDCOVER_CLASSES, Params, load_params
+from s2ssl.classes import CROP_CLASSES, LANDCOVER_CLASSES
+from s2ssl.config import Params, load_params
 from s2ssl.data.stats import NormStats
 from s2ssl.finetune.data import TaskData, TaskSplit
 from s2ssl.finetune.inits import initial_model

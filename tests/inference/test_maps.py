@@ -13,7 +13,8 @@ from affine import Affine
 from rasterio.crs import CRS
 from rasterio.windows import Window
 
-from s2ssl.data.quicklooks import LANDCOVER_COLOURS, class_colours
+from s2ssl.classes import LANDCOVER_COLOURS
+from s2ssl.data.quicklooks import class_colours
 from s2ssl.inference.maps import (
     NODATA_CLASS,
     MapWriter,

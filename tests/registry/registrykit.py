@@ -6,12 +6,13 @@ from pathlib import Path
 
 import torch
 
-from s2ssl.config import RegisterConfig
+from s2ssl.config import load_params
 from s2ssl.finetune.models import (
     SegmentationNet,
     save_model,
 )
 from s2ssl.models.unet import ResNetUNet
+from testkit import REPO_PARAMS
 
 BANDS = ("B02", "B03", "B04")
 
@@ -19,7 +20,7 @@ BANDS = ("B02", "B03", "B04")
 LC = ("water", "forest", "cropland")
 
 
-CONFIG = RegisterConfig()
+CONFIG = load_params(REPO_PARAMS).registry
 
 
 def segmentation_model(root: Path, name: str, seed: int, miou: float, **extra: object) -> Path:

@@ -15,7 +15,13 @@ from s2ssl.registry.promotion import ModelRecord, class_prefix, promote, should_
 from s2ssl.registry.registration import register_model
 from s2ssl.registry.versions import CHALLENGER, CHAMPION
 
-POLICY = PromotionPolicy(min_improvement=0.01, max_class_drop=0.1)
+
+def promotion_policy(**changes: object) -> PromotionPolicy:
+    """The repo's ``register.promote`` with ``changes``."""
+    return PromotionPolicy.model_validate({**CONFIG.promote.model_dump(), **changes})
+
+
+POLICY = promotion_policy(min_improvement=0.01, max_class_drop=0.1)
 
 
 def _rec(
@@ -43,7 +49,7 @@ CASES = [
         "zero margin needs strictly better",
         _rec("2", 0.30),
         _rec("1", 0.30),
-        PromotionPolicy(min_improvement=0.0),
+        promotion_policy(min_improvement=0.0),
         False,
         "< 0.3000 + 0",
     ),
@@ -51,7 +57,7 @@ CASES = [
         "zero margin, better",
         _rec("2", 0.3001),
         _rec("1", 0.30),
-        PromotionPolicy(min_improvement=0.0),
+        promotion_policy(min_improvement=0.0),
         True,
         ">=",
     ),
@@ -86,7 +92,7 @@ CASES = [
         "other test set allowed",
         _rec("2", 0.9, "U"),
         _rec("1", 0.3, "T"),
-        PromotionPolicy(require_same_test_set=False),
+        promotion_policy(require_same_test_set=False),
         True,
         ">=",
     ),
@@ -111,7 +117,7 @@ CASES = [
         "guard rail off",
         _rec("2", 0.50, water=0.0),
         _rec("1", 0.40, water=0.9),
-        PromotionPolicy(max_class_drop=None),
+        promotion_policy(max_class_drop=None),
         True,
         ">=",
     ),
@@ -127,7 +133,7 @@ CASES = [
         "another metric",
         ModelRecord("landcover", "2", {"miou": 0.2, "kappa": 0.8}, "T"),
         ModelRecord("landcover", "1", {"miou": 0.5, "kappa": 0.6}, "T"),
-        PromotionPolicy(metric="kappa"),
+        promotion_policy(metric="kappa"),
         True,
         "kappa 0.8000",
     ),

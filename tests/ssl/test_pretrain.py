@@ -84,10 +84,12 @@ def test_repo_params_have_a_valid_pretrain_section() -> None:
     assert p.pretrain.cscl.pos_weight == 0.125
 
 
-def test_params_without_pretrain_section_still_load(tmp_path: Path) -> None:
+def test_params_without_pretrain_section_name_it_as_missing(tmp_path: Path) -> None:
     raw = read_repo_params()
     raw.pop("pretrain")
-    p = load_params(write_params(tmp_path / "params.yaml", raw))
+    with pytest.raises(ConfigError, match=r"pretrain: required key is missing"):
+        load_params(write_params(tmp_path / "params.yaml", raw))
+    p = load_params(REPO_PARAMS)
     assert p.pretrain.methods[0] == "seco"
     assert p.pretrain.seco.temperature == 0.07
 

@@ -23,6 +23,7 @@ from s2ssl.ssl.datamodule import EpochBatchSampler, PretrainDataModule, TensorDi
 from s2ssl.ssl.pretrain import LAST_CHECKPOINT, build_trainer
 from s2ssl.ssl.probe import ProbeData, ProbeSplit
 from s2ssl.ssl.tasks import DenseTask, MocoTask, PretrainTask, build_task
+from testkit import read_repo_params
 
 METHODS = ("seco", "moco", "moco_tp", "dense", "cscl")
 
@@ -36,9 +37,9 @@ TINY: dict[str, Any] = {
         "pixels_per_image": 8,
         "batch_size": 8,
     },
-    "seco": {"max_epochs": 1, "batch_size": 4, "crop_size": 32, "queue_size": 8},
-    "moco": {"max_epochs": 1, "batch_size": 4, "crop_size": 32, "queue_size": 8},
-    "moco_tp": {"max_epochs": 1, "batch_size": 4, "crop_size": 32, "queue_size": 8},
+    "seco": {"max_epochs": 1, "batch_size": 4, "crop_size": 32, "queue_size": 8, "bands": "rgb"},
+    "moco": {"max_epochs": 1, "batch_size": 4, "crop_size": 32, "queue_size": 8, "bands": "rgb"},
+    "moco_tp": {"max_epochs": 1, "batch_size": 4, "crop_size": 32, "queue_size": 8, "bands": "rgb"},
     "dense": {"max_epochs": 1, "batch_size": 2, "crop_size": 32, "points_per_image": 8},
     "cscl": {"max_epochs": 1, "batch_size": 2, "features": 4, "crop_size": 8},
 }
@@ -50,7 +51,10 @@ def _quiet() -> None:
 
 
 def config(overrides: dict[str, Any] | None = None) -> PretrainConfig:
-    raw: dict[str, Any] = {k: dict(v) for k, v in TINY.items()}
+    """The repo's ``pretrain`` section with :data:`TINY` and ``overrides`` applied."""
+    raw: dict[str, Any] = read_repo_params()["pretrain"]
+    for section, values in TINY.items():
+        raw[section].update(values)
     for key, value in (overrides or {}).items():
         set_dotted(raw, key, value)
     return PretrainConfig.model_validate(raw)
@@ -300,7 +304,6 @@ def small_world(tmp_path_factory: pytest.TempPathFactory) -> Path:
     the tiny world so the scene-level probe has enough queries to show learning."""
     from s2ssl.data.fetch import dataset_writer
     from s2ssl.data.sources.synthetic import source as synthetic_source
-    from testkit import read_repo_params
 
     raw = read_repo_params()
     for key, value in SMALL_SIZES.items():

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from s2ssl.config import AppearanceConfig
+from s2ssl.config import AppearanceConfig, load_params
 from s2ssl.ssl.augment import sample_at
 from s2ssl.ssl.views import (
     cscl_batch,
@@ -16,10 +16,17 @@ from s2ssl.ssl.views import (
     take_dates,
     to_reflectance,
 )
+from testkit import REPO_PARAMS
 
 N, T, C, S = 256, 5, 3, 32
 ZERO = [0.0] * C
 ONE = [1.0] * C
+SECO_APPEARANCE = load_params(REPO_PARAMS).pretrain.seco.appearance
+
+
+def appearance_config(**changes: object) -> AppearanceConfig:
+    """SeCo's appearance augmentation of the repo's params.yaml with ``changes``."""
+    return AppearanceConfig.model_validate({**SECO_APPEARANCE.model_dump(), **changes})
 
 
 def dated_constants(n: int = N, t: int = T, c: int = C, size: int = S) -> torch.Tensor:
@@ -82,7 +89,7 @@ def test_seco_views_map_dates_to_query_and_keys() -> None:
 
 def test_seco_appearance_only_on_k0_and_k2() -> None:
     """A (here: noise with p = 1) touches the augmented keys only; P keeps constants constant."""
-    appearance = AppearanceConfig(jitter_p=0.0, grayscale_p=0.0, blur_p=0.0, noise_p=1.0)
+    appearance = appearance_config(jitter_p=0.0, grayscale_p=0.0, blur_p=0.0, noise_p=1.0)
     views = seco_views(
         dated_constants(n=16), gen(1), crop_size=16, mean=ZERO, std=ONE, appearance=appearance
     )
@@ -129,7 +136,9 @@ def ramp_series(n: int, t: int, size: int) -> torch.Tensor:
 
 def test_dense_views_correspondences_point_to_the_same_ground() -> None:
     """Reading each view at its points gives the same source (x, y): same ground, any geometry."""
-    flips_only = AppearanceConfig(jitter_p=0.0, grayscale_p=0.0, blur_p=0.0, noise_p=0.0, flip=True)
+    flips_only = appearance_config(
+        jitter_p=0.0, grayscale_p=0.0, blur_p=0.0, noise_p=0.0, flip=True
+    )
     views = dense_views(
         ramp_series(32, 5, 64),
         gen(3),

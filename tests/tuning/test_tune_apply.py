@@ -81,9 +81,9 @@ def test_apply_refuses_a_missing_key_and_invalid_values(params_copy: Path, tmp_p
     before = params_copy.read_text(encoding="utf-8")
     missing = _best(
         tmp_path / "missing.yaml",
-        {"finetune.landcover.lr": 0.002, "finetune.landcover.flip": False},
+        {"finetune.landcover.lr": 0.002, "finetune.landcover.flop": False},
     )
-    with pytest.raises(ValueError, match=r"finetune\.landcover\.flip does not exist in .*params"):
+    with pytest.raises(ValueError, match=r"finetune\.landcover\.flop does not exist in .*params"):
         apply_best_params(missing, params_copy)
     invalid = _best(tmp_path / "invalid.yaml", {"finetune.landcover.lr": 20.0})
     with pytest.raises(ConfigError, match=r"finetune\.landcover\.lr: Input should be less"):

@@ -51,11 +51,12 @@ TINY_TUNE: dict[str, Any] = {
 
 
 def write_tune_params(path: Path, **tune: Any) -> Path:
-    """The tiny params (2-step fine-tunes, one torch thread) with a tiny `tune` section."""
+    """The tiny params (2-step fine-tunes, one torch thread) with a tiny `tune` section (the repo's
+    `tune` section with :data:`TINY_TUNE` and ``tune`` applied)."""
     raw = read_repo_params()
     for key, value in {**TINY_SIZES, "finetune.torch_threads": 1}.items():
         set_dotted(raw, key, value)
-    raw["tune"] = {**TINY_TUNE, **tune}
+    raw["tune"] = {**raw["tune"], **TINY_TUNE, **tune}
     return write_params(path, raw)
 
 

@@ -12,6 +12,7 @@ from rich.table import Table
 
 from s2ssl.cli.common import DataOpt, ParamsOpt, PretrainedOpt, fail, load_or_exit
 from s2ssl.progress import progress_bar
+from s2ssl.taskspec import task_spec
 
 
 def finetune(
@@ -54,7 +55,7 @@ def finetune(
         table.add_column(col, justify="right" if col in ("n", "val", "test", "s") else "left")
     for key, r in result.results.items():
         test = r["test"]
-        headline = test.get("miou", test.get("top1"))
+        headline = test[task_spec(task).headline]
         table.add_row(
             r["setting"],
             r["init"],

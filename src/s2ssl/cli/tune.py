@@ -11,6 +11,7 @@ from rich.markup import escape
 
 from s2ssl.cli.common import DataOpt, ParamsOpt, PretrainedOpt, fail, load_or_exit
 from s2ssl.progress import progress_bar
+from s2ssl.taskspec import task_spec
 
 tune_app = typer.Typer(
     help=(
@@ -62,7 +63,7 @@ def tune(
 
     cfg = load_or_exit(params)
     console = Console()
-    metric = "val top-1" if cfg.tune.task == "scene" else "val mIoU"
+    metric = f"val {task_spec(cfg.tune.task).headline_label}"
 
     def show(t: TrialSummary) -> None:
         colour = {"COMPLETE": "green", "PRUNED": "yellow"}.get(t.state, "red")

@@ -17,7 +17,8 @@ from typing import Any
 
 import numpy as np
 
-from s2ssl.config import CROP_CLASSES, LANDCOVER_CLASSES, Params
+from s2ssl.classes import CROP_CLASSES, LANDCOVER_CLASSES
+from s2ssl.config import Params
 from s2ssl.data import quicklooks
 from s2ssl.data.sources.base import Skip, Source
 from s2ssl.data.sources.synthetic import source as synthetic_source

@@ -17,30 +17,10 @@ import numpy as np
 
 from s2ssl import bands
 from s2ssl.bands import MASK_CLEAR, MASK_CLOUD, MASK_SHADOW, band_indices, dn_to_reflectance
-from s2ssl.config import CROP_CLASSES, LANDCOVER_CLASSES
+from s2ssl.classes import CROP_CLASSES, CROP_COLOURS, LANDCOVER_CLASSES, LANDCOVER_COLOURS
 from s2ssl.data.store import ShardedDataset
 from s2ssl.io import atomic_path
 
-LANDCOVER_COLOURS: Final[tuple[str, ...]] = (
-    "#1f78b4",  # water
-    "#1b5e20",  # forest
-    "#9ccc65",  # grassland
-    "#f0c419",  # cropland
-    "#d32f2f",  # artificial
-    "#bcaaa4",  # bare
-    "#4db6ac",  # wetland
-)
-CROP_COLOURS: Final[tuple[str, ...]] = (
-    "#e6e6e6",  # background
-    "#c49a00",  # winter wheat
-    "#8d6e63",  # winter barley
-    "#ffeb3b",  # rapeseed
-    "#2e7d32",  # maize
-    "#7cb342",  # soybean
-    "#ff9800",  # sunflower
-    "#ab47bc",  # sugar beet
-    "#5c6bc0",  # potato
-)
 _RGB_GAIN: Final[float] = 3.2
 
 
@@ -89,7 +69,8 @@ def _save(fig: object, path: Path) -> Path:
     return path
 
 
-def _legend(ax: object, names: tuple[str, ...], colours: tuple[str, ...]) -> None:
+def class_legend(ax: object, names: tuple[str, ...], colours: tuple[str, ...]) -> None:
+    """A legend of ``names`` in ``colours`` to the right of matplotlib axes ``ax``."""
     from matplotlib.patches import Patch
 
     handles = [
@@ -158,7 +139,7 @@ def landcover_png(ds: ShardedDataset, path: Path) -> Path:
     for ax in axes.ravel():
         ax.set_xticks([])
         ax.set_yticks([])
-    _legend(axes[0, -1], LANDCOVER_CLASSES, LANDCOVER_COLOURS)
+    class_legend(axes[0, -1], LANDCOVER_CLASSES, LANDCOVER_COLOURS)
     return _save(fig, path)
 
 
@@ -200,7 +181,7 @@ def croptype_png(ds: ShardedDataset, path: Path) -> Path:
     for ax in axes.ravel():
         ax.set_xticks([])
         ax.set_yticks([])
-    _legend(axes[0, 1], CROP_CLASSES, CROP_COLOURS)
+    class_legend(axes[0, 1], CROP_CLASSES, CROP_COLOURS)
     return _save(fig, path)
 
 

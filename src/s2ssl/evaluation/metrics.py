@@ -20,7 +20,7 @@ chooses the inputs, the averaging and the flat key names that ``dvc metrics show
 Conventions shared by all of them:
 
 - Pixels / samples whose target equals ``ignore_index`` (default
-  :data:`s2ssl.config.LABEL_IGNORE`, 255 = unlabelled) are excluded everywhere.
+  :data:`s2ssl.classes.LABEL_IGNORE`, 255 = unlabelled) are excluded everywhere.
 - **Absent classes.** A class that occurs neither in the targets nor in the predictions (after
   removing ignored pixels) has an undefined IoU / F1 (0 / 0). It is *left out* of every macro
   average: mIoU is the mean IoU over the classes present in the target **or** the predictions,
@@ -51,7 +51,7 @@ from torchmetrics.classification import (
     MulticlassJaccardIndex,
 )
 
-from s2ssl.config import LABEL_IGNORE
+from s2ssl.classes import LABEL_IGNORE
 
 __all__ = [
     "ClassificationMetrics",

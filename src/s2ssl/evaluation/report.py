@@ -30,13 +30,11 @@ from typing import Any, Final
 
 import numpy as np
 
-from s2ssl.config import CROP_CLASSES, LANDCOVER_CLASSES, Params
+from s2ssl.config import Params
 from s2ssl.io import atomic_path, write_json_atomic
+from s2ssl.taskspec import task_spec
 
 __all__ = ["EvaluationResult", "collect_runs", "flat_metrics", "gains", "write_evaluation"]
-
-HEADLINE: Final[dict[str, str]] = {"landcover": "miou", "croptype": "miou", "scene": "top1"}
-"""The score each task is compared on."""
 
 REPORTED: Final[dict[str, tuple[str, ...]]] = {
     "landcover": ("miou", "overall_accuracy", "macro_f1", "kappa"),
@@ -140,7 +138,7 @@ def flat_metrics(runs: Mapping[str, Sequence[Mapping[str, Any]]]) -> dict[str, f
                 flat[base] = round(float(value), 6)
                 if r["key"] in gain:
                     flat[f"{base}.gain"] = round(gain[r["key"]], 6)
-        if task == "scene" and records:
+        if task_spec(task).is_scene_level and records:
             flat["scene.majority_baseline.top1"] = round(majority_baseline(records[0]), 6)
     return flat
 
@@ -306,7 +304,7 @@ def claims(runs: Mapping[str, Sequence[Mapping[str, Any]]]) -> list[str]:
 
 
 def _plot_rows(task: str, records: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
-    metric = HEADLINE[task]
+    metric = task_spec(task).headline
     gain = gains(records, metric)
     rows = []
     for r in records:
@@ -357,7 +355,7 @@ def curves_png(task: str, records: Sequence[Mapping[str, Any]], path: Path) -> P
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    metric = HEADLINE[task]
+    metric = task_spec(task).headline
     protocols = list(dict.fromkeys(r["protocol"] for r in records))
     fig, axes = plt.subplots(1, len(protocols), figsize=(4.2 * len(protocols), 3.4), squeeze=False)
     for ax, protocol in zip(axes[0], protocols, strict=True):
@@ -403,7 +401,7 @@ def confusion_png(task: str, records: Sequence[Mapping[str, Any]], path: Path) -
     rows = [r for r in records if r["setting"] == "in_domain" and r["protocol"] == protocol]
     top = max(float(r["fraction"]) for r in rows)
     rows = [r for r in rows if float(r["fraction"]) == top]
-    classes = CROP_CLASSES if task == "croptype" else LANDCOVER_CLASSES
+    classes = task_spec(task).classes
     fig, axes = plt.subplots(1, len(rows), figsize=(3.3 * len(rows), 3.4), squeeze=False)
     for ax, r in zip(axes[0], rows, strict=True):
         cm = np.asarray(r["test"]["confusion"], dtype=np.float64)
@@ -434,7 +432,7 @@ def strip_png(
     import matplotlib.pyplot as plt
     from matplotlib.colors import ListedColormap
 
-    from s2ssl.data.quicklooks import CROP_COLOURS, LANDCOVER_COLOURS, _legend, true_colour
+    from s2ssl.data.quicklooks import class_legend, true_colour
     from s2ssl.finetune.data import load_task_data
 
     protocol = (
@@ -460,10 +458,10 @@ def strip_png(
     pairs = [(j, test.ids.index(str(i))) for j, i in enumerate(ids) if str(i) in test.ids]
     if not pairs:
         return None
-    classes = CROP_CLASSES if task == "croptype" else LANDCOVER_CLASSES
-    colours = CROP_COLOURS if task == "croptype" else LANDCOVER_COLOURS
+    spec = task_spec(task)
+    classes, colours = spec.classes, spec.colours
     cmap = ListedColormap(colours)
-    cols = 2 + len(previews) if task != "scene" else 1
+    cols = 2 + len(previews) if not spec.is_scene_level else 1
     fig, axes = plt.subplots(
         len(pairs), cols, figsize=(1.7 * cols + 1.5, 1.7 * len(pairs)), squeeze=False
     )
@@ -471,7 +469,7 @@ def strip_png(
         image = test.image[p].numpy().astype(np.float32) * 1e-4  # [T, C, H, W]
         date = image.shape[0] // 2
         axes[row][0].imshow(true_colour(image[date]))
-        if task == "scene":
+        if spec.is_scene_level:
             truth = classes[int(test.label[p])]
             guesses = ", ".join(
                 f"{init}: {classes[int(pred[j])]}" for init, (_, pred) in previews.items()
@@ -498,8 +496,8 @@ def strip_png(
     for ax in axes.ravel():
         ax.set_xticks([])
         ax.set_yticks([])
-    if task != "scene":
-        _legend(axes[0][-1], classes, colours)
+    if not spec.is_scene_level:
+        class_legend(axes[0][-1], classes, colours)
     fig.suptitle(f"{task}: test images, {rows[0]['fraction_label']} % labels", fontsize=9)
     return _save(fig, path)
 
@@ -528,7 +526,7 @@ def report_markdown(params: Params, runs: Mapping[str, Sequence[Mapping[str, Any
         "",
     ]
     for task, records in runs.items():
-        metric = HEADLINE[task]
+        metric = task_spec(task).headline
         out += [f"## {TASK_TITLES[task]}", ""]
         for protocol in dict.fromkeys(r["protocol"] for r in records):
             for setting, name in (("in_domain", "in domain"), ("transfer", "unseen region")):
@@ -540,7 +538,7 @@ def report_markdown(params: Params, runs: Mapping[str, Sequence[Mapping[str, Any
                 table = _table(records, f"{part}.miou", "in_domain", "finetune")
                 if table:
                     out += [f"**{part} pixels mIoU — in domain**", "", *table, ""]
-        if task == "scene":
+        if task_spec(task).is_scene_level:
             out += [
                 f"Majority-class baseline (always the most frequent test class): "
                 f"{majority_baseline(records[0]) * 100:.1f} % top-1.",

@@ -26,7 +26,7 @@ import torch
 from torch import Tensor
 
 from s2ssl.bands import BAND_NAMES
-from s2ssl.config import LABEL_CLASSES, LABEL_IGNORE, LANDCOVER_CLASSES
+from s2ssl.classes import LABEL_IGNORE, LANDCOVER_CLASSES
 from s2ssl.data.stats import NormStats
 from s2ssl.data.store import StoreError
 from s2ssl.data.validated import ValidatedDataset, open_validated
@@ -34,10 +34,10 @@ from s2ssl.evaluation.metrics import majority_labels
 from s2ssl.finetune.splits import label_fraction_subset
 from s2ssl.ssl.datamodule import load_split
 from s2ssl.ssl.probe import cut_tiles
+from s2ssl.taskspec import task_spec
 
 __all__ = [
     "SETTINGS",
-    "TASK_DATASET",
     "Setting",
     "TaskData",
     "TaskSplit",
@@ -46,13 +46,6 @@ __all__ = [
 
 Setting = Literal["in_domain", "transfer"]
 SETTINGS: Final[tuple[str, ...]] = ("in_domain", "transfer")
-
-TASK_DATASET: Final[dict[str, tuple[str, str]]] = {
-    "landcover": ("landcover", "landcover"),
-    "croptype": ("croptype", "croptype"),
-    "scene": ("landcover", "landcover"),
-}
-"""``task -> (validated dataset, label array)``; scene labels derive from land-cover maps."""
 
 
 @dataclass(frozen=True)
@@ -203,20 +196,19 @@ def load_task_data(
         ValueError: unknown task / setting, a missing dataset, ``transfer`` without a
             ``holdout_region``, or an empty split.
     """
-    if task not in TASK_DATASET:
-        raise ValueError(f"unknown task {task!r}; choose one of {list(TASK_DATASET)}")
+    spec = task_spec(task)
     if setting not in SETTINGS:
         raise ValueError(f"unknown setting {setting!r}; choose one of {list(SETTINGS)}")
     if setting == "transfer" and holdout_region is None:
         raise ValueError("the transfer setting needs params.holdout_region (a region name)")
-    dataset_name, label_name = TASK_DATASET[task]
+    dataset_name, label_name = spec.dataset, spec.labels
     path = Path(data_dir) / dataset_name
     if not path.exists():
         raise ValueError(
             f"validated dataset {path} not found; run `s2ssl validate` / `dvc repro validate`"
         )
     dataset = open_validated(path)
-    classes = LANDCOVER_CLASSES if task == "scene" else LABEL_CLASSES[label_name]
+    classes = spec.classes
     all_bands = list(range(len(BAND_NAMES)))
     splits: dict[str, TaskSplit] = {}
     for split in ("train", "val", "test"):
@@ -239,7 +231,7 @@ def load_task_data(
             ids=ids,
             strata=np.zeros(len(ids), np.int64),
         )
-        if task == "scene":
+        if spec.is_scene_level:
             part = scene_tiles(part, scene_tile)
         splits[split] = TaskSplit(
             part.image, part.doy, part.label, part.ids, _strata(part.label, len(classes))

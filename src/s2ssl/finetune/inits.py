@@ -36,6 +36,7 @@ from s2ssl.finetune.models import (
 from s2ssl.models.resnet import ResNetEncoder
 from s2ssl.models.unet import ResNetUNet
 from s2ssl.models.unet3d import UNet3D
+from s2ssl.taskspec import task_spec
 
 __all__ = ["InitInfo", "encoder_path", "initial_model"]
 
@@ -150,7 +151,7 @@ def initial_model(
         else:  # pragma: no cover - build_encoder only makes these kinds
             raise ValueError(f"unexpected encoder {type(module).__name__} at {path}")
         model: DownstreamNet = SegmentationNet(unet.train(), bands, classes, mean, std)
-    elif task == "scene":
+    elif task_spec(task).is_scene_level:
         encoder = module.encoder if isinstance(module, ResNetUNet) else module
         if not isinstance(encoder, ResNetEncoder):  # pragma: no cover
             raise ValueError(f"unexpected encoder {type(module).__name__} at {path}")

@@ -36,6 +36,7 @@ import numpy as np
 from s2ssl.config import Params
 from s2ssl.io import atomic_path, write_json_atomic
 from s2ssl.progress import ProgressFactory, no_progress
+from s2ssl.taskspec import task_spec
 
 __all__ = [
     "FinetuneResult",
@@ -87,7 +88,7 @@ def plan_runs(params: Params, task: str) -> list[RunSpec]:
     runs: list[RunSpec] = []
     protocols = getattr(cfg, "protocols", ["finetune"])
     for protocol in protocols:
-        if task == "scene" and protocol == "finetune":
+        if task_spec(task).is_scene_level and protocol == "finetune":
             in_domain = list(getattr(cfg, "finetune_fractions", []))
             across: list[float] = []
         else:
@@ -348,7 +349,7 @@ def _execute(
         "steps": steps,
         "best_step": best_step,
         "val_score": best_val,
-        "val_metric": "top1" if spec.task == "scene" else "miou",
+        "val_metric": task_spec(spec.task).headline,
         "wall_s": wall,
         "bands": list(info.bands),
         "encoder": info.encoder,
@@ -419,7 +420,7 @@ class _Tracker:
 
 
 def _candidate_protocols(params: Params, task: str) -> tuple[str, ...]:
-    if task != "scene":
+    if not task_spec(task).is_scene_level:
         return ("finetune",)
     protocols = params.finetune.scene.protocols
     if "finetune" in protocols:
@@ -609,7 +610,7 @@ def run_finetune(
                     task,
                     spec.key,
                     trained.record["val_score"],
-                    _headline(trained.record),
+                    _headline(task, trained.record),
                     trained.record["wall_s"],
                 )
                 advance(1)
@@ -639,8 +640,6 @@ def run_finetune(
     return FinetuneResult(task, results, executed, reused, model_dir, selected)
 
 
-def _headline(record: Mapping[str, Any]) -> str:
-    test = record["test"]
-    if "miou" in test:
-        return f"mIoU {test['miou']:.3f}"
-    return f"top-1 {test['top1']:.3f}"
+def _headline(task: str, record: Mapping[str, Any]) -> str:
+    spec = task_spec(task)
+    return f"{spec.headline_label} {record['test'][spec.headline]:.3f}"

@@ -23,7 +23,8 @@ import torch.nn.functional as F
 from torch import Tensor
 from torch.utils.data import DataLoader
 
-from s2ssl.config import LABEL_IGNORE, CroptypeFinetune
+from s2ssl.classes import LABEL_IGNORE
+from s2ssl.config import CroptypeFinetune
 from s2ssl.config import SupervisedTraining as TrainingConfig
 from s2ssl.evaluation.metrics import ClassificationMetrics, MetricValue, SegmentationMetrics
 from s2ssl.finetune.data import TaskSplit

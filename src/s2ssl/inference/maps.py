@@ -38,7 +38,7 @@ from rasterio.enums import Resampling
 from rasterio.errors import CRSError
 from rasterio.windows import Window
 
-from s2ssl.config import LABEL_IGNORE
+from s2ssl.classes import LABEL_IGNORE
 from s2ssl.data.quicklooks import rgb_to_display
 from s2ssl.io import atomic_path
 

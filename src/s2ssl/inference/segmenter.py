@@ -19,7 +19,7 @@ import torch
 from torch import Tensor, nn
 
 from s2ssl.bands import BAND_NAMES
-from s2ssl.config import LABEL_IGNORE
+from s2ssl.classes import LABEL_IGNORE
 
 __all__ = [
     "Segmenter",

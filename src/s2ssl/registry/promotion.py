@@ -30,6 +30,7 @@ from s2ssl.registry.versions import (
     registry_lock,
     safe_uri,
 )
+from s2ssl.taskspec import task_spec
 from s2ssl.tracking.backend import tracking_uri
 from s2ssl.tracking.flatten import MAX_TAG_VAL_LENGTH
 
@@ -41,12 +42,12 @@ if TYPE_CHECKING:
 
 def headline_metric(task: str) -> str:
     """The metric a task's models are compared on by default: ``top1`` for scenes, else mIoU."""
-    return "top1" if task == "scene" else "miou"
+    return task_spec(task).headline
 
 
 def class_prefix(task: str) -> str:
     """Prefix of the per-class test scores of ``task`` (``acc.`` for scenes, else ``iou.``)."""
-    return "acc." if task == "scene" else "iou."
+    return task_spec(task).class_prefix
 
 
 @dataclass(frozen=True)

@@ -30,6 +30,7 @@ from s2ssl.registry.versions import (
     registry_lock,
     registry_uri,
 )
+from s2ssl.taskspec import TaskKind
 from s2ssl.tracking.backend import tracking_uri
 from s2ssl.tracking.flatten import MAX_TAG_VAL_LENGTH, sanitize_key
 from s2ssl.tracking.runs import stage_run
@@ -143,7 +144,7 @@ def _example(model: Any, meta: Mapping[str, Any]) -> Any:
         x = np.repeat(x, steps, axis=1).astype(np.float32)
         doy = np.linspace(15, 350, steps, dtype=np.float32)[None]
         return {"x": x, "doy": doy}
-    size = 32 if meta["architecture"]["kind"] == "scene" else 64
+    size = 32 if TaskKind(meta["architecture"]["kind"]) is TaskKind.SCENE else 64
     ramp = np.linspace(0.9, 1.1, size * size, dtype=np.float32).reshape(size, size)
     return (mean[None, :, None, None] * ramp[None, None]).astype(np.float32)
 
@@ -167,7 +168,7 @@ def _signature(model: Any, meta: Mapping[str, Any]) -> Any:
         )
     else:
         inputs = Schema([TensorSpec(f32, (-1, bands, -1, -1))])
-    scene = meta["architecture"]["kind"] == "scene"
+    scene = TaskKind(meta["architecture"]["kind"]) is TaskKind.SCENE
     outputs = Schema([TensorSpec(f32, (-1, classes) if scene else (-1, classes, -1, -1))])
     params = ParamSchema([ParamSpec("output", "string", "probabilities")])
     return ModelSignature(inputs=inputs, outputs=outputs, params=params)

@@ -41,15 +41,8 @@ from torch import Tensor
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from s2ssl.bands import BAND_NAMES, RGB
-from s2ssl.config import (
-    CROP_CLASSES,
-    LABEL_IGNORE,
-    LANDCOVER_CLASSES,
-    CSCLConfig,
-    DenseConfig,
-    MocoConfig,
-    PretrainConfig,
-)
+from s2ssl.classes import CROP_CLASSES, LABEL_IGNORE, LANDCOVER_CLASSES
+from s2ssl.config import CSCLConfig, DenseConfig, MocoConfig, PretrainConfig
 from s2ssl.data.stats import NormStats
 from s2ssl.data.store import ShardedDataset, StoreError
 from s2ssl.data.validated import ValidatedDataset, open_validated

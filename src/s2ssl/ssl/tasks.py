@@ -37,14 +37,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from s2ssl.config import (
-    LABEL_IGNORE,
-    CSCLConfig,
-    DenseConfig,
-    MocoConfig,
-    PretrainConfig,
-    ProbeConfig,
-)
+from s2ssl.classes import LABEL_IGNORE
+from s2ssl.config import CSCLConfig, DenseConfig, MocoConfig, PretrainConfig, ProbeConfig
 from s2ssl.data.stats import NormStats
 from s2ssl.models.heads import PixelProjection, ProjectionMLP
 from s2ssl.models.resnet import ResNetEncoder

@@ -49,6 +49,7 @@ from typing import TYPE_CHECKING, Any, Final
 from s2ssl.config import ConfigError, Params, override_params
 from s2ssl.io import file_lock
 from s2ssl.progress import ProgressFactory, no_progress
+from s2ssl.taskspec import task_spec
 from s2ssl.tuning.space import current_values, in_space, overrides, suggest
 
 if TYPE_CHECKING:
@@ -275,7 +276,7 @@ def open_study(params: Params, db_path: str | Path, fingerprint: str) -> optuna.
 
 # --------------------------------------------------------------------------- trials
 def _metric_name(task: str) -> str:
-    return "val_top1" if task == "scene" else "val_miou"
+    return f"val_{task_spec(task).headline}"
 
 
 @dataclass(frozen=True)
@@ -434,11 +435,10 @@ class TuneResult:
 
 
 def _inputs(params: Params, data_dir: Path, models_dir: Path) -> dict[str, Path]:
-    from s2ssl.finetune.data import TASK_DATASET
     from s2ssl.finetune.inits import encoder_path
 
     cfg = params.tune
-    dataset = data_dir / TASK_DATASET[cfg.task][0]
+    dataset = data_dir / task_spec(cfg.task).dataset
     if not dataset.exists():
         raise ValueError(
             f"validated dataset {dataset} not found; run `dvc repro validate` (or s2ssl validate)"

@@ -40,7 +40,7 @@ from s2ssl.bands import (
     MASK_SHADOW,
     MASK_SNOW,
 )
-from s2ssl.config import LABEL_CLASSES, LABEL_IGNORE
+from s2ssl.classes import LABEL_CLASSES, LABEL_IGNORE
 from s2ssl.data.store import ShardedDataset
 from s2ssl.progress import ProgressFactory, no_progress
 

@@ -17,7 +17,8 @@ from rasterio.crs import CRS
 from rasterio.transform import Affine
 
 from s2ssl.bands import BAND_NAMES, L2A_BAND_NAMES, MASK_CLEAR, band_index
-from s2ssl.config import LABEL_IGNORE, LANDCOVER_CLASSES, Params, parse_params
+from s2ssl.classes import LABEL_IGNORE, LANDCOVER_CLASSES
+from s2ssl.config import Params, parse_params
 from s2ssl.data.fetch import fetch
 from s2ssl.data.sources.base import INDEX_COLUMNS
 from s2ssl.data.store import open_dataset

@@ -20,7 +20,8 @@ from s2ssl.bands import (
     ndvi,
     processing_baseline_for,
 )
-from s2ssl.config import CROP_CLASSES, LANDCOVER_CLASSES, Params, parse_params, set_dotted
+from s2ssl.classes import CROP_CLASSES, LANDCOVER_CLASSES
+from s2ssl.config import Params, parse_params, set_dotted
 from s2ssl.data.sources import spectra
 from s2ssl.data.sources.synthetic import source as synthetic_source
 from s2ssl.data.sources.synthetic.world import CROPLAND, FOREST, WATER

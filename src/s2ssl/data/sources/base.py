@@ -28,7 +28,7 @@ from s2ssl.bands import (
     MASK_SNOW,
     N_BANDS,
 )
-from s2ssl.config import CROP_CLASSES, LABEL_IGNORE, LANDCOVER_CLASSES
+from s2ssl.classes import CROP_CLASSES, LABEL_IGNORE, LANDCOVER_CLASSES
 from s2ssl.data.sources.types import Chunk, DatasetName
 from s2ssl.progress import ProgressFactory
 
@@ -260,7 +260,7 @@ def label_map(
     class_names: Sequence[str],
 ) -> np.ndarray:
     """A label raster on the patch grid (nearest neighbour) as class indices; unmapped values
-    (and pixels outside the raster) become :data:`~s2ssl.config.LABEL_IGNORE`."""
+    (and pixels outside the raster) become :data:`~s2ssl.classes.LABEL_IGNORE`."""
     values = resample_raster(path, crs, transform, shape, "nearest")
     return lookup(values.astype(np.int64), class_lookup(raster_to_class, class_names), LABEL_IGNORE)
 

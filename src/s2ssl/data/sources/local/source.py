@@ -12,7 +12,8 @@ from typing import Final
 import numpy as np
 import pandas as pd
 
-from s2ssl.config import CROP_CLASSES, LANDCOVER_CLASSES, LocalDatasetSpec, Params
+from s2ssl.classes import CROP_CLASSES, LANDCOVER_CLASSES
+from s2ssl.config import LocalDatasetSpec, Params
 from s2ssl.data.sources import base
 from s2ssl.data.sources.base import Skip, Source
 from s2ssl.data.sources.local.files import ImageUnit, ImportProblemError, discover

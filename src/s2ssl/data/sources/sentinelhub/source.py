@@ -15,14 +15,8 @@ import numpy as np
 import pandas as pd
 
 from s2ssl.bands import dn_offset_for_baseline
-from s2ssl.config import (
-    CROP_CLASSES,
-    LANDCOVER_CLASSES,
-    Params,
-    SentinelHubSource,
-    ShRegion,
-    ShTimeSeriesSpec,
-)
+from s2ssl.classes import CROP_CLASSES, LANDCOVER_CLASSES
+from s2ssl.config import Params, SentinelHubSource, ShRegion, ShTimeSeriesSpec
 from s2ssl.data.sources import base, sampling
 from s2ssl.data.sources.base import Skip, Source
 from s2ssl.data.sources.geo import georeference

@@ -21,7 +21,8 @@ from s2ssl.bands import (
     dn_offset_for_baseline,
     reflectance_to_dn,
 )
-from s2ssl.config import CROPS, LANDCOVER_CLASSES, RegionSpec, SyntheticSource
+from s2ssl.classes import CROPS, LANDCOVER_CLASSES
+from s2ssl.config import RegionSpec, SyntheticSource
 from s2ssl.data.sources.geo import georeference
 from s2ssl.data.sources.synthetic.dates import (
     baseline_for,

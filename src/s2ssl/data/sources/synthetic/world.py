@@ -20,7 +20,8 @@ from s2ssl.bands import (
     band_indices,
     bands_at_resolution,
 )
-from s2ssl.config import CROPS, LANDCOVER_CLASSES, RegionSpec
+from s2ssl.classes import CROPS, LANDCOVER_CLASSES
+from s2ssl.config import RegionSpec
 from s2ssl.data.sources import spectra
 
 WORLD_VERSION: Final[str] = "1"

@@ -1,0 +1,477 @@
+"""The ``fetch`` section: the synthetic world, Sentinel Hub and local GeoTIFF sources."""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+import re
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, field_validator, model_validator
+
+from s2ssl.bands import BAND_NAMES
+from s2ssl.classes import CROPS, LANDCOVER_CLASSES
+from s2ssl.config.common import Fraction, PositiveInt, StrictModel
+
+__all__ = [
+    "CroptypeSpec",
+    "FetchConfig",
+    "LabelRaster",
+    "LandcoverSpec",
+    "LocalDatasetSpec",
+    "LocalSource",
+    "RegionSpec",
+    "RetryConfig",
+    "SentinelHubSource",
+    "ShRegion",
+    "ShSeasonalSpec",
+    "ShSingleDateSpec",
+    "ShTimeSeriesSpec",
+    "SplitFractions",
+    "SyntheticSource",
+    "UnlabelledSpec",
+]
+
+
+# --------------------------------------------------------------------------- synthetic world
+class RegionSpec(StrictModel):
+    """One region of the synthetic world: its landscape, crops, sky and hemisphere."""
+
+    name: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
+    hemisphere: Literal["north", "south"]
+    lon: tuple[float, float] = Field(description="longitude range (degrees) of its locations")
+    lat: tuple[float, float] = Field(description="latitude range (degrees) of its locations")
+    class_priors: dict[str, Fraction]
+    crop_mix: dict[str, Fraction]
+    parcel_size_px: float = Field(gt=4, description="mean parcel area in 10 m pixels")
+    landscape_scale_px: float = Field(gt=1, description="correlation length of land cover")
+    illumination: float = Field(gt=0.5, lt=1.5, description="multiplicative gain (sun, terrain)")
+    atmosphere: Fraction = Field(description="path-radiance strength (0 = none)")
+    haze_max: Fraction = Field(description="largest per-date haze fraction")
+    cloudiness: Fraction = Field(description="probability that a date has clouds")
+    snow: bool = Field(description="winter dates may have snow")
+    evergreen_fraction: Fraction
+    soil_brightness: float = Field(gt=0.3, lt=2.0)
+    phenology_shift_days: float = Field(ge=-30, le=30)
+
+    @field_validator("lon", "lat")
+    @classmethod
+    def _ordered(cls, v: tuple[float, float]) -> tuple[float, float]:
+        if not v[0] < v[1]:
+            raise ValueError(f"must be [min, max] with min < max, got {list(v)}")
+        return v
+
+    @field_validator("class_priors")
+    @classmethod
+    def _priors(cls, v: dict[str, float]) -> dict[str, float]:
+        return _check_distribution(v, LANDCOVER_CLASSES, "land-cover class")
+
+    @field_validator("crop_mix")
+    @classmethod
+    def _crops(cls, v: dict[str, float]) -> dict[str, float]:
+        return _check_distribution(v, CROPS, "crop")
+
+    @model_validator(mode="after")
+    def _latitudes_match_hemisphere(self) -> RegionSpec:
+        north = self.lat[0] >= 0
+        south = self.lat[1] <= 0
+        if (self.hemisphere == "north" and not north) or (self.hemisphere == "south" and not south):
+            raise ValueError(
+                f"lat range {list(self.lat)} is not in the {self.hemisphere}ern hemisphere"
+            )
+        if abs(self.lat[0]) > 80 or abs(self.lat[1]) > 80:
+            raise ValueError("lat must stay within ±80° (UTM zones)")
+        return self
+
+
+def _check_distribution(
+    v: dict[str, float], allowed: tuple[str, ...], what: str
+) -> dict[str, float]:
+    unknown = sorted(set(v) - set(allowed))
+    if unknown:
+        raise ValueError(f"unknown {what}(s) {unknown}; allowed: {', '.join(allowed)}")
+    total = sum(v.values())
+    if not math.isclose(total, 1.0, abs_tol=1e-3):
+        raise ValueError(f"{what} fractions must sum to 1, they sum to {total:.4f}")
+    return v
+
+
+class SplitFractions(StrictModel):
+    """Fractions of locations in each split (they must sum to 1)."""
+
+    train: Fraction
+    val: Fraction
+    test: Fraction
+
+    @model_validator(mode="after")
+    def _sum(self) -> SplitFractions:
+        total = self.train + self.val + self.test
+        if not math.isclose(total, 1.0, abs_tol=1e-6):
+            raise ValueError(f"train + val + test must be 1, got {total:.4f}")
+        return self
+
+
+class UnlabelledSpec(StrictModel):
+    """SeCo pre-training data: per location, ``n_dates`` acquisitions ``interval_weeks`` apart."""
+
+    locations_per_region: PositiveInt
+    patch_size: int = Field(ge=16, le=512)
+    n_dates: int = Field(ge=2, le=12)
+    interval_weeks: int = Field(ge=1, le=26)
+    window_days: float = Field(ge=0, le=30, description="± search window per date")
+    max_cloud_coverage: Fraction
+
+
+class LandcoverSpec(StrictModel):
+    """Labelled single-date patches for land-cover segmentation (and derived scene labels)."""
+
+    patches_per_region: PositiveInt
+    patch_size: int = Field(ge=16, le=512)
+    max_cloud_coverage: Fraction
+    splits: SplitFractions
+
+    @field_validator("patch_size")
+    @classmethod
+    def _div16(cls, v: int) -> int:
+        if v % 16:
+            raise ValueError(f"must be divisible by 16 (U-Net with 4 poolings), got {v}")
+        return v
+
+
+class CroptypeSpec(StrictModel):
+    """Satellite image time series (SITS) over cropland, for crop-type segmentation (CSCL)."""
+
+    patches_per_region: PositiveInt
+    patch_size: int = Field(ge=8, le=256)
+    n_dates: int = Field(ge=2, le=64)
+    season_start_doy: int = Field(ge=1, le=366, description="northern-hemisphere doy")
+    season_end_doy: int = Field(ge=1, le=366)
+    date_jitter_days: int = Field(ge=0, le=15)
+    max_cloud_coverage: Fraction
+    cropland_boost: float = Field(ge=0, le=10, description="bias toward cropland")
+    splits: SplitFractions
+
+    @field_validator("patch_size")
+    @classmethod
+    def _div4(cls, v: int) -> int:
+        if v % 4:
+            raise ValueError(f"must be divisible by 4 (3-D U-Net), got {v}")
+        return v
+
+    @model_validator(mode="after")
+    def _season(self) -> CroptypeSpec:
+        if self.season_end_doy - self.season_start_doy < self.n_dates:
+            raise ValueError("season_end_doy must be after season_start_doy by at least n_dates")
+        return self
+
+
+class SyntheticSource(StrictModel):
+    """The embedded synthetic Sentinel-2 world."""
+
+    regions: list[RegionSpec] = Field(min_length=1)
+    unlabelled: UnlabelledSpec
+    landcover: LandcoverSpec
+    croptype: CroptypeSpec
+    noise: float = Field(ge=0, le=0.1, description="per-pixel reflectance noise σ")
+    processing_baseline: Literal["by_date", "03.01", "04.00", "05.09"]
+
+    @field_validator("regions")
+    @classmethod
+    def _unique(cls, v: list[RegionSpec]) -> list[RegionSpec]:
+        names = [r.name for r in v]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"region names must be unique; repeated: {dupes}")
+        return v
+
+
+# --------------------------------------------------------------------------- real imagery
+class RetryConfig(StrictModel):
+    """Our retry policy around every Sentinel Hub call (the client's own retries are off).
+
+    429 (rate limit) and 5xx answers and connection errors are retried with exponential back-off
+    plus jitter; other 4xx answers are never retried (they would fail again).
+    """
+
+    max_attempts: int = Field(default=6, ge=1, le=50, description="tries per call, first included")
+    backoff_s: float = Field(default=2.0, ge=0, le=600, description="first back-off sleep")
+    max_backoff_s: float = Field(default=120.0, ge=0, le=3600, description="cap of one sleep")
+    jitter: Fraction = Field(default=0.5, description="sleep × uniform(1 - jitter, 1 + jitter)")
+    timeout_s: float = Field(default=120.0, gt=0, le=3600, description="one HTTP request")
+
+
+class ShRegion(StrictModel):
+    """One named area to sample locations from: exactly one of ``bbox``, ``geojson``,
+    ``points`` or ``places`` (SeCo's Gaussian sampler, σ = ``sigma_km`` around each place).
+
+    Coordinates are WGS84 longitude, latitude in degrees.
+    """
+
+    name: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
+    bbox: tuple[float, float, float, float] | None = Field(
+        default=None, description="[min_lon, min_lat, max_lon, max_lat]"
+    )
+    geojson: Path | None = Field(default=None, description="a GeoJSON file of (multi)polygons")
+    points: list[tuple[float, float]] | None = Field(
+        default=None, description="fixed [lon, lat] locations (no replacement possible)"
+    )
+    places: list[tuple[float, float]] | None = Field(
+        default=None, description="[lon, lat] centres of the Gaussian sampler"
+    )
+    sigma_km: float = Field(default=50.0, gt=0, le=1000, description="Gaussian σ around places")
+    locations: PositiveInt = Field(default=10, description="locations to fetch (not for points)")
+
+    @model_validator(mode="after")
+    def _one_area(self) -> ShRegion:
+        given = [k for k in ("bbox", "geojson", "points", "places") if getattr(self, k) is not None]
+        if len(given) != 1:
+            raise ValueError(
+                f"give exactly one of bbox, geojson, points or places (got {given or 'none'})"
+            )
+        if self.bbox is not None:
+            lo_lon, lo_lat, hi_lon, hi_lat = self.bbox
+            if not (-180 <= lo_lon < hi_lon <= 180 and -80 <= lo_lat < hi_lat <= 80):
+                raise ValueError(
+                    "bbox must be [min_lon, min_lat, max_lon, max_lat] with min < max, "
+                    f"lon in [-180, 180], lat in [-80, 80]; got {list(self.bbox)}"
+                )
+        for key in ("points", "places"):
+            pts = getattr(self, key)
+            if pts is not None:
+                if not pts:
+                    raise ValueError(f"{key} must hold at least one [lon, lat] pair")
+                bad = [list(p) for p in pts if not (-180 <= p[0] <= 180 and -80 <= p[1] <= 80)]
+                if bad:
+                    raise ValueError(
+                        f"{key} must be [lon, lat] pairs with lon in [-180, 180] and lat in "
+                        f"[-80, 80]; out of range: {bad[:3]}"
+                    )
+        return self
+
+
+class LabelRaster(StrictModel):
+    """A label raster (any CRS) and the mapping of its values to the dataset's class names;
+    unmapped values become 255 (unknown). Resampled with nearest neighbour."""
+
+    path: Path
+    classes: dict[int, str] = Field(min_length=1, description="raster value -> class name")
+
+
+class ShSeasonalSpec(StrictModel):
+    """SeCo sampling (``unlabelled``): a reference date, then −``interval_weeks``, −2×, … weeks;
+    each date searched in ± ``window_days``, the most recent acceptable scene kept."""
+
+    patch_size: int = Field(default=64, ge=8, le=2500)
+    n_dates: int = Field(default=5, ge=2, le=12)
+    interval_weeks: int = Field(default=12, ge=1, le=26)
+    window_days: float = Field(default=7.5, ge=0.5, le=30)
+    reference_date: dt.date | None = Field(
+        default=None, description="None: a random reference date per location in the fetch range"
+    )
+    max_year_shift: int = Field(
+        default=2, ge=0, le=20, description="random whole-year shift back per location (SeCo)"
+    )
+
+
+class ShSingleDateSpec(StrictModel):
+    """Single-date sampling (``landcover``): the most recent acceptable scene in a window."""
+
+    patch_size: int = Field(default=64, ge=16, le=2500)
+    date: dt.date | None = Field(
+        default=None, description="window centre; None: a random date per location"
+    )
+    window_days: float = Field(default=15.0, ge=0.5, le=183)
+    splits: SplitFractions = SplitFractions(train=0.7, val=0.15, test=0.15)
+    labels: LabelRaster | None = Field(
+        default=None, description="a land-cover raster resampled onto every patch (optional)"
+    )
+
+    @field_validator("patch_size")
+    @classmethod
+    def _div16(cls, v: int) -> int:
+        if v % 16:
+            raise ValueError(f"must be divisible by 16 (U-Net with 4 poolings), got {v}")
+        return v
+
+
+class ShTimeSeriesSpec(StrictModel):
+    """Time-series sampling (``croptype``, SITS): every acceptable acquisition in
+    [``period_start``, ``period_end``]; ``n_dates`` of them, evenly spread, are kept."""
+
+    patch_size: int = Field(default=32, ge=8, le=2500)
+    period_start: dt.date
+    period_end: dt.date
+    n_dates: int = Field(default=16, ge=2, le=64)
+    splits: SplitFractions = SplitFractions(train=0.7, val=0.15, test=0.15)
+    labels: LabelRaster | None = Field(
+        default=None, description="a crop-type raster resampled onto every patch (optional)"
+    )
+
+    @field_validator("patch_size")
+    @classmethod
+    def _div4(cls, v: int) -> int:
+        if v % 4:
+            raise ValueError(f"must be divisible by 4 (3-D U-Net), got {v}")
+        return v
+
+    @model_validator(mode="after")
+    def _period(self) -> ShTimeSeriesSpec:
+        if (self.period_end - self.period_start).days < self.n_dates:
+            raise ValueError("period_end must be after period_start by at least n_dates days")
+        return self
+
+
+class SentinelHubSource(StrictModel):
+    """Real Sentinel-2 imagery through sentinelhub-py: catalog search, then the Process API.
+
+    Credentials and the service URL come from the environment (``SH_CLIENT_ID``,
+    ``SH_CLIENT_SECRET``, ``SH_BASE_URL``, ``SH_TOKEN_URL``) or ``.env``, never from here.
+    """
+
+    collection: Literal["L2A", "L1C"] = "L2A"
+    max_cloud_coverage: Fraction = Field(default=0.1, description="scene filter (SeCo: 10 %)")
+    harmonize_values: bool = Field(
+        default=False,
+        description="Sentinel Hub harmonizeValues; false keeps raw DN and records the offset",
+    )
+    regions: list[ShRegion] = Field(min_length=1)
+    unlabelled: ShSeasonalSpec = ShSeasonalSpec()
+    landcover: ShSingleDateSpec = ShSingleDateSpec()
+    croptype: ShTimeSeriesSpec | None = None
+    concurrency: int = Field(default=4, ge=1, le=64, description="parallel downloads")
+    cache_dir: Path = Field(
+        default=Path("data/cache/sentinelhub"), description="resumable on-disk cache"
+    )
+    max_candidates_factor: int = Field(
+        default=5, ge=1, le=100, description="candidate locations tried per wanted location"
+    )
+    catalog_page_size: int = Field(default=100, ge=1, le=100)
+    retry: RetryConfig = RetryConfig()
+
+    @field_validator("regions")
+    @classmethod
+    def _unique(cls, v: list[ShRegion]) -> list[ShRegion]:
+        names = [r.name for r in v]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"region names must be unique; repeated: {dupes}")
+        return v
+
+
+class LocalDatasetSpec(StrictModel):
+    """One dataset imported from GeoTIFFs under ``path``.
+
+    ``layout: multiband`` — every ``*.tif`` is one image with all bands (``band_order`` names
+    them; by default 13 bands in Sentinel-2 order, or 12 without B10 for Level-2A);
+    ``band_files`` — one GeoTIFF per band (``*_B02.tif``, …, the BigEarthNet layout), one folder
+    per image, 20 m / 60 m bands resampled to the 10 m grid; ``auto`` tells them apart.
+    With ``n_dates > 1`` each sub-folder of ``path`` is one sample holding its dated images.
+    Label rasters lie beside an image as ``<image name><suffix>.tif``.
+    """
+
+    path: Path
+    layout: Literal["auto", "multiband", "band_files"] = "auto"
+    band_order: list[str] | None = Field(
+        default=None, description="band names of multiband files, in file order"
+    )
+    patch_size: int = Field(default=64, ge=8, le=4096, description="images are tiled into these")
+    n_dates: int = Field(default=1, ge=1, le=64)
+    region: str = Field(default="local", pattern=r"^[a-z][a-z0-9_]*$")
+    processing_baseline: str = Field(
+        default="by_date", description='"by_date", or one baseline such as "04.00" for all files'
+    )
+    harmonized: bool = Field(
+        default=False, description="DN already without the 04.00 offset (dn_offset 0)"
+    )
+    resampling: Literal["bilinear", "nearest", "cubic", "average"] = "bilinear"
+    labels: dict[Literal["landcover", "croptype", "parcel"], str] = Field(
+        default_factory=dict, description="label array -> file-name suffix, e.g. _landcover"
+    )
+    label_classes: dict[Literal["landcover", "croptype"], dict[int, str]] = Field(
+        default_factory=dict, description="raster value -> class name (default: value = index)"
+    )
+    splits: SplitFractions = SplitFractions(train=0.7, val=0.15, test=0.15)
+
+    @field_validator("band_order")
+    @classmethod
+    def _bands(cls, v: list[str] | None) -> list[str] | None:
+        if v is None:
+            return v
+        unknown = [b for b in v if b not in BAND_NAMES]
+        if unknown:
+            raise ValueError(f"unknown band(s) {unknown}; Sentinel-2 bands are {list(BAND_NAMES)}")
+        if len(set(v)) != len(v):
+            raise ValueError(f"band names must be unique, got {v}")
+        return v
+
+    @field_validator("processing_baseline")
+    @classmethod
+    def _baseline(cls, v: str) -> str:
+        if v != "by_date" and not re.fullmatch(r"\d{2}\.\d{2}", v):
+            raise ValueError(f'must be "by_date" or a baseline like "04.00", got {v!r}')
+        return v
+
+
+class LocalSource(StrictModel):
+    """Bring your own GeoTIFFs: one :class:`LocalDatasetSpec` per dataset name."""
+
+    unlabelled: LocalDatasetSpec | None = None
+    landcover: LocalDatasetSpec | None = None
+    croptype: LocalDatasetSpec | None = None
+
+
+class FetchConfig(StrictModel):
+    """``fetch`` stage: where imagery comes from and which time range it covers."""
+
+    source: Literal["synthetic", "sentinelhub", "local"]
+    start_date: dt.date
+    end_date: dt.date
+    shard_size: int = Field(ge=1, le=100_000)
+    datasets: list[Literal["unlabelled", "landcover", "croptype"]] = Field(min_length=1)
+    synthetic: SyntheticSource
+    sentinelhub: SentinelHubSource | None = Field(
+        description="real imagery (used when source: sentinelhub)"
+    )
+    local: LocalSource | None = Field(description="your own GeoTIFFs (used when source: local)")
+
+    @model_validator(mode="after")
+    def _range(self) -> FetchConfig:
+        if (self.end_date - self.start_date).days < 400:
+            raise ValueError(
+                "end_date must be at least 400 days after start_date (a SeCo location spans a year)"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _source_section(self) -> FetchConfig:
+        if self.source == "sentinelhub":
+            if self.sentinelhub is None:
+                raise ValueError("source: sentinelhub needs a fetch.sentinelhub section")
+            ts = self.sentinelhub.croptype
+            if "croptype" in self.datasets and ts is None:
+                raise ValueError(
+                    "datasets lists croptype: give fetch.sentinelhub.croptype "
+                    "(period_start, period_end) or drop croptype from fetch.datasets"
+                )
+            if ts is not None and not (
+                self.start_date <= ts.period_start and ts.period_end <= self.end_date
+            ):
+                raise ValueError(
+                    f"fetch.sentinelhub.croptype period {ts.period_start}..{ts.period_end} must "
+                    f"lie within start_date..end_date ({self.start_date}..{self.end_date})"
+                )
+        if self.source == "local":
+            if self.local is None:
+                raise ValueError("source: local needs a fetch.local section")
+            missing = [d for d in self.datasets if getattr(self.local, d) is None]
+            if missing:
+                raise ValueError(
+                    f"fetch.local has no section for dataset(s) {missing}: add one per name in "
+                    "fetch.datasets, or drop them from fetch.datasets"
+                )
+            if self.local.landcover is not None and self.local.landcover.n_dates != 1:
+                raise ValueError(
+                    "fetch.local.landcover holds single-date patches: n_dates must be 1"
+                )
+        return self

@@ -1,0 +1,201 @@
+"""The ``finetune`` section: the downstream tasks, label fractions and each task's training."""
+
+from __future__ import annotations
+
+from typing import ClassVar, Literal
+
+from pydantic import Field, field_validator, model_validator
+
+from s2ssl.config.common import Fraction, PositiveInt, StrictModel, unique_items
+from s2ssl.taskspec import TASK_NAMES
+
+__all__ = [
+    "FINETUNE_TASKS",
+    "CroptypeFinetune",
+    "FinetuneConfig",
+    "FinetuneTask",
+    "Init",
+    "LandcoverFinetune",
+    "LinearProbeConfig",
+    "RegionTransferConfig",
+    "ScanProtocol",
+    "SceneFinetune",
+    "SupervisedTraining",
+]
+
+FINETUNE_TASKS: tuple[str, ...] = TASK_NAMES
+"""Downstream tasks: land-cover segmentation, crop-type segmentation from time series, scenes."""
+
+FinetuneTask = Literal["landcover", "croptype", "scene"]
+Init = Literal["random", "seco", "moco", "moco_tp", "dense", "cscl"]
+ScanProtocol = Literal["linear", "knn", "finetune"]
+
+
+class SupervisedTraining(StrictModel):
+    """What every fine-tuning run shares: the step budget, the optimiser and the batch size.
+
+    A run takes ``max(min_steps, epochs × batches per epoch)`` optimiser steps (capped at
+    ``max_steps``), so a 1 % label fraction still trains long enough to converge while 100 %
+    sees every sample ``epochs`` times. The model is evaluated on the validation split every
+    ``val_every`` steps and the best state (validation metric) is the one scored on test.
+    """
+
+    epochs: PositiveInt
+    min_steps: PositiveInt
+    max_steps: PositiveInt
+    val_every: PositiveInt = Field(description="validation every n steps")
+    batch_size: PositiveInt
+    lr: float = Field(gt=0, le=10)
+    weight_decay: float = Field(ge=0, le=1)
+    encoder_lr_scale: float = Field(
+        gt=0, le=10, description="lr factor of pre-trained weights (1: same lr)"
+    )
+    flip: bool
+    rot90: bool
+    crop_size: int | None = Field(
+        ge=4, description="random square training crop (None: whole patch)"
+    )
+
+    crop_multiple: ClassVar[tuple[int, str]] = (1, "")
+    """``(multiple, network)``: ``crop_size`` must be a multiple of it (the network's stride)."""
+
+    @field_validator("inits", check_fields=False)
+    @classmethod
+    def _inits(cls, v: list[str]) -> list[str]:
+        return unique_items(v, "inits")
+
+    @field_validator("crop_size")
+    @classmethod
+    def _crop_multiple(cls, v: int | None) -> int | None:
+        multiple, network = cls.crop_multiple
+        if v is not None and v % multiple:
+            raise ValueError(f"must be divisible by {multiple} ({network}), got {v}")
+        return v
+
+    @model_validator(mode="after")
+    def _steps(self) -> SupervisedTraining:
+        if self.min_steps > self.max_steps:
+            raise ValueError(f"min_steps ({self.min_steps}) > max_steps ({self.max_steps})")
+        return self
+
+
+class LandcoverFinetune(SupervisedTraining):
+    """Land-cover segmentation: a ResNet U-Net, fresh 1×1 classifier (Embedding Earth transfer).
+
+    ``random`` uses ``depth`` / ``bands`` / ``feature_dim`` below; a pre-trained init brings its own
+    architecture and bands (SeCo-family: the ResNet encoder, decoder random; ``dense`` and
+    ``cscl`` with ``pretrain.cscl.labels: landcover``: the whole U-Net).
+    """
+
+    inits: list[Init] = Field(min_length=1)
+    depth: Literal[18, 50]
+    bands: Literal["rgb", "all"]
+    feature_dim: PositiveInt = Field(description="random-init U-Net output channels")
+
+    crop_multiple: ClassVar[tuple[int, str]] = (32, "ResNet U-Net")
+
+
+class CroptypeFinetune(SupervisedTraining):
+    """Crop-type segmentation from time series: CSCL stage 2 (Tarasiou et al. 2021/22).
+
+    The 3-D U-Net backbone is reloaded from stage 1 (similarity head dropped), a fresh 1×1
+    classifier is trained with masked cross-entropy (unknown pixels ignored) and the
+    learning-rate schedule starts again (Adam, × ``lr_decay`` per epoch; paper lr 1e-4, batch 32).
+    """
+
+    inits: list[Literal["random", "cscl"]] = Field(min_length=1)
+    features: PositiveInt = Field(description="random-init 3-D U-Net width")
+    embedding_dim: PositiveInt = Field(description="random-init output channels")
+    lr_decay: float = Field(gt=0, le=1, description="lr factor per epoch")
+
+    crop_multiple: ClassVar[tuple[int, str]] = (4, "3-D U-Net")
+
+
+class LinearProbeConfig(StrictModel):
+    """Logistic regression on frozen, standardised global-pooled features (full batch)."""
+
+    epochs: PositiveInt
+    lr: float = Field(gt=0, le=10)
+    weight_decay: float = Field(ge=0, le=10)
+
+
+class SceneFinetune(SupervisedTraining):
+    """Scene classification (EuroSAT-like): ``tile_size`` tiles of the land-cover patches, each
+    labelled with its majority land-cover class (whole 64 px patches are nearly all "cropland").
+
+    Each encoder is evaluated frozen (``linear``: logistic regression; ``knn``: cosine kNN with
+    the probe's voting) and fully fine-tuned (``finetune``: encoder + fresh linear layer). The
+    full fine-tune runs at ``finetune_fractions`` only (it costs as much as a segmentation run).
+    """
+
+    inits: list[Literal["random", "seco", "moco", "moco_tp", "dense", "cscl"]] = Field(min_length=1)
+    protocols: list[ScanProtocol] = Field(min_length=1)
+    finetune_fractions: list[Fraction]
+    tile_size: int = Field(ge=8, description="scene tile edge (divides the patch)")
+    depth: Literal[18, 50]
+    bands: Literal["rgb", "all"]
+    linear: LinearProbeConfig
+    knn_k: PositiveInt
+    knn_temperature: float = Field(gt=0, le=10)
+
+    @field_validator("protocols")
+    @classmethod
+    def _protocols(cls, v: list[str]) -> list[str]:
+        return unique_items(v, "protocols")
+
+
+class RegionTransferConfig(StrictModel):
+    """Fine-tune and test on ``holdout_region`` (never seen in pre-training) at these fractions."""
+
+    enabled: bool
+    fractions: list[Fraction]
+
+
+class FinetuneConfig(StrictModel):
+    """``finetune`` stage: one DVC ``foreach`` item per task; inside, every init × fraction.
+
+    ``fractions`` of the labelled train split are sampled deterministically and nested
+    (1 % ⊂ 10 % ⊂ 100 %, :func:`s2ssl.finetune.splits.label_fraction_subset`), stratified by the
+    majority class so every class keeps a sample; at least ``min_train_samples`` are kept.
+    """
+
+    tasks: list[FinetuneTask] = Field(min_length=1)
+    fractions: list[Fraction] = Field(min_length=1)
+    min_train_samples: PositiveInt
+    region_transfer: RegionTransferConfig
+    accelerator: Literal["auto", "cpu", "gpu", "cuda", "mps"]
+    devices: int | Literal["auto"]
+    precision: Literal["auto", "32", "bf16-mixed", "16-mixed"]
+    deterministic: bool
+    torch_threads: PositiveInt | None
+    eval_batch_size: PositiveInt
+    landcover: LandcoverFinetune
+    croptype: CroptypeFinetune
+    scene: SceneFinetune
+
+    @model_validator(mode="after")
+    def _scene_crop(self) -> FinetuneConfig:
+        if self.scene.crop_size is not None:
+            raise ValueError(
+                "scene.crop_size must be null: a scene label belongs to the whole patch"
+            )
+        return self
+
+    @field_validator("tasks")
+    @classmethod
+    def _tasks(cls, v: list[str]) -> list[str]:
+        return unique_items(v, "tasks")
+
+    @field_validator("fractions")
+    @classmethod
+    def _fractions(cls, v: list[float]) -> list[float]:
+        if any(f <= 0 for f in v):
+            raise ValueError(f"label fractions must be in (0, 1], got {v}")
+        return sorted(unique_items(v, "fractions"))
+
+    def task_config(self, task: str) -> LandcoverFinetune | CroptypeFinetune | SceneFinetune:
+        """The settings of downstream ``task`` (one of :data:`FINETUNE_TASKS`)."""
+        if task not in FINETUNE_TASKS:
+            raise ValueError(f"unknown task {task!r}; choose one of {list(FINETUNE_TASKS)}")
+        cfg: LandcoverFinetune | CroptypeFinetune | SceneFinetune = getattr(self, task)
+        return cfg
