@@ -14,9 +14,10 @@ from s2ssl.bands import BAND_NAMES
 from s2ssl.config import LANDCOVER_CLASSES, LinearProbeConfig, load_params
 from s2ssl.finetune.data import TaskSplit, load_task_data, scene_tiles
 from s2ssl.finetune.frozen import fit_linear_probe
-from s2ssl.finetune.models import SceneNet, SegmentationNet, load_model
-from s2ssl.finetune.run import fraction_label, plan_runs, run_finetune
+from s2ssl.finetune.plan import fraction_label, plan_runs
+from s2ssl.finetune.run import run_finetune
 from s2ssl.finetune.train import fit, flip_rot90, score, step_budget
+from s2ssl.models.downstream import SceneNet, SegmentationNet, load_model
 from s2ssl.models.resnet import ResNetEncoder
 from s2ssl.models.unet import ResNetUNet
 from testkit import REPO_PARAMS, TINY_SIZES

@@ -13,8 +13,8 @@ import torch
 from typer.testing import CliRunner
 
 from s2ssl.cli import app
-from s2ssl.finetune.models import SceneNet, SegmentationNet, save_model
 from s2ssl.inference.segmenter import segmenter_from_model
+from s2ssl.models.downstream import SceneNet, SegmentationNet, save_model
 from s2ssl.models.resnet import ResNetEncoder
 from s2ssl.models.unet import ResNetUNet
 

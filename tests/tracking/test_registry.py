@@ -18,7 +18,7 @@ import pytest
 import torch
 
 from s2ssl.config import PromotionPolicy, RegisterConfig
-from s2ssl.finetune.models import (
+from s2ssl.models.downstream import (
     SceneNet,
     SegmentationNet,
     TimeSeriesSegmentationNet,

@@ -31,6 +31,7 @@ from typing import Any, Final
 import numpy as np
 
 from s2ssl.config import CROP_CLASSES, LANDCOVER_CLASSES, Params
+from s2ssl.finetune.data import load_task_data
 from s2ssl.io import atomic_path, write_json_atomic
 
 __all__ = ["EvaluationResult", "collect_runs", "flat_metrics", "gains", "write_evaluation"]
@@ -435,7 +436,6 @@ def strip_png(
     from matplotlib.colors import ListedColormap
 
     from s2ssl.data.quicklooks import CROP_COLOURS, LANDCOVER_COLOURS, _legend, true_colour
-    from s2ssl.finetune.data import load_task_data
 
     protocol = (
         "finetune" if any(r["protocol"] == "finetune" for r in records) else records[0]["protocol"]

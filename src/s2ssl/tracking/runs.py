@@ -38,6 +38,8 @@ from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
+from s2ssl.settings import get_settings
+
 if TYPE_CHECKING:
     from lightning.pytorch.loggers import MLFlowLogger
     from mlflow import MlflowClient
@@ -132,8 +134,6 @@ def tracking_uri(uri: str | None = None) -> str:
     :class:`ValueError` (MLflow 3 refuses the file store).
     """
     if uri is None:
-        from s2ssl.settings import get_settings
-
         uri = get_settings().mlflow_tracking_uri.strip() or DEFAULT_TRACKING_URI
     if not isinstance(uri, str):
         raise TypeError(f"tracking URI must be a str, got {type(uri).__name__}")
