@@ -107,8 +107,9 @@ def fit_run(
 ) -> FittedRun:
     """Fine-tune one run (protocol ``finetune``) on its label fraction, selecting on val.
 
-    Seeds everything from :func:`run_seed`, takes the run's label fraction of ``data.train``,
-    builds the initial network (:func:`~s2ssl.finetune.inits.initial_model`) and trains it with
+    Seeds everything from :func:`~s2ssl.finetune.plan.run_seed`, takes the run's label fraction
+    of ``data.train``, builds the initial network (:func:`~s2ssl.finetune.inits.initial_model`)
+    and trains it with
     :func:`~s2ssl.finetune.train.fit` and the ``finetune`` section's settings. The test split is
     not touched. Shared by the ``finetune`` stage and the Optuna objective (:mod:`s2ssl.tuning`,
     which passes its pruning callback in ``callbacks``).

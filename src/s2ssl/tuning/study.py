@@ -2,7 +2,7 @@
 
 Each trial applies its sampled values (``tune.space``) and ``tune.fixed`` as overrides to a
 validated copy of the params, fine-tunes ``tune.init`` on ``tune.fraction`` of ``tune.task``'s
-train split with the fine-tuning stage's own code (:func:`s2ssl.finetune.run.fit_run`, same
+train split with the fine-tuning stage's own code (:func:`s2ssl.finetune.fitting.fit_run`, same
 seed as that stage's run of the same init and fraction) and returns the best **validation**
 score (mIoU, or top-1 for scenes); the test split is never read. The TPE sampler proposes values,
 the median pruner stops trials whose validation score at an optimiser step falls below the

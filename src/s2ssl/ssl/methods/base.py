@@ -142,7 +142,7 @@ class PretrainTask(L.LightningModule, ABC):
 
     @abstractmethod
     def architecture(self) -> dict[str, Any]:
-        """What :func:`s2ssl.ssl.pretrain.load_encoder` needs to rebuild :meth:`encoder_module`."""
+        """What :func:`s2ssl.models.saved.load_encoder` needs to rebuild :meth:`encoder_module`."""
 
     def normalization(self) -> dict[str, Any]:
         """How inputs are scaled before the encoder (recorded in the encoder's meta.json)."""
