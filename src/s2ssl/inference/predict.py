@@ -39,6 +39,7 @@ from rasterio.crs import CRS
 from s2ssl.bands import BAND_NAMES, dn_to_reflectance
 from s2ssl.data.quicklooks import class_colours
 from s2ssl.data.store import ShardedDataset, open_dataset
+from s2ssl.data.validated import open_validated
 from s2ssl.inference.maps import (
     MapWriter,
     QuicklookPanel,
@@ -349,8 +350,6 @@ def _open_store(dataset: str | Path | ShardedDataset) -> ShardedDataset:
         return dataset
     p = Path(dataset)
     if (p / "manifest.json").is_file():
-        from s2ssl.data.validated import open_validated
-
         return open_validated(p).store
     return open_dataset(p)
 
