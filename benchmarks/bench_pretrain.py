@@ -85,7 +85,7 @@ def bench_method(method: str, args: argparse.Namespace, device: torch.device) ->
     from s2ssl.config import load_params
     from s2ssl.data.stats import NormStats
     from s2ssl.ssl.datamodule import method_data
-    from s2ssl.ssl.tasks import build_task
+    from s2ssl.ssl.methods import build_task
 
     params = load_params(args.params)
     cfg = params.pretrain

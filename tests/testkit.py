@@ -70,7 +70,7 @@ def save_tiny_segmentation_model(
     directory that ``s2ssl predict --model`` loads."""
     import torch
 
-    from s2ssl.finetune.models import SegmentationNet, save_model
+    from s2ssl.models.downstream import SegmentationNet, save_model
     from s2ssl.models.unet import ResNetUNet
 
     torch.manual_seed(0)

@@ -16,7 +16,7 @@ from rasterio.warp import transform_bounds
 from typer.testing import CliRunner
 
 from s2ssl.cli import app
-from s2ssl.finetune.models import SegmentationNet, save_model
+from s2ssl.models.downstream import SegmentationNet, save_model
 from s2ssl.models.unet import ResNetUNet
 from testkit import REPO_PARAMS, read_repo_params, save_tiny_segmentation_model, write_params
 

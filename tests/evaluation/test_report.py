@@ -1,6 +1,6 @@
 """The ``evaluate`` stage (s2ssl.evaluation.report) on small hand-made fine-tuning run records.
 
-The records have the layout :func:`s2ssl.finetune.run._execute` writes to
+The records have the layout :func:`s2ssl.finetune.fitting.execute_run` writes to
 ``<reports>/<task>/runs/<key>.json``; every expected number below is computed by hand.
 """
 
@@ -29,7 +29,7 @@ from s2ssl.evaluation.report import (
     strip_png,
     write_evaluation,
 )
-from s2ssl.finetune.run import RunSpec, fraction_label
+from s2ssl.finetune.plan import RunSpec, fraction_label
 from testkit import REPO_PARAMS
 
 NAN = math.nan
@@ -87,7 +87,7 @@ def run(
     n_train: int | None = None,
     wall_s: float = 2.0,
 ) -> dict[str, Any]:
-    """One run record with the keys of ``s2ssl.finetune.run._execute``."""
+    """One run record with the keys of ``s2ssl.finetune.fitting.execute_run``."""
     spec = RunSpec(task, setting, init, protocol, fraction)
     return {
         **asdict(spec),
@@ -550,7 +550,7 @@ def _fake_test_split(
     """``load_task_data`` answering a test split whose sample ``i`` has truth ``i`` (everywhere)."""
     import torch
 
-    import s2ssl.finetune.data
+    import s2ssl.evaluation.report
 
     n = len(ids)
     label = torch.arange(n)
@@ -560,7 +560,7 @@ def _fake_test_split(
         label=label if scene else label.view(n, 1, 1).expand(n, 6, 6).clone(),
     )
     monkeypatch.setattr(
-        s2ssl.finetune.data, "load_task_data", lambda *a, **k: SimpleNamespace(test=test)
+        s2ssl.evaluation.report, "load_task_data", lambda *a, **k: SimpleNamespace(test=test)
     )
 
 

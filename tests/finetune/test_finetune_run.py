@@ -15,12 +15,12 @@ from s2ssl.classes import LANDCOVER_CLASSES
 from s2ssl.config import LinearProbeConfig, load_params
 from s2ssl.finetune.data import TaskSplit, load_task_data, scene_tiles
 from s2ssl.finetune.frozen import fit_linear_probe
-from s2ssl.finetune.models import SceneNet, SegmentationNet, load_model
-from s2ssl.finetune.run import fraction_label, plan_runs, run_finetune
+from s2ssl.finetune.run import run_finetune
 from s2ssl.finetune.train import fit, flip_rot90, score, step_budget
+from s2ssl.models.downstream import SceneNet, SegmentationNet, load_model
 from s2ssl.models.resnet import ResNetEncoder
 from s2ssl.models.unet import ResNetUNet
-from testkit import REPO_PARAMS, TINY_SIZES
+from testkit import REPO_PARAMS
 
 N_BANDS = len(BAND_NAMES)
 
@@ -118,33 +118,6 @@ def test_tiny_finetune_beats_chance() -> None:
     assert preds.shape == (4, 32, 32)
     assert metrics["overall_accuracy"] > 0.8  # chance: 0.5 (two balanced classes)
     assert result.best_val == max(h["val_miou"] for h in result.history)
-
-
-@pytest.fixture(scope="module")
-def tiny_run_params(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from s2ssl.config import set_dotted
-    from testkit import read_repo_params, write_params
-
-    raw = read_repo_params()
-    for key, value in {**TINY_SIZES, "finetune.landcover.inits": ["random"]}.items():
-        set_dotted(raw, key, value)
-    set_dotted(raw, "finetune.scene.inits", ["random"])
-    return write_params(tmp_path_factory.mktemp("ft") / "params.yaml", raw)
-
-
-def test_plan_runs_keys_and_order(tiny_run_params: Path) -> None:
-    params = load_params(tiny_run_params, {"holdout_region": "north_west"})
-    keys = [r.key for r in plan_runs(params, "scene")]
-    assert keys == [
-        "in_domain.random.linear.f50",
-        "in_domain.random.linear.f100",
-        "transfer.random.linear.f10",
-        "in_domain.random.knn.f50",
-        "in_domain.random.knn.f100",
-        "transfer.random.knn.f10",
-        "in_domain.random.finetune.f100",
-    ]
-    assert fraction_label(0.01) == "1" and fraction_label(0.005) == "0.5"
 
 
 def test_region_settings_never_share_a_region(tiny_validated: Path) -> None:

@@ -17,7 +17,7 @@ from s2ssl.config import Params, load_params
 from s2ssl.data.stats import NormStats
 from s2ssl.finetune.data import TaskData, TaskSplit
 from s2ssl.finetune.inits import initial_model
-from s2ssl.finetune.models import SceneNet, SegmentationNet, TimeSeriesSegmentationNet
+from s2ssl.models.downstream import SceneNet, SegmentationNet, TimeSeriesSegmentationNet
 from s2ssl.models.resnet import ResNetEncoder
 from s2ssl.models.unet import ResNetUNet
 from s2ssl.models.unet3d import UNet3D

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from s2ssl.finetune.models import SceneNet, save_model
 from s2ssl.inference.segmenter import segmenter_from_model
+from s2ssl.models.downstream import SceneNet, save_model
 from s2ssl.models.resnet import ResNetEncoder
 
 BANDS = ("B02", "B03", "B04", "B08")

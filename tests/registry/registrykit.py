@@ -7,7 +7,7 @@ from pathlib import Path
 import torch
 
 from s2ssl.config import load_params
-from s2ssl.finetune.models import (
+from s2ssl.models.downstream import (
     SegmentationNet,
     save_model,
 )

@@ -12,7 +12,7 @@ import pytest
 import torch
 from registrykit import BANDS, CONFIG, LC
 
-from s2ssl.finetune.models import (
+from s2ssl.models.downstream import (
     SceneNet,
     SegmentationNet,
     TimeSeriesSegmentationNet,

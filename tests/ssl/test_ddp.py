@@ -1,4 +1,5 @@
-"""Distributed pre-training: the DDP batch split and a real 2-process gloo run of the CLI."""
+"""Distributed pre-training: a real 2-process gloo run of the CLI (the batch split itself is
+tested in tests/data/test_tensors.py)."""
 
 from __future__ import annotations
 
@@ -8,55 +9,13 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
 import torch
 import yaml
 
 from s2ssl.config import load_params
-from s2ssl.ssl import datamodule
-from s2ssl.ssl.datamodule import EpochBatchSampler, PretrainDataModule
-from s2ssl.ssl.pretrain import LAST_CHECKPOINT, load_encoder
-
-# ----------------------------------------------------------------------- the batch split
-
-
-def _rank_batches(
-    monkeypatch: pytest.MonkeyPatch, n: int, batch: int, world: int, epoch: int
-) -> list[list[list[int]]]:
-    per_rank = []
-    for rank in range(world):
-        monkeypatch.setattr(datamodule, "_dist_rank_world", lambda r=rank: (r, world))
-        sampler = EpochBatchSampler(n, batch, seed=7)
-        sampler.set_epoch(epoch)
-        batches = list(sampler)
-        assert len(batches) == len(sampler)
-        per_rank.append(batches)
-    return per_rank
-
-
-def test_each_rank_gets_a_disjoint_share_of_the_same_permutation(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    n, batch, world = 23, 4, 2
-    ranks = _rank_batches(monkeypatch, n, batch, world, epoch=3)
-    seen = [sorted(i for b in batches for i in b) for batches in ranks]
-    assert not set(seen[0]) & set(seen[1])
-    # 23 → 22 usable (a multiple of the world), 11 per rank → 2 full batches of 4 each
-    assert [len(batches) for batches in ranks] == [2, 2]
-    assert all(len(b) == batch for batches in ranks for b in batches)
-
-    monkeypatch.setattr(datamodule, "_dist_rank_world", lambda: (0, 1))
-    single = EpochBatchSampler(n, batch, seed=7)
-    single.set_epoch(3)
-    perm = single._indices()
-    # rank r takes every world-th index of the single-process permutation, in order
-    for rank in range(world):
-        assert [i for b in ranks[rank] for i in b] == perm[: (n // world) * world][rank::world][:8]
-
-    other_epoch = _rank_batches(monkeypatch, n, batch, world, epoch=4)
-    assert other_epoch != ranks  # a new permutation every epoch, the same one on every rank
-    assert _rank_batches(monkeypatch, n, batch, world, epoch=3) == ranks
-
+from s2ssl.models.saved import load_encoder
+from s2ssl.ssl.datamodule import PretrainDataModule
+from s2ssl.ssl.pretrain import LAST_CHECKPOINT
 
 # ----------------------------------------------------------------------- a real DDP run
 

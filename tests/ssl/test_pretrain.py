@@ -13,16 +13,11 @@ import torch
 
 from s2ssl.bands import BAND_NAMES
 from s2ssl.config import ConfigError, Params, load_params, parse_params, set_dotted
+from s2ssl.models.saved import load_encoder
 from s2ssl.ssl.datamodule import PretrainDataModule
-from s2ssl.ssl.pretrain import (
-    LAST_CHECKPOINT,
-    build_encoder,
-    export_encoder,
-    load_encoder,
-    pretrain,
-    resolve_precision,
-)
-from s2ssl.ssl.tasks import build_task
+from s2ssl.ssl.methods import build_task
+from s2ssl.ssl.methods.base import PretrainTask
+from s2ssl.ssl.pretrain import LAST_CHECKPOINT, export_encoder, pretrain
 from testkit import read_repo_params, write_params
 
 REPO_PARAMS = Path(__file__).resolve().parents[2] / "params.yaml"
@@ -131,14 +126,6 @@ def test_missing_data_is_a_clear_error(tmp_path: Path, mlflow_env: str) -> None:
         pretrain(tiny_params(), "moco", tmp_path / "nowhere", tmp_path / "m", tmp_path / "r")
 
 
-def test_resolve_precision() -> None:
-    expected = "bf16-mixed" if torch.cuda.is_available() else "32-true"
-    assert resolve_precision("auto", "auto") == expected
-    assert resolve_precision("auto", "cpu") == "32-true"
-    assert resolve_precision("32", "gpu") == "32-true"
-    assert resolve_precision("bf16-mixed", "cpu") == "bf16-mixed"
-
-
 # ------------------------------------------------------------------------ export / load
 
 
@@ -179,15 +166,6 @@ def test_export_and_load_encoder_round_trip(
     # the weights file alone (weights.pt path) works too
     again, _ = load_encoder(tmp_path / "encoder" / "weights.pt")
     assert set(again.state_dict()) == set(weights)
-
-
-def test_load_encoder_errors(tmp_path: Path) -> None:
-    with pytest.raises(ValueError, match="not an exported encoder"):
-        load_encoder(tmp_path)
-    with pytest.raises(ValueError, match="unknown encoder kind"):
-        build_encoder({"kind": "vit"})
-    with pytest.raises(ValueError, match="lacks"):
-        build_encoder({"kind": "resnet", "depth": 18})
 
 
 # ------------------------------------------------------------------------ end to end
@@ -291,8 +269,6 @@ def test_gpu_settings_run_on_cpu_through_the_stage(
     """``channels_last: true`` (the default) + ``precision: bf16-mixed`` (what ``auto`` picks on
     CUDA) reach the task and train on CPU, so the GPU code path is exercised without a GPU;
     ``channels_last: auto`` keeps CPU training contiguous."""
-    from s2ssl.ssl.tasks import PretrainTask
-
     calls: list[bool] = []
     original = PretrainTask.use_channels_last
 

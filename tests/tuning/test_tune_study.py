@@ -24,13 +24,10 @@ from s2ssl.bands import BAND_NAMES
 from s2ssl.config import Params, load_params, set_dotted
 from s2ssl.finetune.data import TaskSplit, load_task_data
 from s2ssl.tuning import run_study
+from s2ssl.tuning.objective import make_objective
 from s2ssl.tuning.space import distribution
-from s2ssl.tuning.study import (
-    STUDY_DB,
-    is_finished,
-    make_objective,
-    study_lock,
-)
+from s2ssl.tuning.storage import STUDY_DB, study_lock
+from s2ssl.tuning.trials import is_finished
 from testkit import TINY_SIZES, read_repo_params, write_params
 
 TINY_TUNE: dict[str, Any] = {

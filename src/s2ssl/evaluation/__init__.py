@@ -1,20 +1,3 @@
-"""Downstream evaluation: torchmetrics-based scores with flat keys for
-``dvc metrics``, including CSCL's boundary / interior split."""
-
-from __future__ import annotations
-
-from s2ssl.evaluation.metrics import (
-    ClassificationMetrics,
-    MetricValue,
-    SegmentationMetrics,
-    boundary_mask,
-    majority_labels,
-)
-
-__all__ = [
-    "ClassificationMetrics",
-    "MetricValue",
-    "SegmentationMetrics",
-    "boundary_mask",
-    "majority_labels",
-]
+"""Downstream evaluation: the ``evaluate`` stage's report of the fine-tuning results (tables,
+figures and flat ``dvc metrics``, :mod:`s2ssl.evaluation.report`). The scores themselves are
+computed by :mod:`s2ssl.training.metrics`."""

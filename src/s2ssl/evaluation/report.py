@@ -31,6 +31,8 @@ from typing import Any, Final
 import numpy as np
 
 from s2ssl.config import Params
+from s2ssl.data.quicklooks import class_legend, true_colour
+from s2ssl.finetune.data import load_task_data
 from s2ssl.io import atomic_path, write_json_atomic
 from s2ssl.taskspec import task_spec
 
@@ -431,9 +433,6 @@ def strip_png(
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     from matplotlib.colors import ListedColormap
-
-    from s2ssl.data.quicklooks import class_legend, true_colour
-    from s2ssl.finetune.data import load_task_data
 
     protocol = (
         "finetune" if any(r["protocol"] == "finetune" for r in records) else records[0]["protocol"]

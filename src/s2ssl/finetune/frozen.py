@@ -5,9 +5,9 @@ The encoder is not trained: its global-pooled features of every patch are comput
 classification on frozen features") is a multinomial logistic regression on features
 standardised with the training subset's statistics, trained full batch with AdamW; the
 standardisation is then folded into the linear layer, so the probe *is* a
-:class:`~s2ssl.finetune.models.SceneNet` classifier on raw features and can be exported like a
+:class:`~s2ssl.models.downstream.SceneNet` classifier on raw features and can be exported like a
 fine-tuned model. The **kNN** classifier is the cosine kNN of the online pre-training probe
-(:func:`s2ssl.ssl.probe.knn_classify`).
+(:func:`s2ssl.training.knn.knn_classify`).
 """
 
 from __future__ import annotations
@@ -19,8 +19,8 @@ from torch import Tensor, nn
 from s2ssl.bands import BAND_NAMES
 from s2ssl.config import LinearProbeConfig
 from s2ssl.finetune.data import TaskSplit
-from s2ssl.finetune.models import SceneNet
-from s2ssl.ssl.probe import knn_classify
+from s2ssl.models.downstream import SceneNet
+from s2ssl.training.knn import knn_classify
 
 __all__ = ["extract_features", "fit_linear_probe", "knn_predict"]
 

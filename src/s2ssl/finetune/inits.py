@@ -2,12 +2,12 @@
 
 Transfer rules:
 
-* land cover (:class:`~s2ssl.finetune.models.SegmentationNet`): a SeCo-family ResNet initialises
+* land cover (:class:`~s2ssl.models.downstream.SegmentationNet`): a SeCo-family ResNet initialises
   the U-Net's encoder (decoder random); a pre-trained U-Net (``dense``, or ``cscl`` trained with
   ``labels: landcover``) initialises the whole U-Net (Embedding Earth); the 1×1 classifier is new;
-* crop type (:class:`~s2ssl.finetune.models.TimeSeriesSegmentationNet`): CSCL stage 2 reloads the
+* crop type (:class:`~s2ssl.models.downstream.TimeSeriesSegmentationNet`): CSCL stage 2 reloads the
   3-D U-Net backbone of stage 1 (similarity head dropped) under a fresh classifier;
-* scenes (:class:`~s2ssl.finetune.models.SceneNet`): a ResNet encoder (the U-Net's encoder for
+* scenes (:class:`~s2ssl.models.downstream.SceneNet`): a ResNet encoder (the U-Net's encoder for
   ``dense``) with a fresh linear layer.
 
 A pre-trained init brings its own bands and input standardisation (the statistics of the
@@ -27,13 +27,14 @@ from torch import nn
 from s2ssl.bands import BAND_NAMES, RGB
 from s2ssl.config import CroptypeFinetune, LandcoverFinetune, Params, SceneFinetune
 from s2ssl.finetune.data import TaskData
-from s2ssl.finetune.models import (
+from s2ssl.models.downstream import (
     DownstreamNet,
     SceneNet,
     SegmentationNet,
     TimeSeriesSegmentationNet,
 )
 from s2ssl.models.resnet import ResNetEncoder
+from s2ssl.models.saved import encoder_dir, load_encoder
 from s2ssl.models.unet import ResNetUNet
 from s2ssl.models.unet3d import UNet3D
 from s2ssl.taskspec import task_spec
@@ -58,8 +59,6 @@ class InitInfo:
 
 def encoder_path(models_dir: str | Path, method: str) -> Path:
     """The exported encoder of pre-training ``method`` under ``models_dir`` (models/pretrain)."""
-    from s2ssl.ssl.pretrain import encoder_dir
-
     return encoder_dir(models_dir, method)
 
 
@@ -78,8 +77,6 @@ def _standardisation(meta: dict[str, Any], path: Path) -> tuple[list[float], lis
 
 
 def _load(models_dir: Path, init: str, task: str) -> tuple[nn.Module, dict[str, Any], Path, str]:
-    from s2ssl.ssl.pretrain import load_encoder
-
     path = encoder_path(models_dir, init)
     if not path.exists():
         raise ValueError(

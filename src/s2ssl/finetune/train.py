@@ -23,13 +23,15 @@ import torch.nn.functional as F
 from torch import Tensor
 from torch.utils.data import DataLoader
 
+from s2ssl.bands import BAND_NAMES
 from s2ssl.classes import LABEL_IGNORE
 from s2ssl.config import CroptypeFinetune
 from s2ssl.config import SupervisedTraining as TrainingConfig
-from s2ssl.evaluation.metrics import ClassificationMetrics, MetricValue, SegmentationMetrics
+from s2ssl.data.tensors import EpochBatchSampler, TensorDictDataset
 from s2ssl.finetune.data import TaskSplit
-from s2ssl.finetune.models import DownstreamNet, SceneNet, TimeSeriesSegmentationNet
-from s2ssl.ssl.datamodule import EpochBatchSampler, TensorDictDataset, derive_seed
+from s2ssl.models.downstream import DownstreamNet, SceneNet, TimeSeriesSegmentationNet
+from s2ssl.seeding import derive_seed
+from s2ssl.training.metrics import ClassificationMetrics, MetricValue, SegmentationMetrics
 
 __all__ = [
     "FinetuneTask",
@@ -276,8 +278,6 @@ def fit(
     """
     if len(train) == 0:
         raise ValueError("the training subset is empty; raise finetune.min_train_samples")
-    from s2ssl.bands import BAND_NAMES
-
     band_indices = [BAND_NAMES.index(b) for b in model.bands]
     steps, batches = step_budget(len(train), cfg)
     task = FinetuneTask(
@@ -339,8 +339,6 @@ def predict(
     device: str | torch.device = "cpu",
 ) -> Tensor:
     """Predicted labels of every sample (``[n, H, W]`` or ``[n]``), in evaluation mode."""
-    from s2ssl.bands import BAND_NAMES
-
     band_indices = [BAND_NAMES.index(b) for b in model.bands]
     was_training = model.training
     model.eval().to(device)
@@ -355,7 +353,7 @@ def predict(
 def score(
     model: DownstreamNet, split: TaskSplit, *, batch_size: int = 64
 ) -> tuple[dict[str, MetricValue], Tensor]:
-    """``(metrics, predictions)`` of ``model`` on ``split`` (:mod:`s2ssl.evaluation.metrics`)."""
+    """``(metrics, predictions)`` of ``model`` on ``split`` (:mod:`s2ssl.training.metrics`)."""
     preds = predict(model, split, batch_size=batch_size)
     metrics = _metrics_for(model)
     metrics.update(preds, split.label)

@@ -20,6 +20,7 @@ from torch import Tensor, nn
 
 from s2ssl.bands import BAND_NAMES
 from s2ssl.classes import LABEL_IGNORE
+from s2ssl.models.downstream import SegmentationNet, load_model
 
 __all__ = [
     "Segmenter",
@@ -244,8 +245,6 @@ def segmenter_from_model(path: str | Path, tile_size: int = 256) -> TorchSegment
         ValueError: ``path`` is not a saved model, or a time-series / scene model (a map needs
             a single-date segmentation model).
     """
-    from s2ssl.finetune.models import SegmentationNet, load_model
-
     model, meta = load_model(path)
     if not isinstance(model, SegmentationNet):
         raise ValueError(

@@ -2,7 +2,7 @@
 
 A registered model is the directory written by ``s2ssl finetune`` (plain ``state_dict`` +
 ``meta.json``, loaded with ``torch.load(weights_only=True)`` by
-:func:`s2ssl.finetune.models.load_model`) wrapped by :class:`S2SSLPyfuncModel`, with the
+:func:`s2ssl.models.downstream.load_model`) wrapped by :class:`S2SSLPyfuncModel`, with the
 ``s2ssl`` package itself shipped as the model's code (``code_paths``) so that
 
     mlflow.pyfunc.load_model("models:/s2ssl-landcover@champion").predict(x)
@@ -50,7 +50,7 @@ def predict_array(
     """
     import torch
 
-    from s2ssl.finetune.models import TimeSeriesSegmentationNet
+    from s2ssl.models.downstream import TimeSeriesSegmentationNet
 
     if output not in OUTPUTS:
         raise ValueError(f"output must be one of {list(OUTPUTS)}, got {output!r}")
@@ -99,7 +99,7 @@ class S2SSLPyfuncModel(mlflow.pyfunc.PythonModel):  # type: ignore[misc]
 
     def load_context(self, context: Any) -> None:
         """Rebuild the network from the ``model`` artifact (``weights_only=True``)."""
-        from s2ssl.finetune.models import load_model
+        from s2ssl.models.downstream import load_model
 
         self.model, self.meta = load_model(context.artifacts[MODEL_ARTIFACT])
 

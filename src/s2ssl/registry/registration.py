@@ -130,7 +130,7 @@ def _example(model: Any, meta: Mapping[str, Any]) -> Any:
     """A small plausible input: the model's band means (its standardisation) plus a ramp."""
     import numpy as np
 
-    from s2ssl.finetune.models import TimeSeriesSegmentationNet
+    from s2ssl.models.downstream import TimeSeriesSegmentationNet
 
     mean = model.normalize.mean.detach().cpu().numpy() if hasattr(model, "normalize") else None
     bands = len(model.bands)
@@ -154,7 +154,7 @@ def _signature(model: Any, meta: Mapping[str, Any]) -> Any:
     from mlflow.models import ModelSignature
     from mlflow.types.schema import ParamSchema, ParamSpec, Schema, TensorSpec
 
-    from s2ssl.finetune.models import TimeSeriesSegmentationNet
+    from s2ssl.models.downstream import TimeSeriesSegmentationNet
 
     f32 = np.dtype(np.float32)
     bands, classes = len(model.bands), len(model.classes)
@@ -210,7 +210,7 @@ def register_model(
     """
     import mlflow
 
-    from s2ssl.finetune.models import load_model
+    from s2ssl.models.downstream import load_model
 
     uri = tracking_uri(uri)
     name = config.model_name(task)

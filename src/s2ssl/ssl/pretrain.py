@@ -5,7 +5,7 @@ MLflow run (:func:`s2ssl.tracking.stage_run`, experiment ``pretrain``, run name 
 
 1. seed everything (``params.seed``), load the method's data into memory
    (:class:`~s2ssl.ssl.datamodule.PretrainDataModule`) and build its task
-   (:func:`~s2ssl.ssl.tasks.build_task`);
+   (:func:`~s2ssl.ssl.methods.build_task`);
 2. checkpoints live in ``<out>/<method>/checkpoints`` (a DVC ``persist`` output): ``last.ckpt``
    after every epoch, ``best-<epoch>.ckpt`` for the best online kNN probe accuracy (never the
    SSL loss). If ``last.ckpt`` exists and was written with the same configuration and data
@@ -17,7 +17,7 @@ MLflow run (:func:`s2ssl.tracking.stage_run`, experiment ``pretrain``, run name 
 4. the encoder of the best checkpoint is exported as a plain ``state_dict``
    (``<out>/<method>/encoder/weights.pt``) with ``meta.json`` (architecture, bands,
    normalisation, probe results), written atomically and logged to MLflow;
-   :func:`load_encoder` rebuilds it (``torch.load(weights_only=True)``);
+   :func:`s2ssl.models.saved.load_encoder` rebuilds it (``torch.load(weights_only=True)``);
 5. ``<reports>/<method>/metrics.json`` (flat, DVC metrics) and ``history.csv`` (per epoch, DVC
    plots) are written atomically.
 
@@ -36,38 +36,35 @@ import math
 import os
 import statistics
 import time
-import warnings
-from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
+import lightning as L
+import torch
+from lightning.pytorch.callbacks import Checkpoint, ModelCheckpoint, RichProgressBar
+
 from s2ssl.config import PRETRAIN_METHODS, Params, PretrainConfig
-from s2ssl.io import atomic_dir, write_json_atomic, write_text_atomic
+from s2ssl.io import write_json_atomic, write_text_atomic
+from s2ssl.models.saved import ENCODER_DIR, META_FILE, WEIGHTS_FILE, encoder_dir, write_saved
+from s2ssl.ssl.datamodule import PretrainDataModule
+from s2ssl.ssl.methods import build_task
+from s2ssl.tracking import lightning_logger, log_metrics, log_state_dict, stage_run
+from s2ssl.training.runtime import global_rank, quiet_lightning, resolve_precision
 
 __all__ = [
     "CHECKPOINT_DIR",
-    "ENCODER_DIR",
     "LAST_CHECKPOINT",
-    "META_FILE",
-    "WEIGHTS_FILE",
     "PretrainResult",
-    "build_encoder",
     "build_trainer",
-    "encoder_dir",
     "export_encoder",
-    "load_encoder",
     "pretrain",
-    "resolve_precision",
 ]
 
 _LOG = logging.getLogger(__name__)
 
-ENCODER_DIR: Final[str] = "encoder"
 CHECKPOINT_DIR: Final[str] = "checkpoints"
-WEIGHTS_FILE: Final[str] = "weights.pt"
-META_FILE: Final[str] = "meta.json"
 LAST_CHECKPOINT: Final[str] = "last.ckpt"
 RUN_CONFIG_FILE: Final[str] = "run_config.json"
 HISTORY_COLUMNS: Final[tuple[str, ...]] = (
@@ -94,67 +91,6 @@ class PretrainResult:
     best_checkpoint: Path | None
     resumed: bool
     run_id: str | None
-
-
-def encoder_dir(models_dir: str | Path, method: str) -> Path:
-    """Where :func:`pretrain` exports the encoder of ``method`` (``<models>/<method>/encoder``)."""
-    return Path(models_dir) / method / ENCODER_DIR
-
-
-def resolve_precision(precision: str, accelerator: str) -> str:
-    """``auto`` → ``bf16-mixed`` when training on CUDA, else ``32-true``; others pass through."""
-    if precision != "auto":
-        return "32-true" if precision == "32" else precision
-    import torch
-
-    on_cuda = accelerator in ("auto", "gpu", "cuda") and torch.cuda.is_available()
-    return "bf16-mixed" if on_cuda else "32-true"
-
-
-def _global_rank() -> int:
-    """This process's global rank from the launcher's environment (0 when not distributed)."""
-    for key in ("RANK", "LOCAL_RANK", "SLURM_PROCID", "JSM_NAMESPACE_RANK"):
-        value = os.environ.get(key)
-        if value is not None:
-            try:
-                return int(value)
-            except ValueError:
-                continue
-    return 0
-
-
-class _DropTips(logging.Filter):
-    """Drops Lightning's advertising "Tip" lines."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        return "Tip:" not in record.getMessage()
-
-
-@contextmanager
-def _quiet_lightning() -> Iterator[None]:
-    """Silence Lightning's tips and warnings that do not apply to in-memory pre-training."""
-    loggers = [
-        logging.getLogger(name)
-        for name in (
-            "lightning.pytorch.utilities.rank_zero",
-            "lightning.fabric.utilities.rank_zero",
-        )
-    ]
-    tip_filter = _DropTips()
-    for logger in loggers:
-        logger.addFilter(tip_filter)
-    try:
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", message=r".*does not have many workers.*")
-            warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\).*")
-            warnings.filterwarnings("ignore", message=r".*Checkpoint directory .* exists.*")
-            warnings.filterwarnings("ignore", message=r".*sync_dist=True.*")
-            warnings.filterwarnings("ignore", message=r".*all_gather is deprecated.*")
-            warnings.filterwarnings("ignore", message=r".*smaller than the logging interval.*")
-            yield
-    finally:
-        for logger in loggers:
-            logger.removeFilter(tip_filter)
 
 
 def _fingerprint(
@@ -209,8 +145,6 @@ def _prepare_checkpoints(ckpt_dir: Path, record: dict[str, Any], *, write: bool)
 
 def _loadable(path: Path) -> bool:
     """Whether a checkpoint file reads back (a kill during a write leaves a truncated file)."""
-    import torch
-
     try:
         torch.load(path, map_location="cpu", weights_only=True, mmap=True)
     except Exception as e:  # any failure means "cannot resume from it"
@@ -219,97 +153,16 @@ def _loadable(path: Path) -> bool:
     return True
 
 
-def build_encoder(architecture: Mapping[str, Any]) -> Any:
-    """An untrained encoder of the ``architecture`` recorded in an encoder's ``meta.json``."""
-    from s2ssl.models.resnet import ResNetEncoder
-    from s2ssl.models.unet import ResNetUNet
-    from s2ssl.models.unet3d import UNet3D
-
-    kind = architecture.get("kind")
-    try:
-        if kind == "resnet":
-            return ResNetEncoder(int(architecture["depth"]), int(architecture["in_channels"]))
-        if kind == "unet":
-            return ResNetUNet(
-                int(architecture["depth"]),
-                int(architecture["in_channels"]),
-                int(architecture["out_channels"]),
-                tuple(int(c) for c in architecture["decoder_channels"]),  # type: ignore[arg-type]
-            )
-        if kind == "unet3d":
-            return UNet3D(
-                int(architecture["in_channels"]),
-                int(architecture["timesteps"]),
-                int(architecture["out_channels"]),
-                int(architecture["features"]),
-            )
-    except KeyError as e:
-        raise ValueError(f"encoder architecture {dict(architecture)} lacks {e}") from None
-    raise ValueError(f"unknown encoder kind {kind!r}; expected resnet, unet or unet3d")
-
-
-def load_encoder(path: str | Path) -> tuple[Any, dict[str, Any]]:
-    """Rebuild an exported encoder and load its weights (``torch.load(weights_only=True)``).
-
-    Args:
-        path: the encoder directory (``models/pretrain/<method>/encoder``) or its
-            ``weights.pt``.
-
-    Returns:
-        ``(module in eval mode, meta)`` where ``meta`` is the parsed ``meta.json`` (method,
-        architecture, bands, normalisation, norm stats, probe results).
-    """
-    return load_saved(
-        path,
-        build_encoder,
-        what="an exported encoder",
-        hint="run `s2ssl pretrain` / `dvc repro pretrain` first",
-    )
-
-
-def load_saved(
-    path: str | Path, build: Callable[[Mapping[str, Any]], Any], *, what: str, hint: str
-) -> tuple[Any, dict[str, Any]]:
-    """Rebuild a saved network: ``meta.json``'s ``architecture`` → ``build`` → the plain
-    ``state_dict`` of ``weights.pt`` loaded strictly with ``torch.load(weights_only=True)``.
-
-    ``path`` is the directory or its ``weights.pt``; ``what`` / ``hint`` word the error when it
-    holds no such network. Returns ``(module in eval mode, meta)``.
-    """
-    import torch
-
-    p = Path(path)
-    folder = p.parent if p.is_file() else p
-    meta_path = folder / META_FILE
-    weights_path = folder / WEIGHTS_FILE
-    if not meta_path.is_file() or not weights_path.is_file():
-        raise ValueError(f"{folder} is not {what} (needs {META_FILE} and {WEIGHTS_FILE}); {hint}")
-    try:
-        meta = json.loads(meta_path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as e:
-        raise ValueError(f"{meta_path} is not valid JSON ({e})") from None
-    module = build(meta.get("architecture", {}))
-    state = torch.load(weights_path, map_location="cpu", weights_only=True)
-    try:
-        module.load_state_dict(state, strict=True)
-    except RuntimeError as e:
-        raise ValueError(
-            f"{weights_path} does not match the architecture in {meta_path}: {e}"
-        ) from None
-    return module.eval(), meta
-
-
 def export_encoder(
     task: Any, target: str | Path, extra_meta: Mapping[str, Any] | None = None
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """Write ``task``'s encoder as ``<target>/weights.pt`` (plain state_dict) + ``meta.json``.
 
-    ``meta.json`` holds the method, the architecture (what :func:`build_encoder` needs), the
+    ``meta.json`` holds the method, the architecture (what
+    :func:`~s2ssl.models.factory.build_encoder` needs), the
     input bands and normalisation, the training set's normalisation statistics and
     ``extra_meta``. The directory is written atomically. Returns ``(state_dict, meta)``.
     """
-    import torch
-
     encoder = task.encoder_module()
     weights = {k: v.detach().cpu().contiguous() for k, v in encoder.state_dict().items()}
     meta = {
@@ -318,15 +171,11 @@ def export_encoder(
         "bands": list(task.bands),
         "normalization": task.normalization(),
         "norm_stats": task.norm_stats_json,
-        "format": "torch state_dict; load with s2ssl.ssl.pretrain.load_encoder "
+        "format": "torch state_dict; load with s2ssl.models.saved.load_encoder "
         "(torch.load(weights_only=True))",
         **dict(extra_meta or {}),
     }
-    with atomic_dir(target) as tmp:
-        torch.save(weights, tmp / WEIGHTS_FILE)
-        (tmp / META_FILE).write_text(
-            json.dumps(meta, indent=2, sort_keys=True) + "\n", encoding="utf-8"
-        )
+    write_saved(target, weights, meta)
     return weights, meta
 
 
@@ -376,7 +225,6 @@ def _last_checkpoint_callback(path: Path) -> Any:
     checkpoint, so the saved state holds this epoch's history and the best-model bookkeeping.
     The file is written under a temporary name and renamed, so a kill never leaves it truncated.
     """
-    from lightning.pytorch.callbacks import Checkpoint
 
     class LastCheckpoint(Checkpoint):
         def __init__(self, target: Path) -> None:
@@ -407,9 +255,6 @@ def build_trainer(
     SSL loss) and ``last.ckpt`` after every epoch. Deterministic algorithms on CPU ("warn" on
     CUDA), no validation loop, our own epoch-seeded sampler (``use_distributed_sampler=False``).
     """
-    import lightning as L
-    from lightning.pytorch.callbacks import ModelCheckpoint, RichProgressBar
-
     ckpt_dir = Path(checkpoint_dir)
     method_cfg = config.method_config(method)
     best = ModelCheckpoint(
@@ -482,22 +327,16 @@ def pretrain(
         raise ValueError(
             f"unknown pre-training method {method!r}; choose one of {list(PRETRAIN_METHODS)}"
         )
-    import lightning as L
-    import torch
-
-    from s2ssl.ssl.datamodule import PretrainDataModule
-    from s2ssl.ssl.tasks import build_task
-
     cfg = params.pretrain
     method_cfg = cfg.method_config(method)
     if cfg.torch_threads is not None:
         torch.set_num_threads(cfg.torch_threads)
-    rank = _global_rank()
+    rank = global_rank()
     out = Path(out_dir) / method
     ckpt_dir = out / CHECKPOINT_DIR
     reports = Path(reports_dir) / method
 
-    with _quiet_lightning():
+    with quiet_lightning():
         L.seed_everything(params.seed, workers=True, verbose=False)
         dm = PretrainDataModule(method, cfg, data_dir, params.seed, params.holdout_region)
         dm.setup("fit")
@@ -524,8 +363,6 @@ def pretrain(
             )
             trainer.fit(task, datamodule=dm, ckpt_path=str(resume) if resume else None)
             return PretrainResult(method, Path(), ckpt_dir, {}, [], None, resume is not None, None)
-
-        from s2ssl.tracking import lightning_logger, log_metrics, log_state_dict, stage_run
 
         inputs = {name: path for name, path in dm.dataset_paths().items()}
         run_params = {

@@ -25,6 +25,8 @@ import yaml
 
 from s2ssl.config import Params
 from s2ssl.io import atomic_dir, atomic_path, write_json_atomic, write_text_atomic
+from s2ssl.tuning.space import overrides
+from s2ssl.tuning.trials import is_finished, sampler_seed, summarize
 
 if TYPE_CHECKING:
     import optuna
@@ -48,9 +50,6 @@ def _finite(value: Any) -> float | None:
 
 
 def _trials_csv(trials: list[optuna.trial.FrozenTrial], params: Params) -> str:
-    from s2ssl.tuning.space import overrides
-    from s2ssl.tuning.study import summarize
-
     cfg = params.tune
     keys = list(overrides(cfg, dict.fromkeys(cfg.space), fixed=False))
     buf = io.StringIO()
@@ -162,9 +161,6 @@ def write_reports(study: optuna.Study, params: Params, reports_dir: str | Path) 
         ValueError: no trial of the study completed (after writing the other reports).
     """
     from optuna.trial import TrialState
-
-    from s2ssl.tuning.space import overrides
-    from s2ssl.tuning.study import is_finished, sampler_seed
 
     cfg = params.tune
     reports = Path(reports_dir)

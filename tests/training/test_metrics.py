@@ -1,4 +1,4 @@
-"""s2ssl.evaluation.metrics against hand-computed confusion matrices."""
+"""s2ssl.training.metrics against hand-computed confusion matrices."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from s2ssl.classes import LABEL_IGNORE
-from s2ssl.evaluation.metrics import (
+from s2ssl.training.metrics import (
     ClassificationMetrics,
     SegmentationMetrics,
     boundary_mask,

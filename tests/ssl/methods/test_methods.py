@@ -18,11 +18,15 @@ from s2ssl.bands import BAND_NAMES
 from s2ssl.config import PretrainConfig, parse_params, set_dotted
 from s2ssl.data.stats import NormStats, band_histograms, stats_from_histograms
 from s2ssl.data.store import open_dataset
+from s2ssl.data.tensors import EpochBatchSampler, TensorDictDataset
 from s2ssl.data.validated import write_validated
-from s2ssl.ssl.datamodule import EpochBatchSampler, PretrainDataModule, TensorDictDataset
+from s2ssl.ssl.datamodule import PretrainDataModule
+from s2ssl.ssl.methods import build_task
+from s2ssl.ssl.methods.base import PretrainTask
+from s2ssl.ssl.methods.dense import DenseTask
+from s2ssl.ssl.methods.seco import MocoTask
 from s2ssl.ssl.pretrain import LAST_CHECKPOINT, build_trainer
 from s2ssl.ssl.probe import ProbeData, ProbeSplit
-from s2ssl.ssl.tasks import DenseTask, MocoTask, PretrainTask, build_task
 from testkit import read_repo_params
 
 METHODS = ("seco", "moco", "moco_tp", "dense", "cscl")

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from s2ssl.finetune.models import (
+from s2ssl.models.downstream import (
     SceneNet,
     SegmentationNet,
     Standardize,

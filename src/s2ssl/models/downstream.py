@@ -14,27 +14,26 @@ does its input scaling itself, so an exported model is self-contained: what
 
 The architecture of each is a JSON-able dict (:meth:`architecture`) from which
 :func:`build_model` rebuilds it; :func:`save_model` / :func:`load_model` write and read the
-plain ``state_dict`` (``torch.load(weights_only=True)``) next to a ``meta.json``.
+plain ``state_dict`` (``torch.load(weights_only=True)``) next to a ``meta.json``
+(:mod:`s2ssl.models.saved`).
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Final
+from typing import Any
 
 import torch
 from torch import Tensor, nn
 
-from s2ssl.io import atomic_dir
+from s2ssl.models.factory import build_encoder
 from s2ssl.models.resnet import ResNetEncoder
+from s2ssl.models.saved import load_saved, write_saved
 from s2ssl.models.unet import ResNetUNet
 from s2ssl.models.unet3d import UNet3D, append_doy_channel
 
 __all__ = [
-    "META_FILE",
-    "WEIGHTS_FILE",
     "DownstreamNet",
     "SceneNet",
     "SegmentationNet",
@@ -44,9 +43,6 @@ __all__ = [
     "load_model",
     "save_model",
 ]
-
-WEIGHTS_FILE: Final[str] = "weights.pt"
-META_FILE: Final[str] = "meta.json"
 
 
 class Standardize(nn.Module):
@@ -97,7 +93,7 @@ class DownstreamNet(nn.Module):
         raise TypeError(f"{type(self).__name__} does not define its backbone")  # pragma: no cover
 
     def backbone_architecture(self) -> dict[str, Any]:
-        """The :func:`s2ssl.ssl.pretrain.build_encoder` description of the backbone."""
+        """The :func:`s2ssl.models.factory.build_encoder` description of the backbone."""
         raise TypeError(f"{type(self).__name__} does not define its backbone")  # pragma: no cover
 
     def architecture(self) -> dict[str, Any]:
@@ -240,8 +236,6 @@ def build_model(architecture: Mapping[str, Any]) -> DownstreamNet:
 
     Normalisation buffers start at mean 0 / std 1; loading the state dict sets them.
     """
-    from s2ssl.ssl.pretrain import build_encoder
-
     kind = architecture.get("kind")
     try:
         bands = [str(b) for b in architecture["bands"]]
@@ -267,15 +261,11 @@ def save_model(model: DownstreamNet, target: str | Path, meta: Mapping[str, Any]
     weights = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     record = {
         "architecture": model.architecture(),
-        "format": "torch state_dict; load with s2ssl.finetune.models.load_model "
+        "format": "torch state_dict; load with s2ssl.models.downstream.load_model "
         "(torch.load(weights_only=True)); inputs are reflectance (DN_after_offset * 1e-4)",
         **dict(meta),
     }
-    with atomic_dir(target) as tmp:
-        torch.save(weights, tmp / WEIGHTS_FILE)
-        (tmp / META_FILE).write_text(
-            json.dumps(record, indent=2, sort_keys=True, allow_nan=True) + "\n", encoding="utf-8"
-        )
+    write_saved(target, weights, record)
     return Path(target)
 
 
@@ -285,8 +275,6 @@ def load_model(path: str | Path) -> tuple[DownstreamNet, dict[str, Any]]:
     Raises:
         ValueError: ``path`` is not a saved model, or its weights do not fit its architecture.
     """
-    from s2ssl.ssl.pretrain import load_saved
-
     model, meta = load_saved(
         path,
         build_model,
