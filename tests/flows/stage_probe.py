@@ -13,7 +13,8 @@ On exit — success or failure — it writes ``RECORD_DIR/<sha1 of the arguments
   section is serialised whole (``model_dump`` / ``model_dump_json``): then the section's key is
   recorded. Reading ``params.pretrain.seco.lr`` records ``pretrain.seco.lr`` only. Reads while
   a model is being validated (cross-section checks of ``load_params``) are not the command's
-  reads and are not recorded; a ``model_copy`` of a recorded section keeps its key.
+  reads and are not recorded, nor is the copy that ``override_params`` makes of the whole tree to
+  apply overrides; a ``model_copy`` of a recorded section keeps its key.
 """
 
 from __future__ import annotations
@@ -77,22 +78,24 @@ class ParamsRecorder:
         elif path == "":
             self.read.update(f.alias or n for n, f in type(model).model_fields.items())
 
+    def not_reading(self, function: Any) -> Any:
+        """``function`` with recording suspended while it runs."""
+
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            self.validating += 1
+            try:
+                return function(*args, **kwargs)
+            finally:
+                self.validating -= 1
+
+        return wrapper
+
     def install(self) -> None:
         recorder = self
         base = pydantic.BaseModel
         get = base.__getattribute__
         dump, dump_json = base.model_dump, base.model_dump_json
         init, validate, copy = base.__init__, base.model_validate.__func__, base.model_copy
-
-        def validating(function: Any) -> Any:
-            def wrapper(*args: Any, **kwargs: Any) -> Any:
-                recorder.validating += 1
-                try:
-                    return function(*args, **kwargs)
-                finally:
-                    recorder.validating -= 1
-
-            return wrapper
 
         def model_copy(self: pydantic.BaseModel, *args: Any, **kwargs: Any) -> Any:
             out = copy(self, *args, **kwargs)
@@ -113,8 +116,8 @@ class ParamsRecorder:
             recorder.dumped(self)
             return dump_json(self, *args, **kwargs)
 
-        base.__init__ = validating(init)  # type: ignore[method-assign]
-        base.model_validate = classmethod(validating(validate))  # type: ignore[method-assign, assignment]
+        base.__init__ = recorder.not_reading(init)  # type: ignore[method-assign]
+        base.model_validate = classmethod(recorder.not_reading(validate))  # type: ignore[method-assign, assignment]
         base.model_copy = model_copy  # type: ignore[method-assign]
         base.__getattribute__ = getattribute  # type: ignore[method-assign]
         base.model_dump = model_dump  # type: ignore[method-assign]
@@ -138,10 +141,13 @@ def loaded_s2ssl_modules() -> dict[str, str]:
 def main() -> None:
     record_dir = Path(sys.argv[1])
     args = sys.argv[2:]
-    from s2ssl.config import Params
+    import s2ssl.config as config
 
-    recorder = ParamsRecorder(Params)
+    recorder = ParamsRecorder(config.Params)
     recorder.install()
+    override = recorder.not_reading(config.override_params)
+    for module in {config, sys.modules[config.override_params.__module__]}:
+        module.override_params = override
 
     def write_record() -> None:
         record_dir.mkdir(parents=True, exist_ok=True)

@@ -14,6 +14,7 @@ The one run answers several questions:
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -132,7 +133,7 @@ def declared_stages(project: Path, records: Path) -> dict[str, StageDecl]:
     """Every stage of the project's DVC graph (``tune/dvc.yaml`` included), by its ``s2ssl``
     arguments as the probe records them."""
     out: dict[str, StageDecl] = {}
-    with Repo(str(project)) as repo:
+    with contextlib.chdir(project), Repo(str(project)) as repo:
         for stage in repo.index.stages:
             cmd = getattr(stage, "cmd", None)
             if not cmd:
