@@ -14,6 +14,7 @@ import torch
 from s2ssl.bands import BAND_NAMES
 from s2ssl.config import ConfigError, Params, load_params, parse_params, set_dotted
 from s2ssl.models.saved import load_encoder
+from s2ssl.ssl import pretrain as pretrain_module
 from s2ssl.ssl.datamodule import PretrainDataModule
 from s2ssl.ssl.methods import build_task
 from s2ssl.ssl.methods.base import PretrainTask
@@ -248,19 +249,49 @@ def test_stage_end_to_end_then_resume_then_new_config(
     files = {f.path for f in MlflowClient(mlflow_env).list_artifacts(run.info.run_id, "encoder")}
     assert files == {"encoder/weights.pt", "encoder/meta.json"}
 
-    # a second run resumes from last.ckpt (training already complete): same results
+    # a finished run's checkpoints are never resumed (DVC runs the stage again only when an
+    # input changed): it trains again, to the same results (deterministic on CPU)
     again = pretrain(params, "moco", tiny_validated, out, reports)
-    assert again.resumed
+    assert not again.resumed
     assert again.metrics["best_knn_acc"] == result.metrics["best_knn_acc"]
     assert again.metrics["final_loss"] == result.metrics["final_loss"]
-    # its training time is the first run's (the history's epochs), not the no-op's fit call
-    assert again.metrics["fit_wall_s"] == result.metrics["fit_wall_s"] > 0
+    assert [r.info.status for r in _runs(mlflow_env)] == ["FINISHED"] * 2
+    # the run logs the keys this method's stage depends on, not the other methods' sections
+    logged = _runs(mlflow_env)[-1].data.params
+    assert "pretrain.moco.lr" in logged and "pretrain.probe.k" in logged
+    assert not [k for k in logged if k.startswith(("pretrain.seco.", "pretrain.dense."))]
 
-    # another configuration: its checkpoints are not resumed but replaced
+
+def test_stage_resumes_an_interrupted_run_of_the_same_configuration(
+    tiny_validated: Path, tmp_path: Path, mlflow_env: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    out, reports = tmp_path / "models", tmp_path / "reports"
+    params = tiny_params()
+    reference = pretrain(params, "moco", tiny_validated, tmp_path / "ref", tmp_path / "ref_r")
+
+    def killed(*args: Any, **kwargs: Any) -> Any:
+        raise KeyboardInterrupt
+
+    real = pretrain_module.export_encoder
+    monkeypatch.setattr(pretrain_module, "export_encoder", killed)  # killed after training
+    with pytest.raises(KeyboardInterrupt):
+        pretrain(params, "moco", tiny_validated, out, reports)
+    monkeypatch.setattr(pretrain_module, "export_encoder", real)
+    resumed = pretrain(params, "moco", tiny_validated, out, reports)
+    assert resumed.resumed
+    assert resumed.metrics["best_knn_acc"] == reference.metrics["best_knn_acc"]
+    assert resumed.metrics["final_loss"] == reference.metrics["final_loss"]
+    # its training time is the interrupted run's (the history's epochs), not the no-op fit's
+    assert resumed.metrics["fit_wall_s"] > 0
+
+    # interrupted, then the configuration changes: the checkpoints are replaced
+    monkeypatch.setattr(pretrain_module, "export_encoder", killed)
+    with pytest.raises(KeyboardInterrupt):
+        pretrain(params, "moco", tiny_validated, out, reports)
+    monkeypatch.setattr(pretrain_module, "export_encoder", real)
     changed = tiny_params(**{"pretrain.moco.max_epochs": 1})
     third = pretrain(changed, "moco", tiny_validated, out, reports)
     assert not third.resumed and third.metrics["epochs"] == 1
-    assert [r.info.status for r in _runs(mlflow_env)] == ["FINISHED"] * 3
 
 
 def test_gpu_settings_run_on_cpu_through_the_stage(

@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import types
 import typing
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field
+from pydantic_core import to_jsonable_python
 
 __all__ = [
     "ConfigError",
@@ -102,3 +103,19 @@ def unwrap_model(annotation: Any) -> Any:
             if isinstance(inner, type) and issubclass(inner, BaseModel):
                 return inner
     return annotation
+
+
+def section_json(model: BaseModel, exclude: Collection[str] = ()) -> dict[str, Any]:
+    """``model``'s fields except ``exclude`` as JSON-compatible values, keyed by their YAML
+    names. Each field is read on its own, so a stage that logs this reads exactly these keys."""
+    out: dict[str, Any] = {}
+    for name, field in type(model).model_fields.items():
+        if name in exclude:
+            continue
+        value = getattr(model, name)
+        out[field.alias or name] = (
+            value.model_dump(mode="json", by_alias=True)
+            if isinstance(value, BaseModel)
+            else to_jsonable_python(value)
+        )
+    return out

@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
-from typing import ClassVar, Literal
+from typing import Any, ClassVar, Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from s2ssl.config.common import Fraction, PositiveInt, StrictModel, unique_items
+from s2ssl.config.common import (
+    Fraction,
+    PositiveInt,
+    StrictModel,
+    section_json,
+    unique_items,
+)
 from s2ssl.taskspec import TASK_NAMES
 
 __all__ = [
@@ -199,3 +205,9 @@ class FinetuneConfig(StrictModel):
             raise ValueError(f"unknown task {task!r}; choose one of {list(FINETUNE_TASKS)}")
         cfg: LandcoverFinetune | CroptypeFinetune | SceneFinetune = getattr(self, task)
         return cfg
+
+    def stage_params(self, task: str) -> dict[str, Any]:
+        """What ``finetune@<task>`` depends on, as JSON: the keys every task reads and the task's
+        own section (never the other tasks' sections)."""
+        shared = section_json(self, exclude={"tasks", *FINETUNE_TASKS})
+        return {**shared, task: self.task_config(task).model_dump(mode="json")}

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from s2ssl.config.common import Fraction, PositiveInt, StrictModel
+from s2ssl.config.common import Fraction, PositiveInt, StrictModel, section_json
 
 __all__ = [
     "PRETRAIN_METHODS",
@@ -278,3 +278,9 @@ class PretrainConfig(StrictModel):
             )
         cfg: MocoConfig | DenseConfig | CSCLConfig = getattr(self, method)
         return cfg
+
+    def stage_params(self, method: str) -> dict[str, Any]:
+        """What ``pretrain@<method>`` depends on, as JSON: the keys every method reads and the
+        method's own section (never the other methods' sections)."""
+        shared = section_json(self, exclude={"methods", *PRETRAIN_METHODS})
+        return {**shared, method: self.method_config(method).model_dump(mode="json")}

@@ -426,8 +426,11 @@ def strip_png(
     holdout_region: str | None,
     n: int,
     path: Path,
+    *,
+    scene_tile: int | None = None,
 ) -> Path | None:
-    """Image / truth / prediction of each init (largest in-domain fraction) on ``n`` test images."""
+    """Image / truth / prediction of each init (largest in-domain fraction) on ``n`` test images
+    (``scene_tile``: the scene task's tile edge, ``finetune.scene.tile_size``)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -450,7 +453,7 @@ def strip_png(
                 previews[r["init"]] = (list(z["ids"]), z["pred"])
     if not previews:
         return None
-    data = load_task_data(task, data_dir, "in_domain", holdout_region)
+    data = load_task_data(task, data_dir, "in_domain", holdout_region, scene_tile=scene_tile)
     test = data.test
     ids = next(iter(previews.values()))[0][:n]
     # (row of the preview, position in the test split) of the preview ids still in the test split
@@ -576,6 +579,7 @@ def write_evaluation(
             params.holdout_region,
             params.evaluate.strip_samples,
             fig_dir / f"{task}_strip.png",
+            scene_tile=params.finetune.scene.tile_size if task_spec(task).is_scene_level else None,
         )
         if strip is not None:
             figures.append(strip)

@@ -186,17 +186,22 @@ def load_task_data(
     setting: str,
     holdout_region: str | None,
     *,
-    scene_tile: int = 32,
+    scene_tile: int | None = None,
 ) -> TaskData:
     """Load ``task``'s three splits for ``setting`` from the validated datasets in ``data_dir``.
 
-    ``scene_tile``: edge of the scene tiles cut from land-cover patches (:func:`scene_tiles`).
+    ``scene_tile``: edge of the scene tiles cut from land-cover patches (:func:`scene_tiles`);
+    required by scene-level tasks (``finetune.scene.tile_size``), unused by the others.
 
     Raises:
         ValueError: unknown task / setting, a missing dataset, ``transfer`` without a
             ``holdout_region``, or an empty split.
     """
     spec = task_spec(task)
+    if spec.is_scene_level and scene_tile is None:
+        raise ValueError(
+            f"task {task!r} cuts scene tiles: pass scene_tile (finetune.scene.tile_size)"
+        )
     if setting not in SETTINGS:
         raise ValueError(f"unknown setting {setting!r}; choose one of {list(SETTINGS)}")
     if setting == "transfer" and holdout_region is None:
@@ -231,7 +236,7 @@ def load_task_data(
             ids=ids,
             strata=np.zeros(len(ids), np.int64),
         )
-        if spec.is_scene_level:
+        if scene_tile is not None and spec.is_scene_level:
             part = scene_tiles(part, scene_tile)
         splits[split] = TaskSplit(
             part.image, part.doy, part.label, part.ids, _strata(part.label, len(classes))

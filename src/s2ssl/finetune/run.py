@@ -12,9 +12,11 @@ lists the runs:
 Each run trains on its label fraction of the train split, selects its state on the val split
 and is scored **once** on the test split. Its result (test metrics with the confusion matrix,
 validation curve, budget, lineage) is written to ``<reports>/T/runs/<key>.json`` and a preview
-of its first test predictions to ``<key>.npz``; a run whose result exists with the same
-fingerprint (params, data, encoder weights) is not repeated, so a killed stage resumes
-(``runs/`` is a DVC ``persist`` output). One MLflow parent run per stage execution with one
+of its first test predictions to ``<key>.npz``. ``runs/`` is a DVC ``persist`` output: when
+the stage was interrupted, the next execution reuses the results of the same configuration
+(params, data, encoder weights) and runs the rest; results of a stage execution that finished
+are never reused, since DVC runs the stage again only when something it depends on changed
+(:mod:`s2ssl.training.resume`). One MLflow parent run per stage execution with one
 nested run per executed run. The in-domain run with the best validation score at the largest
 fraction is exported to ``<models>/T/model`` (weights + meta.json) for registration.
 """
@@ -41,6 +43,7 @@ from s2ssl.finetune.store import (
     CANDIDATES_DIR,
     MODEL_DIR,
     RUNS_DIR,
+    STAGE_STATE_FILE,
     encoder_sha256,
     export_model,
     load_result,
@@ -52,6 +55,7 @@ from s2ssl.models.downstream import save_model
 from s2ssl.progress import ProgressFactory, no_progress
 from s2ssl.taskspec import task_spec
 from s2ssl.tracking import log_metrics, log_state_dict, stage_run
+from s2ssl.training.resume import fingerprint_of, mark_finished, mark_started, resume_decision
 from s2ssl.training.runtime import quiet_lightning
 
 __all__ = ["FinetuneResult", "run_finetune"]
@@ -152,10 +156,7 @@ def run_finetune(
     Raises:
         ValueError: unknown task, missing data or encoders, unusable settings.
     """
-    if task not in params.finetune.tasks:
-        raise ValueError(
-            f"task {task!r} is not in finetune.tasks {params.finetune.tasks}; add it there first"
-        )
+    spec_of_task = task_spec(task)
     ft = params.finetune
     if ft.torch_threads is not None:
         torch.set_num_threads(ft.torch_threads)
@@ -165,31 +166,39 @@ def run_finetune(
     cand_dir = Path(out_dir) / task / CANDIDATES_DIR
     runs_dir.mkdir(parents=True, exist_ok=True)
     settings = dict.fromkeys(r.setting for r in runs)
-    tile = params.finetune.scene.tile_size
+    tile = ft.scene.tile_size if spec_of_task.is_scene_level else None
     data = {
         s: load_task_data(task, data_dir, s, params.holdout_region, scene_tile=tile)
         for s in settings
     }
 
-    # drop results of runs that are no longer planned (e.g. an init removed from params)
-    planned = {r.key for r in runs}
-    for path in runs_dir.glob("*.json"):
-        if path.stem not in planned:
+    fingerprints = {
+        spec.key: run_fingerprint(
+            params, spec, data[spec.setting].manifest, encoder_sha256(models_dir, spec.init)
+        )
+        for spec in runs
+    }
+    state_file = runs_dir / STAGE_STATE_FILE
+    stage_fp = fingerprint_of(fingerprints)
+    decision = resume_decision(state_file, stage_fp)
+    # results of another run of the stage are never reused: only an interrupted run's are
+    keep = {r.key for r in runs} if decision.resume else set()
+    for path in [*runs_dir.glob("*.json"), *runs_dir.glob("*.npz")]:
+        if path.stem not in keep:
             path.unlink()
-            path.with_suffix(".npz").unlink(missing_ok=True)
     if cand_dir.exists():
         for path in cand_dir.iterdir():
-            if path.name not in planned:
+            if path.name not in keep:
                 shutil.rmtree(path, ignore_errors=True)
+    _LOG.info("finetune %s: %s", task, decision.reason)
+    mark_started(state_file, stage_fp)
 
     results: dict[str, dict[str, Any]] = {}
     executed: list[str] = []
     reused: list[str] = []
     todo: list[tuple[RunSpec, str]] = []
     for spec in runs:
-        fp = run_fingerprint(
-            params, spec, data[spec.setting].manifest, encoder_sha256(models_dir, spec.init)
-        )
+        fp = fingerprints[spec.key]
         old = load_result(runs_dir / f"{spec.key}.json")
         fresh = old is not None and old.get("fingerprint") == fp
         if fresh and is_candidate(params, spec) and not (cand_dir / spec.key).is_dir():
@@ -212,7 +221,7 @@ def run_finetune(
                     params={
                         "seed": params.seed,
                         "holdout_region": params.holdout_region,
-                        "finetune": ft.model_dump(mode="json"),
+                        "finetune": ft.stage_params(task),
                     },
                     inputs=inputs,
                     tags={"s2ssl.task": task},
@@ -272,6 +281,7 @@ def run_finetune(
                 meta = json.loads((model_dir / "meta.json").read_text(encoding="utf-8"))
                 log_state_dict(state, "model", extra_files={"meta.json": meta})
                 log_metrics(_child_metrics(results[selected]))
+    mark_finished(state_file, stage_fp)
     return FinetuneResult(task, results, executed, reused, model_dir, selected)
 
 

@@ -23,6 +23,7 @@ __all__ = [
     "CANDIDATES_DIR",
     "MODEL_DIR",
     "RUNS_DIR",
+    "STAGE_STATE_FILE",
     "encoder_sha256",
     "export_model",
     "load_result",
@@ -35,6 +36,9 @@ RUNS_DIR: Final[str] = "runs"
 MODEL_DIR: Final[str] = "model"
 
 CANDIDATES_DIR: Final[str] = "candidates"
+
+STAGE_STATE_FILE: Final[str] = ".stage_state"
+"""Resume state of the stage in ``runs/`` (JSON, named without ``.json``: those are results)."""
 
 
 def _sha256(text: str) -> str:

@@ -8,10 +8,11 @@ MLflow run (:func:`s2ssl.tracking.stage_run`, experiment ``pretrain``, run name 
    (:func:`~s2ssl.ssl.methods.build_task`);
 2. checkpoints live in ``<out>/<method>/checkpoints`` (a DVC ``persist`` output): ``last.ckpt``
    after every epoch, ``best-<epoch>.ckpt`` for the best online kNN probe accuracy (never the
-   SSL loss). If ``last.ckpt`` exists and was written with the same configuration and data
-   (``run_config.json`` holds their fingerprint) the run resumes from it, so ``dvc repro`` after
-   a kill continues and ends where an uninterrupted run would (CPU, fixed seed); checkpoints of
-   another configuration are deleted and training starts over;
+   SSL loss). ``run_state.json`` says whether they belong to an interrupted run: if so, and of
+   the same configuration and data, the run resumes from ``last.ckpt``, so ``dvc repro`` after a
+   kill continues and ends where an uninterrupted run would (CPU, fixed seed). Checkpoints of a
+   run that finished are never reused: DVC runs the stage again only when something it depends
+   on changed, so training starts over (:mod:`s2ssl.training.resume`);
 3. the random-init encoder's probe accuracy is measured once before training (every gain is
    measured);
 4. the encoder of the best checkpoint is exported as a plain ``state_dict``
@@ -28,9 +29,7 @@ global rank 0 opens the MLflow run and writes outputs.
 from __future__ import annotations
 
 import csv
-import hashlib
 import io
-import json
 import logging
 import math
 import os
@@ -51,6 +50,7 @@ from s2ssl.models.saved import ENCODER_DIR, META_FILE, WEIGHTS_FILE, encoder_dir
 from s2ssl.ssl.datamodule import PretrainDataModule
 from s2ssl.ssl.methods import build_task
 from s2ssl.tracking import lightning_logger, log_metrics, log_state_dict, stage_run
+from s2ssl.training.resume import fingerprint_of, mark_finished, mark_started, resume_decision
 from s2ssl.training.runtime import global_rank, quiet_lightning, resolve_precision
 
 __all__ = [
@@ -66,7 +66,7 @@ _LOG = logging.getLogger(__name__)
 
 CHECKPOINT_DIR: Final[str] = "checkpoints"
 LAST_CHECKPOINT: Final[str] = "last.ckpt"
-RUN_CONFIG_FILE: Final[str] = "run_config.json"
+RUN_STATE_FILE: Final[str] = "run_state.json"
 HISTORY_COLUMNS: Final[tuple[str, ...]] = (
     "epoch",
     "loss",
@@ -93,53 +93,47 @@ class PretrainResult:
     run_id: str | None
 
 
-def _fingerprint(
-    params: Params, method: str, manifests: Mapping[str, Mapping[str, Any]]
-) -> dict[str, Any]:
-    """What must not change for a checkpoint to be resumed: method config, probe, seed, data."""
+def _fingerprint(params: Params, method: str, manifests: Mapping[str, Mapping[str, Any]]) -> str:
+    """What must not change for an interrupted run to be resumed: the method's config, the
+    probe, the seed, the data (see :mod:`s2ssl.training.resume`)."""
     cfg: PretrainConfig = params.pretrain
-    record = {
-        "method": method,
-        "seed": params.seed,
-        "config": cfg.method_config(method).model_dump(mode="json"),
-        "probe": cfg.probe.model_dump(mode="json"),
-        "limit_train_batches": cfg.limit_train_batches,
-        "holdout_region": params.holdout_region,
-        "data": {
-            name: {k: m.get(k) for k in ("raw_fingerprint", "n_accepted")}
-            for name, m in sorted(manifests.items())
-        },
-    }
-    digest = hashlib.sha256(json.dumps(record, sort_keys=True).encode()).hexdigest()
-    return {"fingerprint": digest, **record}
+    return fingerprint_of(
+        {
+            "method": method,
+            "seed": params.seed,
+            "config": cfg.method_config(method).model_dump(mode="json"),
+            "probe": cfg.probe.model_dump(mode="json"),
+            "limit_train_batches": cfg.limit_train_batches,
+            "holdout_region": params.holdout_region,
+            "data": {
+                name: {k: m.get(k) for k in ("raw_fingerprint", "n_accepted")}
+                for name, m in sorted(manifests.items())
+            },
+        }
+    )
 
 
-def _prepare_checkpoints(ckpt_dir: Path, record: dict[str, Any], *, write: bool) -> Path | None:
-    """``last.ckpt`` to resume from, or None (checkpoints of another configuration are removed)."""
+def _prepare_checkpoints(ckpt_dir: Path, fingerprint: str, *, write: bool) -> Path | None:
+    """``last.ckpt`` of an interrupted run of this configuration to resume from, or None (then
+    the checkpoints left in ``ckpt_dir`` are removed and training starts over)."""
     ckpt_dir.mkdir(parents=True, exist_ok=True)
-    state_file = ckpt_dir / RUN_CONFIG_FILE
+    state_file = ckpt_dir / RUN_STATE_FILE
     last = ckpt_dir / LAST_CHECKPOINT
-    previous: dict[str, Any] | None = None
-    if state_file.is_file():
-        try:
-            previous = json.loads(state_file.read_text(encoding="utf-8"))
-        except (json.JSONDecodeError, UnicodeDecodeError):
-            previous = None
-    same = previous is not None and previous.get("fingerprint") == record["fingerprint"]
-    resume = last if same and last.is_file() and _loadable(last) else None
+    decision = resume_decision(state_file, fingerprint)
+    resume = last if decision.resume and last.is_file() and _loadable(last) else None
     if resume is None and write:
         stale = sorted(ckpt_dir.glob("*.ckpt"))
         if stale:
-            _LOG.warning(
-                "removing %d checkpoint(s) in %s: written with another configuration or "
-                "unreadable; pre-training starts over",
+            _LOG.info(
+                "removing %d checkpoint(s) in %s (%s); pre-training starts over",
                 len(stale),
                 ckpt_dir,
+                decision.reason,
             )
         for path in stale:
             path.unlink()
     if write:
-        write_json_atomic(state_file, record)
+        mark_started(state_file, fingerprint)
     return resume
 
 
@@ -352,10 +346,10 @@ def pretrain(
         )
         task.probe_data = dm.probe
         task.channels_last = cfg.channels_last
-        record = _fingerprint(params, method, dm.manifests)
+        fingerprint = _fingerprint(params, method, dm.manifests)
         # Lightning's launcher starts the other ranks from trainer.fit on rank 0, i.e. after rank 0
         # has settled the checkpoint directory, so every rank reaches the same decision here
-        resume = _prepare_checkpoints(ckpt_dir, record, write=rank == 0)
+        resume = _prepare_checkpoints(ckpt_dir, fingerprint, write=rank == 0)
 
         if rank != 0:
             trainer, _ = build_trainer(
@@ -368,7 +362,7 @@ def pretrain(
         run_params = {
             "seed": params.seed,
             "method": method,
-            "pretrain": cfg.model_dump(mode="json"),
+            "pretrain": cfg.stage_params(method),
         }
         with stage_run(
             "pretrain",
@@ -436,6 +430,7 @@ def pretrain(
             reports.mkdir(parents=True, exist_ok=True)
             write_json_atomic(reports / "metrics.json", metrics)
             _write_history(reports / "history.csv", history)
+            mark_finished(ckpt_dir / RUN_STATE_FILE, fingerprint)
             return PretrainResult(
                 method=method,
                 encoder_dir=target,
