@@ -3,6 +3,7 @@ and the Lightning logger. One sqlite MLflow DB in a temp dir is shared by the mo
 
 from __future__ import annotations
 
+import hashlib
 import math
 import os
 import shutil
@@ -191,7 +192,7 @@ def test_lineage_tags_in_git_repo(tmp_path: Path) -> None:
         "dvc.stage": "pretrain",
         "git.commit": head,
         "git.dirty": "false",
-        "input.params": hash_input(repo / "params.yaml"),
+        "input.params": hashlib.sha256(b"lr: 0.1\n").hexdigest(),  # the file's bytes
     }
 
     (repo / "params.yaml").write_text("lr: 0.2\n")
@@ -231,6 +232,7 @@ def test_file_and_directory_hashes(tmp_path: Path) -> None:
     a.write_bytes(b"\x01\x02\x03")
     b.write_bytes(b"\x01\x02\x03")
     assert hash_input(a) == hash_input(b)
+    assert hash_input(a) == hashlib.sha256(b"\x01\x02\x03").hexdigest()  # a file: its bytes
     b.write_bytes(b"\x01\x02\x04")
     assert hash_input(a) != hash_input(b)
 
