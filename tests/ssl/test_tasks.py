@@ -364,11 +364,14 @@ def test_scene_methods_keep_their_embeddings_spread_under_the_default_optimiser(
 
     * the queue mechanics: in epoch 1 the queue holds random unit vectors, easy negatives, so
       the loss is well below the chance level; from epoch 2 on (real keys) it is near chance
-      and never diverges above it;
+      and never diverges above it. Measured (seeds 0 / 1), epoch 1 / highest later epoch over
+      chance: seco 0.81 / 1.00 and 0.78 / 1.01, moco 0.47 / 0.94 and 0.44 / 0.95, moco_tp
+      0.48 / 1.02 and 0.53 / 1.06;
     * no collapse: the training embeddings' spread (``embedding_std``) of the last epoch keeps
-      at least half of the first epoch's. Measured, last / first (seed 0): seco 1.02, moco 1.17,
-      moco_tp 0.84; with the paper's lr 0.03 (no linear scaling) seco falls to 0.36 (0.0356 ->
-      0.0127, still falling).
+      at least half of the first epoch's. Measured, last / first (seeds 0 / 1): seco 1.03 /
+      0.68, moco 1.17 / 1.02, moco_tp 0.84 / 0.65. With the paper's lr 0.03 (no linear scaling;
+      seed 0) seco falls to 0.36 and moco_tp to 0.35, both still falling, so this check fails
+      there; moco keeps 0.75 (its loss, on two crops of one image, is the easiest).
     """
     section = dict(read_repo_params()["pretrain"][method])
     section.update({"max_epochs": 6, "batch_size": 16, "crop_size": 48, "queue_size": 16})
