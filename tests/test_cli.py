@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import pytest
 import yaml
 from typer.testing import CliRunner, Result
 
@@ -125,6 +126,7 @@ def test_check_params_error_keeps_square_brackets(tmp_path: Path, repo_params_ra
 
 
 # --------------------------------------------------------------------------- fetch
+@pytest.mark.slow
 def test_fetch_tiny(tmp_path: Path, tiny_params: Path) -> None:
     out, reports = tmp_path / "raw", tmp_path / "reports"
     result = invoke("fetch", "-p", tiny_params, "--out", out, "--reports", reports)

@@ -386,6 +386,7 @@ def killing_progress(after: int, log: list[str]) -> Iterator[Any]:
     yield factory
 
 
+@pytest.mark.slow
 def test_a_killed_fetch_resumes_without_redownloading(sh: ShImitation, tmp_path: Path):
     params = sh_params(tmp_path, ["unlabelled"], concurrency=2)  # 3 locations x 5 scenes
     log: list[str] = []
@@ -421,6 +422,7 @@ def test_a_killed_fetch_resumes_without_redownloading(sh: ShImitation, tmp_path:
     assert again.summary == result.summary
 
 
+@pytest.mark.slow
 def test_a_sigkilled_fetch_process_resumes_without_redownloading(sh: ShImitation, tmp_path):
     import signal
     import subprocess
@@ -490,6 +492,7 @@ def test_wrong_credentials_fail_fast_with_a_clear_message(sh: ShImitation, tmp_p
     assert sh.state.counts["catalog_requests"] == sh.state.counts["process_requests"] == 0
 
 
+@pytest.mark.slow
 def test_the_secret_never_appears_in_output_logs_files_or_errors(
     sh: ShImitation, tmp_path: Path, monkeypatch, caplog, capfd
 ):

@@ -86,6 +86,7 @@ def test_same_seed_same_bytes_other_seed_differs(dataset: str) -> None:
     assert a.arrays["image"].tobytes() != c.arrays["image"].tobytes()
 
 
+@pytest.mark.slow
 def test_a_location_does_not_depend_on_chunking_or_count() -> None:
     params = small()
     whole = generate_all(params, "landcover", chunk_size=4)
@@ -247,6 +248,7 @@ def test_label_values_are_in_their_class_sets() -> None:
     assert set(np.unique(ct.arrays["mask"])) <= {0, 1, 2, 3}
 
 
+@pytest.mark.slow
 def test_class_frequencies_follow_the_region_priors() -> None:
     params = small(
         **{

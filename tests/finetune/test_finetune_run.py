@@ -76,6 +76,7 @@ def test_step_budget() -> None:
     assert step_budget(1000, cfg) == (105, 125)  # capped at 100 -> rounded up to 105
 
 
+@pytest.mark.slow
 def test_linear_probe_folds_standardisation_into_the_layer() -> None:
     g = torch.Generator().manual_seed(0)
     scale = torch.tensor([1.0, 10, 0.1, 3, 5])
@@ -99,6 +100,7 @@ def _easy_segmentation(n: int, seed: int) -> TaskSplit:
     return _split(image, bright.long())
 
 
+@pytest.mark.slow
 def test_tiny_finetune_beats_chance() -> None:
     torch.manual_seed(0)
     params = load_params(REPO_PARAMS)

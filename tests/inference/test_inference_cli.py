@@ -28,6 +28,7 @@ def _saved(tmp_path: Path) -> Path:
     return save_model(net.eval(), tmp_path / "model", {"init": "random"})
 
 
+@pytest.mark.slow
 def test_predict_cli_writes_a_georeferenced_map(
     tmp_path: Path, geotiff: Callable[..., Path], dn_raster: Callable[..., np.ndarray]
 ) -> None:
@@ -63,6 +64,7 @@ def test_only_segmentation_models_make_maps(tmp_path: Path) -> None:
         segmenter_from_model(tmp_path / "scene")
 
 
+@pytest.mark.slow
 def test_predict_cli_takes_a_registered_model_uri(
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,

@@ -26,6 +26,7 @@ def model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return save_tiny_segmentation_model(tmp_path_factory.mktemp("tiny") / "model")
 
 
+@pytest.mark.slow
 def test_predict_an_area_of_the_synthetic_world(
     tmp_path: Path, tiny_params: Path, model: Path
 ) -> None:
@@ -69,6 +70,7 @@ def test_input_errors_name_the_expected_form(args: list[str], message: str) -> N
     assert message in _output(result)
 
 
+@pytest.mark.slow
 def test_a_southern_area_and_a_local_source(tmp_path: Path, tiny_params: Path, model: Path) -> None:
     runner = CliRunner()
     south = "-61.00,-34.00,-60.99,-33.99"  # south_pampa; '-' values parse as the option's value

@@ -152,6 +152,7 @@ def test_resolve_precision() -> None:
 # ------------------------------------------------------------------------ export / load
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("method", "kind"), [("moco", "resnet"), ("dense", "unet"), ("cscl", "unet3d")]
 )
@@ -212,6 +213,7 @@ def _runs(uri: str) -> list[Any]:
     return client.search_runs([experiment.experiment_id], order_by=["attributes.start_time ASC"])
 
 
+@pytest.mark.slow
 def test_stage_end_to_end_then_resume_then_new_config(
     tiny_validated: Path, tmp_path: Path, mlflow_env: str
 ) -> None:
