@@ -204,6 +204,7 @@ def test_info_missing_path_with_brackets(tmp_path: Path) -> None:
 
 
 # --------------------------------------------------------------------------- validate
+@pytest.mark.slow
 def test_validate_tiny(tmp_path: Path, tiny_raw: Path) -> None:
     params = tiny_raw.parent / "params.yaml"
     out, reports = tmp_path / "validated", tmp_path / "reports"

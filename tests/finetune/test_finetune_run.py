@@ -166,6 +166,7 @@ def test_region_settings_never_share_a_region(tiny_validated: Path) -> None:
     assert nested[0] <= nested[1] <= nested[2] == set(source.train.ids)
 
 
+@pytest.mark.slow
 def test_stage_runs_resumes_and_exports(
     tiny_validated: Path, tiny_run_params: Path, tmp_path: Path
 ) -> None:
@@ -212,6 +213,7 @@ def test_scene_net_features_are_global_pooled() -> None:
     assert net.features(torch.rand(2, 3, 32, 32)).shape == (2, 512)
 
 
+@pytest.mark.slow
 def test_stage_logs_a_parent_run_with_nested_runs(
     tiny_validated: Path, tiny_run_params: Path, tmp_path: Path
 ) -> None:

@@ -297,6 +297,7 @@ def test_stage_end_to_end_then_resume_then_new_config(
     assert [r.info.status for r in _runs(mlflow_env)] == ["FINISHED"] * 3
 
 
+@pytest.mark.slow
 def test_gpu_settings_run_on_cpu_through_the_stage(
     tiny_validated: Path, tmp_path: Path, mlflow_env: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -116,6 +116,7 @@ def _step_loss_and_grads(
     return out.loss.detach().float(), grads
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("method", ["seco", "dense"])
 def test_channels_last_step_matches_contiguous(method: str, tiny_validated: Path) -> None:
     """The channels-last memory layout (pretrain.channels_last) only reorders sums: the same loss
@@ -145,6 +146,7 @@ def test_channels_last_is_refused_quietly_by_the_3d_unet(tiny_validated: Path) -
     assert all(p.is_contiguous() for p in task.parameters())
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("method", METHODS)
 def test_bf16_mixed_precision_trains_on_cpu(method: str, tiny_validated: Path) -> None:
     """bf16 mixed precision (the CUDA default) exercised through Lightning on CPU: autocast

@@ -277,6 +277,7 @@ def test_dvc_lineage_reads_the_stage(tmp_path: Path) -> None:
     assert "dvc.lock" in dvc_lineage(tmp_path / "missing.lock", "x")
 
 
+@pytest.mark.slow
 def test_register_is_idempotent_and_tags_lineage(
     uri: str, models: dict[str, Path], tmp_path: Path
 ) -> None:
@@ -335,6 +336,7 @@ def _predict_fresh(
     return np.load(tmp_path / "out.npy")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kind", ["segmentation", "timeseries", "scene"])
 def test_registered_model_loads_by_alias_in_a_fresh_process_and_predicts_the_same(
     uri: str, tmp_path: Path, kind: str
@@ -441,6 +443,7 @@ def _promote_worker(uri: str, version: str, barrier: object, queue: object) -> N
     queue.put((version, result.promoted))  # type: ignore[attr-defined]
 
 
+@pytest.mark.slow
 def test_concurrent_promotions_end_with_the_best_single_champion(
     uri: str, models: dict[str, Path]
 ) -> None:
