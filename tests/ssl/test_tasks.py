@@ -250,6 +250,7 @@ def _state(task: PretrainTask) -> dict[str, torch.Tensor]:
     return {k: v.detach().clone() for k, v in task.state_dict().items()}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("method", ["seco", "cscl"])
 def test_resume_from_last_checkpoint_gives_identical_weights(
     method: str, tiny_validated: Path, tmp_path: Path
