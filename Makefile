@@ -15,7 +15,7 @@ export PREFECT_SERVER_ANALYTICS_ENABLED := false
 export PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS := 90
 export MPLBACKEND := Agg
 
-.PHONY: help setup run test tune lint format bench serve clean-venv
+.PHONY: help setup run test test-fast tune lint format bench serve clean-venv
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -48,6 +48,9 @@ serve: setup  ## Prefect server on 127.0.0.1:4200 + the prefect.yaml deployments
 
 test: setup  ## run the test suite (offline, CPU)
 	pytest -q
+
+test-fast: setup  ## the test suite without the tests marked slow (a quick check; `make test` runs all)
+	pytest -q -m "not slow"
 
 tune: setup  ## run or resume the Optuna sweep (dvc repro tune/dvc.yaml; never part of make run)
 	dvc repro tune/dvc.yaml

@@ -7,9 +7,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "bench_pretrain.py"
 
 
+@pytest.mark.slow
 def test_bench_pretrain_prints_consistent_json() -> None:
     done = subprocess.run(
         [

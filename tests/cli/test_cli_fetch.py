@@ -5,11 +5,13 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 from clikit import PNG_MAGIC, REGIONS, flat, invoke, write_yaml
 
 from s2ssl.data.store import open_dataset
 
 
+@pytest.mark.slow
 def test_fetch_tiny(tmp_path: Path, tiny_params: Path) -> None:
     out, reports = tmp_path / "raw", tmp_path / "reports"
     result = invoke("fetch", "-p", tiny_params, "--out", out, "--reports", reports)

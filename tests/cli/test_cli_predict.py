@@ -30,6 +30,7 @@ def _saved(tmp_path: Path) -> Path:
     return save_model(net.eval(), tmp_path / "model", {"init": "random"})
 
 
+@pytest.mark.slow
 def test_predict_cli_writes_a_georeferenced_map(
     tmp_path: Path, geotiff: Callable[..., Path], dn_raster: Callable[..., np.ndarray]
 ) -> None:
@@ -58,6 +59,7 @@ def test_predict_cli_names_missing_bands(
     assert "B08" in result.output
 
 
+@pytest.mark.slow
 def test_predict_cli_takes_a_registered_model_uri(
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
@@ -111,6 +113,7 @@ def model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return save_tiny_segmentation_model(tmp_path_factory.mktemp("tiny") / "model")
 
 
+@pytest.mark.slow
 def test_predict_an_area_of_the_synthetic_world(
     tmp_path: Path, tiny_params: Path, model: Path
 ) -> None:
@@ -154,6 +157,7 @@ def test_input_errors_name_the_expected_form(args: list[str], message: str) -> N
     assert message in _output(result)
 
 
+@pytest.mark.slow
 def test_a_southern_area_and_a_local_source(tmp_path: Path, tiny_params: Path, model: Path) -> None:
     runner = CliRunner()
     south = "-61.00,-34.00,-60.99,-33.99"  # south_pampa; '-' values parse as the option's value

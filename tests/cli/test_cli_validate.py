@@ -6,9 +6,11 @@ import json
 import shutil
 from pathlib import Path
 
+import pytest
 from clikit import flat, invoke
 
 
+@pytest.mark.slow
 def test_validate_tiny(tmp_path: Path, tiny_raw: Path) -> None:
     params = tiny_raw.parent / "params.yaml"
     out, reports = tmp_path / "validated", tmp_path / "reports"

@@ -78,6 +78,7 @@ def test_too_large_an_area_is_refused_with_its_size() -> None:
 
 
 # --------------------------------------------------------------------------- synthetic
+@pytest.mark.slow
 def test_synthetic_scene_is_georeferenced_named_and_in_the_training_radiometry(
     synthetic_params: Params, tmp_path: Path
 ) -> None:

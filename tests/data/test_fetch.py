@@ -52,6 +52,7 @@ def test_ndvi_table_has_one_curve_per_crop(tiny_raw: Path) -> None:
     assert finite.size > 0 and (finite > -1).all() and (finite < 1).all()
 
 
+@pytest.mark.slow
 def test_a_failing_fetch_leaves_the_previous_dataset_intact(tmp_path: Path, monkeypatch) -> None:
     params = load_params(write_tiny_params(tmp_path / "params.yaml"))
     out, reports = tmp_path / "raw", tmp_path / "reports"

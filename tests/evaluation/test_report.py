@@ -433,6 +433,7 @@ def _fake_runs() -> list[dict[str, Any]]:
     return records
 
 
+@pytest.mark.slow
 def test_write_evaluation_end_to_end(tmp_path: Path) -> None:
     params = load_params(REPO_PARAMS, overrides={"finetune.tasks": ["landcover", "scene"]})
     runs_dir, out = tmp_path / "finetune", tmp_path / "evaluate"

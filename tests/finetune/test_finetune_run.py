@@ -79,6 +79,7 @@ def test_step_budget() -> None:
     assert step_budget(1000, cfg) == (105, 125)  # capped at 100 -> rounded up to 105
 
 
+@pytest.mark.slow
 def test_linear_probe_folds_standardisation_into_the_layer() -> None:
     g = torch.Generator().manual_seed(0)
     scale = torch.tensor([1.0, 10, 0.1, 3, 5])
@@ -103,6 +104,7 @@ def _easy_segmentation(n: int, seed: int) -> TaskSplit:
     return _split(image, bright.long())
 
 
+@pytest.mark.slow
 def test_tiny_finetune_beats_chance() -> None:
     torch.manual_seed(0)
     params = load_params(REPO_PARAMS)
@@ -145,6 +147,7 @@ def _scores(result: Any) -> dict[str, tuple[float, float]]:
     return {k: (r["val_score"], r["test"]["top1"]) for k, r in result.results.items()}
 
 
+@pytest.mark.slow
 def test_stage_runs_resumes_an_interrupted_run_and_exports(
     tiny_validated: Path, tiny_run_params: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -219,6 +222,7 @@ def test_scene_net_features_are_global_pooled() -> None:
     assert net.features(torch.rand(2, 3, 32, 32)).shape == (2, 512)
 
 
+@pytest.mark.slow
 def test_stage_logs_a_parent_run_with_nested_runs(
     tiny_validated: Path, tiny_run_params: Path, tmp_path: Path
 ) -> None:

@@ -246,6 +246,7 @@ def test_ingest_triggers_the_pipeline_only_when_validated_data_changed(fake: Fak
     assert "| `data/validated/x` | old.dir | new.dir | changed |" in md
 
 
+@pytest.mark.slow
 def test_ingest_does_not_retry_a_failed_validation(fake: FakeRunner) -> None:
     fake.script = {"validate": [1]}
     state = ingest(str(fake.project), force_fetch=False, return_state=True, **NO_WAIT)

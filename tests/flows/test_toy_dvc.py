@@ -24,6 +24,7 @@ def toy(tmp_path: Path) -> Path:
     return make_toy_project(tmp_path / "toy")
 
 
+@pytest.mark.slow
 def test_real_dvc_runs_then_skips_and_retries_only_exit_75(toy: Path) -> None:
     queue_failures(toy, "fetch", [75])  # the service is down once
     first = pipeline(str(toy), **FAST)
@@ -53,6 +54,7 @@ def test_set_params_make_a_dvc_experiment_in_the_workspace(toy: Path) -> None:
     assert lock["stages"]["pretrain@a"]["params"]["params.yaml"]["lr"] == 0.5
 
 
+@pytest.mark.slow
 def test_ingest_triggers_the_pipeline_only_for_new_data(toy: Path) -> None:
     first = ingest(str(toy), **FAST)  # nothing validated before: new data
     assert first["changed"] is True and first["pipeline"]["ran"][-1] == "evaluate"

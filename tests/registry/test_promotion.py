@@ -220,6 +220,7 @@ def _promote_worker(uri: str, version: str, barrier: object, queue: object) -> N
     queue.put((version, result.promoted))  # type: ignore[attr-defined]
 
 
+@pytest.mark.slow
 def test_concurrent_promotions_end_with_the_best_single_champion(
     uri: str, models: dict[str, Path]
 ) -> None:

@@ -54,6 +54,7 @@ def _predict_fresh(
 
 
 @pytest.mark.parametrize("kind", ["segmentation", "timeseries", "scene"])
+@pytest.mark.slow
 def test_registered_model_loads_by_alias_in_a_fresh_process_and_predicts_the_same(
     uri: str, tmp_path: Path, kind: str
 ) -> None:

@@ -52,6 +52,7 @@ def test_dvc_lineage_reads_the_stage(tmp_path: Path) -> None:
     assert "dvc.lock" in dvc_lineage(tmp_path / "missing.lock", "x")
 
 
+@pytest.mark.slow
 def test_register_is_idempotent_and_tags_lineage(
     uri: str, models: dict[str, Path], tmp_path: Path
 ) -> None:

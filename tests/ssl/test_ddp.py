@@ -9,6 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import torch
 import yaml
 
@@ -42,6 +43,7 @@ def _ddp_params(tiny_validated: Path, tmp_path: Path, queue: int, batch: int) ->
     return path
 
 
+@pytest.mark.slow
 def test_seco_pretrains_with_two_gloo_processes(tiny_validated: Path, tmp_path: Path) -> None:
     """``devices: 2, strategy: ddp`` on CPU: Lightning re-launches the CLI as a second rank; the
     batch is split between the ranks (half the optimiser steps), every rank's keys are

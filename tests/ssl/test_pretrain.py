@@ -130,6 +130,7 @@ def test_missing_data_is_a_clear_error(tmp_path: Path, mlflow_env: str) -> None:
 # ------------------------------------------------------------------------ export / load
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("method", "kind"), [("moco", "resnet"), ("dense", "unet"), ("cscl", "unet3d")]
 )
@@ -181,6 +182,7 @@ def _runs(uri: str) -> list[Any]:
     return client.search_runs([experiment.experiment_id], order_by=["attributes.start_time ASC"])
 
 
+@pytest.mark.slow
 def test_stage_end_to_end_then_resume_then_new_config(
     tiny_validated: Path, tmp_path: Path, mlflow_env: str
 ) -> None:
@@ -262,6 +264,7 @@ def test_stage_end_to_end_then_resume_then_new_config(
     assert not [k for k in logged if k.startswith(("pretrain.seco.", "pretrain.dense."))]
 
 
+@pytest.mark.slow
 def test_stage_resumes_an_interrupted_run_of_the_same_configuration(
     tiny_validated: Path, tmp_path: Path, mlflow_env: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -294,6 +297,7 @@ def test_stage_resumes_an_interrupted_run_of_the_same_configuration(
     assert not third.resumed and third.metrics["epochs"] == 1
 
 
+@pytest.mark.slow
 def test_gpu_settings_run_on_cpu_through_the_stage(
     tiny_validated: Path, tmp_path: Path, mlflow_env: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import shutil
 import subprocess
 from pathlib import Path
@@ -45,7 +46,7 @@ def test_lineage_tags_in_git_repo(tmp_path: Path) -> None:
         "dvc.stage": "pretrain",
         "git.commit": head,
         "git.dirty": "false",
-        "input.params": hash_input(repo / "params.yaml"),
+        "input.params": hashlib.sha256(b"lr: 0.1\n").hexdigest(),  # the file's bytes
     }
 
     (repo / "params.yaml").write_text("lr: 0.2\n")
@@ -81,6 +82,7 @@ def test_file_and_directory_hashes(tmp_path: Path) -> None:
     a, b = tmp_path / "a.bin", tmp_path / "b.bin"
     a.write_bytes(b"\x01\x02\x03")
     b.write_bytes(b"\x01\x02\x03")
+    assert hash_input(a) == hashlib.sha256(b"\x01\x02\x03").hexdigest()  # a file: its bytes
     assert hash_input(a) == hash_input(b)
     b.write_bytes(b"\x01\x02\x04")
     assert hash_input(a) != hash_input(b)

@@ -187,6 +187,7 @@ def test_a_finished_study_is_not_rerun_and_interrupted_trials_are_retried(
     assert trials[5].user_attrs["retry_of"] == 4 and trials[5].params == trials[4].params
 
 
+@pytest.mark.slow
 def test_sweep_killed_mid_study_resumes_without_repeating_trials(
     tiny_validated: Path, tmp_path: Path
 ) -> None:

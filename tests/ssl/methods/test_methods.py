@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import logging
 from pathlib import Path
 from typing import Any
@@ -122,6 +123,7 @@ def _step_loss_and_grads(
     return out.loss.detach().float(), grads
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("method", ["seco", "dense"])
 def test_channels_last_step_matches_contiguous(method: str, tiny_validated: Path) -> None:
     """The channels-last memory layout (pretrain.channels_last) only reorders sums: the same loss
@@ -151,6 +153,7 @@ def test_channels_last_is_refused_quietly_by_the_3d_unet(tiny_validated: Path) -
     assert all(p.is_contiguous() for p in task.parameters())
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("method", METHODS)
 def test_bf16_mixed_precision_trains_on_cpu(method: str, tiny_validated: Path) -> None:
     """bf16 mixed precision (the CUDA default) exercised through Lightning on CPU: autocast
@@ -254,6 +257,7 @@ def _state(task: PretrainTask) -> dict[str, torch.Tensor]:
     return {k: v.detach().clone() for k, v in task.state_dict().items()}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("method", ["seco", "cscl"])
 def test_resume_from_last_checkpoint_gives_identical_weights(
     method: str, tiny_validated: Path, tmp_path: Path
@@ -347,40 +351,58 @@ def _accuracies(task: PretrainTask) -> list[float]:
     return [row["knn_acc"] for row in task.history]
 
 
+# Chance level of the InfoNCE with queue K = 16 and batch N = 16 (every logit equal):
+#   moco / moco_tp: one head, 1 positive + K negatives           -> ln 17 = 2.833
+#   seco: head 0 as moco (ln 17); heads 1 and 2 add the 2 other keys of every batch item,
+#         1 + 16 + 2 x 16 = 49 logits each                       -> ln 17 + 2 ln 49 = 10.617
+SCENE_CHANCE_LOSS: dict[str, float] = {"seco": 10.617, "moco": 2.833, "moco_tp": 2.833}
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("method", ["seco", "moco", "moco_tp"])
-def test_scene_methods_learn(method: str, small_world: Path) -> None:
-    """Loss falls once the queue holds real keys, and the kNN probe beats random init.
+def test_scene_methods_keep_their_embeddings_spread_under_the_default_optimiser(
+    method: str, small_world: Path
+) -> None:
+    """The params.yaml optimiser of seco / moco / moco_tp (SGD lr 0.00375, momentum 0.9, wd 1e-4,
+    x0.1 at 60 % / 80 %, tau 0.07, key momentum 0.99) trains without collapse or divergence.
 
-    The first epoch's loss is not a reference: the queue starts as random unit vectors, far
-    easier negatives than real keys. The random-init reference re-estimates BN statistics.
+    This is not a test that the methods learn: in this budget (6 epochs x 2 steps of 16 of the
+    small world's 32 locations) they do not measurably. Measured (seed 0): top-1 retrieval of
+    the positive among the batch's 32 keys, on fixed views of the training locations, moved by
+    4-7 of 128 trials from random init (RGB input; noise), and the kNN probe cannot resolve a
+    gain (32 queries, so one query is 0.03, and random init is already at 0.81). It checks:
+
+    * the queue mechanics: in epoch 1 the queue holds random unit vectors, easy negatives, so
+      the loss is well below the chance level; from epoch 2 on (real keys) it is near chance
+      and never diverges above it. Measured (seeds 0 / 1), epoch 1 / highest later epoch over
+      chance: seco 0.81 / 1.00 and 0.78 / 1.01, moco 0.47 / 0.94 and 0.44 / 0.95, moco_tp
+      0.48 / 1.02 and 0.53 / 1.06;
+    * no collapse: the training embeddings' spread (``embedding_std``) of the last epoch keeps
+      at least half of the first epoch's. Measured, last / first (seeds 0 / 1): seco 1.03 /
+      0.68, moco 1.17 / 1.02, moco_tp 0.84 / 0.65. With the paper's lr 0.03 (no linear scaling;
+      seed 0) seco falls to 0.36 and moco_tp to 0.35, both still falling, so this check fails
+      there; moco keeps 0.75 (its loss, on two crops of one image, is the easiest).
     """
+    section = dict(read_repo_params()["pretrain"][method])
+    section.update({"max_epochs": 6, "batch_size": 16, "crop_size": 48, "queue_size": 16})
     cfg = config(
         {
-            f"{method}.max_epochs": 6,
-            f"{method}.batch_size": 16,
-            f"{method}.crop_size": 48,
-            f"{method}.queue_size": 16,
-            # 6 tiny epochs need the large step; the default (0.00375, linear scaling) is for the
-            # full budget, where 0.03 collapses the embeddings (measured)
-            f"{method}.lr": 0.03,
-            "probe.bank_size": 512,
-            "probe.query_size": 256,
-            # whole-patch scene labels: on 32 px tiles moco_tp does not beat random init in
-            # 6 tiny epochs (measured)
+            method: section,
+            "probe.bank_size": 64,
+            "probe.query_size": 32,
             "probe.scene_tile": 64,
         }
     )
     dm, task = setup(method, small_world, cfg)
-    assert dm.probe is not None and len(dm.probe.queries) >= 20
+    # the measurements in the docstring were made with these params.yaml values
+    assert isinstance(task, MocoTask) and (task.cfg.lr, task.cfg.key_momentum) == (0.00375, 0.99)
     trainer(6).fit(task, datamodule=dm)
-    losses, accs = _losses(task), _accuracies(task)
-    assert task.random_init_probe is not None
-    assert min(losses[-2:]) < losses[1], losses
-    assert max(accs) > task.random_init_probe.knn_acc + 1.5 / len(dm.probe.queries), (
-        task.random_init_probe,
-        accs,
-    )
+    losses, spread = _losses(task), [row["embedding_std"] for row in task.history]
+    chance = SCENE_CHANCE_LOSS[method]
+    assert len(losses) == 6 and all(np.isfinite(losses)), losses
+    assert losses[0] < 0.9 * chance, (losses, chance)
+    assert max(losses[1:]) < 1.2 * chance, (losses, chance)
+    assert spread[-1] > 0.5 * spread[0], spread
 
 
 def _pixel_retrieval_world(
@@ -418,6 +440,15 @@ def _pixel_retrieval_world(
 
 @pytest.mark.slow
 def test_dense_learns_pixel_correspondence() -> None:
+    """Cross-date pixel retrieval of the final encoder (the one a fixed budget exports) beats
+    random init, under the default dense optimiser (SGD lr 0.03, step schedule).
+
+    Measured over seeds 0, 1, 2 (this world, 5 epochs): random init 0.31 / 0.31 / 0.35, final
+    epoch 0.72 / 0.46 / 0.62 (+0.41 / +0.15 / +0.27; the peak, epoch 3, is 0.85-0.89 and is not
+    what is tested); the loss fell from 6.54 / 6.62 / 6.77 to 5.53 / 5.53 / 5.58. With 256
+    sampled points per batch a chance-level InfoNCE is ln 256 = 5.55: the loss shows the first
+    epoch's embeddings are worse than chance, not that the last ones are good; the probe does.
+    """
     data, probe, stats = _pixel_retrieval_world()
     cfg = config(
         {"dense.max_epochs": 5, "dense.batch_size": 8, "dense.points_per_image": 32, "probe.k": 1}
@@ -431,25 +462,38 @@ def test_dense_learns_pixel_correspondence() -> None:
     trainer(5).fit(task, loader)
     losses, accs = _losses(task), _accuracies(task)
     assert task.random_init_probe is not None
-    assert losses[-1] < losses[0], losses
-    assert max(accs) > task.random_init_probe.knn_acc + 0.2, (task.random_init_probe, accs)
+    assert len(accs) == 5 and task.random_init_probe.n_queries == 256
+    assert losses[-1] < losses[0] - 0.5, losses
+    assert accs[-1] > task.random_init_probe.knn_acc + 0.1, (task.random_init_probe, accs)
 
 
 @pytest.mark.slow
-def test_cscl_learns(small_world: Path) -> None:
+def test_cscl_fits_its_affinity_objective_under_the_default_optimiser(small_world: Path) -> None:
+    """CSCL stage 1 with the params.yaml optimiser (Adam lr 1e-4, x0.975 per epoch) lowers its
+    loss in every epoch, and the backbone's pixel embeddings keep their spread.
+
+    Measured (seeds 0 / 1, this world, 5 epochs of 4 steps): loss 0.0078 -> -0.0026 -> -0.0111
+    -> -0.0168 -> -0.0302 and -0.0173 -> -0.0205 -> -0.0272 -> -0.0319 -> -0.0414 (every epoch
+    lower, by at least 0.003); embedding spread last / first 1.02 and 0.93. The online kNN probe
+    is not asserted: with 160 query pixels its gain over random init, +0.07 and +0.02, is
+    within its noise (binomial standard error about 0.035).
+    """
     cfg = config(
         {
             "cscl.max_epochs": 5,
             "cscl.batch_size": 8,
-            "cscl.lr": 0.001,
             "probe.pixel_bank_images": 32,
             "probe.pixel_query_images": 16,
             "probe.pixels_per_image": 32,
         }
     )
     dm, task = setup("cscl", small_world, cfg)
+    # the optimiser is params.yaml's, the one the docstring's measurements used
+    repo = read_repo_params()["pretrain"]["cscl"]
+    assert (cfg.cscl.lr, cfg.cscl.lr_decay) == (repo["lr"], repo["lr_decay"]) == (1e-4, 0.975)
     trainer(5).fit(task, datamodule=dm)
-    losses, accs = _losses(task), _accuracies(task)
-    assert task.random_init_probe is not None
-    assert losses[-1] < losses[0], losses
-    assert max(accs) > task.random_init_probe.knn_acc + 0.02, (task.random_init_probe, accs)
+    losses, spread = _losses(task), [row["embedding_std"] for row in task.history]
+    assert len(losses) == 5
+    assert all(b < a for a, b in itertools.pairwise(losses)), losses
+    assert losses[-1] < losses[0] - 0.02, losses
+    assert spread[-1] > 0.8 * spread[0], spread

@@ -138,6 +138,7 @@ def test_too_large_an_area_is_refused_before_any_request(sh: ShImitation, tmp_pa
     assert sum(sh.state.counts.values()) == 0
 
 
+@pytest.mark.slow
 def test_predict_an_area_from_sentinel_hub_end_to_end(
     sh: ShImitation, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:

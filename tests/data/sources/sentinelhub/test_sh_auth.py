@@ -51,6 +51,7 @@ def test_wrong_credentials_fail_fast_with_a_clear_message(sh: ShImitation, tmp_p
     assert sh.state.counts["catalog_requests"] == sh.state.counts["process_requests"] == 0
 
 
+@pytest.mark.slow
 def test_the_secret_never_appears_in_output_logs_files_or_errors(
     sh: ShImitation, tmp_path: Path, monkeypatch, caplog, capfd
 ):

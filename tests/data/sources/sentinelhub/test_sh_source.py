@@ -331,6 +331,7 @@ def killing_progress(after: int, log: list[str]) -> Iterator[Any]:
     yield factory
 
 
+@pytest.mark.slow
 def test_a_killed_fetch_resumes_without_redownloading(sh: ShImitation, tmp_path: Path):
     params = sh_params(tmp_path, ["unlabelled"], concurrency=2)  # 3 locations x 5 scenes
     log: list[str] = []
@@ -366,6 +367,7 @@ def test_a_killed_fetch_resumes_without_redownloading(sh: ShImitation, tmp_path:
     assert again.summary == result.summary
 
 
+@pytest.mark.slow
 def test_a_sigkilled_fetch_process_resumes_without_redownloading(sh: ShImitation, tmp_path):
     import signal
     import subprocess
