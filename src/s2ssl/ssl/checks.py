@@ -1,4 +1,8 @@
-"""Argument checks shared by the batched view augmentations (ValueError with the fix)."""
+"""Argument checks shared by the view augmentations and the contrastive losses.
+
+Each raises :class:`ValueError` (or :class:`TypeError` for a wrong type) naming the argument, the
+expected and the received value.
+"""
 
 from __future__ import annotations
 
@@ -10,10 +14,14 @@ from torch import Tensor
 
 __all__ = [
     "check_image",
+    "check_int",
     "check_points",
     "check_probability",
     "check_range",
+    "check_real",
     "check_size",
+    "check_temperature",
+    "check_tensor",
 ]
 
 
@@ -72,3 +80,38 @@ def check_points(points: Tensor, n: int, name: str) -> None:
         raise ValueError(f"{name} has {points.shape[0]} samples, the geometry has {n}")
     if not points.is_floating_point():
         raise ValueError(f"{name} must be floating point, got {points.dtype}")
+
+
+def check_int(name: str, value: object, minimum: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{name} must be an int, got {type(value).__name__} ({value!r})")
+    if value < minimum:
+        raise ValueError(f"{name} must be >= {minimum}, got {value}")
+    return value
+
+
+def check_real(name: str, value: object) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"{name} must be a real number, got {type(value).__name__} ({value!r})")
+    if not math.isfinite(value):
+        raise ValueError(f"{name} must be finite, got {value}")
+    return float(value)
+
+
+def check_temperature(temperature: object) -> float:
+    value = check_real("temperature", temperature)
+    if value <= 0:
+        raise ValueError(f"temperature must be > 0, got {value}")
+    return value
+
+
+def check_tensor(name: str, value: object, ndim: int, *, floating: bool = True) -> Tensor:
+    if not isinstance(value, Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor, got {type(value).__name__}")
+    if value.ndim != ndim:
+        raise ValueError(
+            f"{name} must have {ndim} dimensions, got {value.ndim} (shape {tuple(value.shape)})"
+        )
+    if floating and not value.is_floating_point():
+        raise TypeError(f"{name} must be a floating-point tensor, got dtype {value.dtype}")
+    return value

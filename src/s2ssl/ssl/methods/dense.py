@@ -16,8 +16,9 @@ from torch import Tensor, nn
 from s2ssl.config import DenseConfig
 from s2ssl.models.heads import PixelProjection
 from s2ssl.models.unet import ResNetUNet
-from s2ssl.ssl.losses import dense_info_nce, momentum_update
+from s2ssl.ssl.losses import dense_info_nce
 from s2ssl.ssl.methods.base import PretrainTask, StepOutput, freeze, step_schedule
+from s2ssl.ssl.momentum import momentum_update
 from s2ssl.ssl.probe import ProbeSplit
 from s2ssl.ssl.resample import sample_at
 from s2ssl.ssl.views import dense_views, to_reflectance
