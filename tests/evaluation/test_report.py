@@ -22,8 +22,8 @@ from runkit import (
 )
 
 from s2ssl.config import load_params
+from s2ssl.evaluation.records import collect_runs, flat_metrics
 from s2ssl.evaluation.report import claims, write_evaluation
-from s2ssl.evaluation.runs import collect_runs, flat_metrics
 from testkit import REPO_PARAMS
 
 # ----------------------------------------------------------------------------------------- claims

@@ -2,7 +2,7 @@
 
 Label-fraction curves (:func:`curves_png`), confusion matrices (:func:`confusion_png`), and a
 strip of image / truth / prediction per task (:func:`strip_png`), all drawn from the fine-tuning
-run records (:mod:`s2ssl.evaluation.runs`).
+run records (:mod:`s2ssl.evaluation.records`).
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from s2ssl.data.quicklooks import class_legend, true_colour
-from s2ssl.evaluation.runs import score
+from s2ssl.evaluation.records import score
 from s2ssl.finetune.data import load_task_data
 from s2ssl.io import atomic_path
 from s2ssl.taskspec import task_spec

@@ -29,7 +29,7 @@ from typing import Any, Final
 
 from s2ssl.config import Params
 from s2ssl.evaluation.figures import confusion_png, curves_png, strip_png
-from s2ssl.evaluation.runs import collect_runs, flat_metrics, gains, majority_baseline, score
+from s2ssl.evaluation.records import collect_runs, flat_metrics, gains, majority_baseline, score
 from s2ssl.io import atomic_path, write_json_atomic
 from s2ssl.taskspec import task_spec
 

@@ -1,4 +1,4 @@
-"""Run records of the ``evaluate`` stage (s2ssl.evaluation.runs): gains, flat metrics, loading.
+"""Run records of the ``evaluate`` stage (s2ssl.evaluation.records): gains, flat metrics, loading.
 
 Small hand-made fine-tuning run records; every expected number below is computed by hand.
 """
@@ -20,7 +20,7 @@ from runkit import (
     write_runs,
 )
 
-from s2ssl.evaluation.runs import collect_runs, flat_metrics, gains, majority_baseline
+from s2ssl.evaluation.records import collect_runs, flat_metrics, gains, majority_baseline
 
 # ------------------------------------------------------------------------------------------ gains
 
