@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from s2ssl.config import AppearanceConfig, load_params
-from s2ssl.ssl.augment import sample_at
+from s2ssl.ssl.resample import sample_at
 from s2ssl.ssl.views import (
     cscl_batch,
     dense_views,

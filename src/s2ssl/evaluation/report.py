@@ -21,38 +21,19 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
-import numpy as np
-
 from s2ssl.config import Params
-from s2ssl.data.quicklooks import class_legend, true_colour
-from s2ssl.finetune.data import load_task_data
+from s2ssl.evaluation.figures import confusion_png, curves_png, strip_png
+from s2ssl.evaluation.records import collect_runs, flat_metrics, gains, majority_baseline, score
 from s2ssl.io import atomic_path, write_json_atomic
 from s2ssl.taskspec import task_spec
 
-__all__ = ["EvaluationResult", "collect_runs", "flat_metrics", "gains", "write_evaluation"]
-
-REPORTED: Final[dict[str, tuple[str, ...]]] = {
-    "landcover": ("miou", "overall_accuracy", "macro_f1", "kappa"),
-    "croptype": (
-        "miou",
-        "overall_accuracy",
-        "macro_f1",
-        "kappa",
-        "boundary.miou",
-        "interior.miou",
-        "boundary.overall_accuracy",
-        "interior.overall_accuracy",
-    ),
-    "scene": ("top1", "macro_f1", "kappa"),
-}
-"""The metrics of each task that go to ``metrics.json`` (per-class scores stay in the runs)."""
+__all__ = ["EvaluationResult", "write_evaluation"]
 
 TASK_TITLES: Final[dict[str, str]] = {
     "landcover": "Land-cover segmentation (ResNet U-Net)",
@@ -72,86 +53,6 @@ class EvaluationResult:
     figures: list[Path]
 
 
-def collect_runs(runs_dir: str | Path, tasks: Iterable[str]) -> dict[str, list[dict[str, Any]]]:
-    """The run records of every task, sorted by setting, protocol, init and fraction.
-
-    Raises:
-        ValueError: a task has no run file (``finetune`` has not run) or an unreadable one.
-    """
-    out: dict[str, list[dict[str, Any]]] = {}
-    for task in tasks:
-        folder = Path(runs_dir) / task / "runs"
-        files = sorted(folder.glob("*.json"))
-        if not files:
-            raise ValueError(
-                f"no fine-tuning result in {folder}; run `s2ssl finetune --task {task}` / "
-                f"`dvc repro finetune@{task}` first"
-            )
-        records = []
-        for path in files:
-            try:
-                records.append(json.loads(path.read_text(encoding="utf-8")))
-            except json.JSONDecodeError as e:
-                raise ValueError(
-                    f"{path} is not valid JSON ({e}); re-run finetune@{task}"
-                ) from None
-        records.sort(key=lambda r: (r["setting"], r["protocol"], r["init"], r["fraction"]))
-        out[task] = records
-    return out
-
-
-def _group_key(record: Mapping[str, Any]) -> tuple[str, str, str, float]:
-    return (record["task"], record["setting"], record["protocol"], float(record["fraction"]))
-
-
-def _random_of(records: Sequence[Mapping[str, Any]]) -> dict[tuple[str, str, str, float], Any]:
-    return {_group_key(r): r for r in records if r["init"] == "random"}
-
-
-def gains(records: Sequence[Mapping[str, Any]], metric: str) -> dict[str, float]:
-    """``run key -> score - random init's score`` (same task, setting, protocol, fraction).
-
-    Runs without a matching random-init run (or a NaN score) get no entry.
-    """
-    baseline = _random_of(records)
-    out: dict[str, float] = {}
-    for r in records:
-        base = baseline.get(_group_key(r))
-        if base is None or r["init"] == "random":
-            continue
-        value, ref = r["test"].get(metric), base["test"].get(metric)
-        numbers = isinstance(value, int | float) and isinstance(ref, int | float)
-        if numbers and math.isfinite(value) and math.isfinite(ref):
-            out[r["key"]] = float(value) - float(ref)
-    return out
-
-
-def flat_metrics(runs: Mapping[str, Sequence[Mapping[str, Any]]]) -> dict[str, float]:
-    """The flat ``metrics.json`` (see the module docstring); NaN scores are left out."""
-    flat: dict[str, float] = {}
-    for task, records in runs.items():
-        for metric in REPORTED[task]:
-            gain = gains(records, metric)
-            for r in records:
-                value = r["test"].get(metric)
-                if not isinstance(value, int | float) or not math.isfinite(value):
-                    continue
-                base = f"{task}.{r['key']}.{metric}"
-                flat[base] = round(float(value), 6)
-                if r["key"] in gain:
-                    flat[f"{base}.gain"] = round(gain[r["key"]], 6)
-        if task_spec(task).is_scene_level and records:
-            flat["scene.majority_baseline.top1"] = round(majority_baseline(records[0]), 6)
-    return flat
-
-
-def majority_baseline(record: Mapping[str, Any]) -> float:
-    """Top-1 of always predicting the most frequent test class (from the confusion matrix)."""
-    confusion = np.asarray(record["test"]["confusion"], dtype=np.float64)
-    total = confusion.sum()
-    return float(confusion.sum(axis=1).max() / total) if total else math.nan
-
-
 # ---------------------------------------------------------------------------------------- tables
 
 
@@ -163,11 +64,6 @@ def _fmt(value: float | None, gain: float | None = None, *, pct: bool = True) ->
     if gain is not None and math.isfinite(gain):
         text += f" ({gain * scale:+.1f})"
     return text
-
-
-def _score(r: Mapping[str, Any], metric: str) -> float | None:
-    value = r["test"].get(metric)
-    return float(value) if isinstance(value, int | float) else None
 
 
 def _table(
@@ -189,7 +85,7 @@ def _table(
         cells = []
         for f in fractions:
             r = by.get((init, f))
-            cells.append(_fmt(_score(r, metric), gain.get(r["key"])) if r else "–")
+            cells.append(_fmt(score(r, metric), gain.get(r["key"])) if r else "–")
         lines.append(f"| {init} | " + " | ".join(cells) + " |")
     n_train = ", ".join(
         f"{labels[f]} %: {next(r['n_train'] for r in rows if float(r['fraction']) == f)}"
@@ -207,7 +103,7 @@ def _best(
     for r in records:
         if any(r.get(k) != v for k, v in where.items()):
             continue
-        value = _score(r, metric)
+        value = score(r, metric)
         if value is not None and math.isfinite(value) and value > best[1]:
             best = (r["init"], value)
     return best
@@ -290,7 +186,7 @@ def claims(runs: Mapping[str, Sequence[Mapping[str, Any]]]) -> list[str]:
                 wins += best_init == "seco"
                 parts.append(
                     f"{protocol} {label} %: best {best_init} ({best_value * 100:.1f})"
-                    + ("" if best_init == "seco" else f", seco {_score(seco[0], 'top1') * 100:.1f}")  # type: ignore[operator]
+                    + ("" if best_init == "seco" else f", seco {score(seco[0], 'top1') * 100:.1f}")  # type: ignore[operator]
                 )
         if total:
             verdict = "holds" if wins == total else ("partly holds" if wins else "does not hold")
@@ -310,7 +206,7 @@ def _plot_rows(task: str, records: Sequence[Mapping[str, Any]]) -> list[dict[str
     gain = gains(records, metric)
     rows = []
     for r in records:
-        value = _score(r, metric)
+        value = score(r, metric)
         if value is None or not math.isfinite(value):
             continue
         rows.append(
@@ -338,170 +234,6 @@ def _write_csv(path: Path, rows: Sequence[Mapping[str, Any]]) -> Path:
     with atomic_path(path) as tmp:
         tmp.write_text(buffer.getvalue(), encoding="utf-8")
     return path
-
-
-def _save(fig: Any, path: Path) -> Path:
-    import matplotlib.pyplot as plt
-
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=110, bbox_inches="tight", format="png")
-    plt.close(fig)
-    return path
-
-
-def curves_png(task: str, records: Sequence[Mapping[str, Any]], path: Path) -> Path:
-    """Headline metric vs label fraction, one line per init (one panel per protocol, in domain);
-    region transfer as separate markers."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    metric = task_spec(task).headline
-    protocols = list(dict.fromkeys(r["protocol"] for r in records))
-    fig, axes = plt.subplots(1, len(protocols), figsize=(4.2 * len(protocols), 3.4), squeeze=False)
-    for ax, protocol in zip(axes[0], protocols, strict=True):
-        for setting, style in (("in_domain", "-o"), ("transfer", "--^")):
-            for i, init in enumerate(dict.fromkeys(r["init"] for r in records)):
-                pts = sorted(
-                    (float(r["fraction"]) * 100, _score(r, metric))
-                    for r in records
-                    if r["init"] == init and r["protocol"] == protocol and r["setting"] == setting
-                )
-                pts = [(x, y) for x, y in pts if y is not None and math.isfinite(y)]
-                if not pts:
-                    continue
-                xs, ys = zip(*pts, strict=True)
-                label = init if setting == "in_domain" else f"{init} (unseen region)"
-                ax.plot(
-                    xs,
-                    ys,
-                    style,
-                    color=f"C{i}",
-                    label=label,
-                    alpha=1.0 if setting == "in_domain" else 0.6,
-                )
-        ax.set_xscale("log")
-        ax.set_xlabel("labelled training samples (% of train split)")
-        ax.set_ylabel(metric)
-        ax.set_title(f"{task} — {protocol}")
-        ax.grid(True, alpha=0.3)
-    axes[0][-1].legend(fontsize=7, loc="center left", bbox_to_anchor=(1.02, 0.5))
-    return _save(fig, path)
-
-
-def confusion_png(task: str, records: Sequence[Mapping[str, Any]], path: Path) -> Path:
-    """Row-normalised test confusion matrices of each init at the largest in-domain fraction."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    protocol = (
-        "finetune" if any(r["protocol"] == "finetune" for r in records) else records[0]["protocol"]
-    )
-    rows = [r for r in records if r["setting"] == "in_domain" and r["protocol"] == protocol]
-    top = max(float(r["fraction"]) for r in rows)
-    rows = [r for r in rows if float(r["fraction"]) == top]
-    classes = task_spec(task).classes
-    fig, axes = plt.subplots(1, len(rows), figsize=(3.3 * len(rows), 3.4), squeeze=False)
-    for ax, r in zip(axes[0], rows, strict=True):
-        cm = np.asarray(r["test"]["confusion"], dtype=np.float64)
-        norm = cm / np.maximum(cm.sum(axis=1, keepdims=True), 1)
-        ax.imshow(norm, vmin=0, vmax=1, cmap="Blues")
-        ax.set_title(f"{r['init']} ({r['fraction_label']} %)", fontsize=9)
-        ax.set_xticks(range(len(classes)), [c[:6] for c in classes], rotation=90, fontsize=6)
-        ax.set_yticks(range(len(classes)), [c[:6] for c in classes], fontsize=6)
-        ax.set_xlabel("predicted", fontsize=7)
-    axes[0][0].set_ylabel("true", fontsize=7)
-    fig.suptitle(f"{task}: test confusion (row-normalised)", fontsize=10)
-    return _save(fig, path)
-
-
-def strip_png(
-    task: str,
-    records: Sequence[Mapping[str, Any]],
-    runs_dir: Path,
-    data_dir: Path,
-    holdout_region: str | None,
-    n: int,
-    path: Path,
-    *,
-    scene_tile: int | None = None,
-) -> Path | None:
-    """Image / truth / prediction of each init (largest in-domain fraction) on ``n`` test images
-    (``scene_tile``: the scene task's tile edge, ``finetune.scene.tile_size``)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    from matplotlib.colors import ListedColormap
-
-    protocol = (
-        "finetune" if any(r["protocol"] == "finetune" for r in records) else records[0]["protocol"]
-    )
-    rows = [r for r in records if r["setting"] == "in_domain" and r["protocol"] == protocol]
-    if not rows:
-        return None
-    top = max(float(r["fraction"]) for r in rows)
-    rows = [r for r in rows if float(r["fraction"]) == top]
-    previews = {}
-    for r in rows:
-        file = runs_dir / task / "runs" / f"{r['key']}.npz"
-        if file.is_file():
-            with np.load(file) as z:
-                previews[r["init"]] = (list(z["ids"]), z["pred"])
-    if not previews:
-        return None
-    data = load_task_data(task, data_dir, "in_domain", holdout_region, scene_tile=scene_tile)
-    test = data.test
-    ids = next(iter(previews.values()))[0][:n]
-    # (row of the preview, position in the test split) of the preview ids still in the test split
-    pairs = [(j, test.ids.index(str(i))) for j, i in enumerate(ids) if str(i) in test.ids]
-    if not pairs:
-        return None
-    spec = task_spec(task)
-    classes, colours = spec.classes, spec.colours
-    cmap = ListedColormap(colours)
-    cols = 2 + len(previews) if not spec.is_scene_level else 1
-    fig, axes = plt.subplots(
-        len(pairs), cols, figsize=(1.7 * cols + 1.5, 1.7 * len(pairs)), squeeze=False
-    )
-    for row, (j, p) in enumerate(pairs):
-        image = test.image[p].numpy().astype(np.float32) * 1e-4  # [T, C, H, W]
-        date = image.shape[0] // 2
-        axes[row][0].imshow(true_colour(image[date]))
-        if spec.is_scene_level:
-            truth = classes[int(test.label[p])]
-            guesses = ", ".join(
-                f"{init}: {classes[int(pred[j])]}" for init, (_, pred) in previews.items()
-            )
-            axes[row][0].set_title(f"true {truth}\n{guesses}", fontsize=6)
-            continue
-        label = test.label[p].numpy()
-        axes[row][1].imshow(
-            np.ma.masked_equal(label, 255),
-            cmap=cmap,
-            vmin=0,
-            vmax=len(classes) - 1,
-            interpolation="nearest",
-        )
-        for k, (init, (_, pred)) in enumerate(previews.items()):
-            axes[row][2 + k].imshow(
-                pred[j], cmap=cmap, vmin=0, vmax=len(classes) - 1, interpolation="nearest"
-            )
-            if row == 0:
-                axes[row][2 + k].set_title(init, fontsize=8)
-        if row == 0:
-            axes[row][0].set_title("image", fontsize=8)
-            axes[row][1].set_title("truth", fontsize=8)
-    for ax in axes.ravel():
-        ax.set_xticks([])
-        ax.set_yticks([])
-    if not spec.is_scene_level:
-        class_legend(axes[0][-1], classes, colours)
-    fig.suptitle(f"{task}: test images, {rows[0]['fraction_label']} % labels", fontsize=9)
-    return _save(fig, path)
 
 
 # ---------------------------------------------------------------------------------------- report

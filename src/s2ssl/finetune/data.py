@@ -34,7 +34,7 @@ from s2ssl.data.tiles import cut_tiles
 from s2ssl.data.validated import ValidatedDataset, open_validated
 from s2ssl.finetune.splits import label_fraction_subset
 from s2ssl.taskspec import task_spec
-from s2ssl.training.metrics import majority_labels
+from s2ssl.training.labels import majority_labels
 
 __all__ = [
     "SETTINGS",
@@ -162,7 +162,7 @@ def scene_tiles(patches: TaskSplit, tile: int) -> TaskSplit:
 
     Each patch ``[T, C, H, W]`` is cut into ``(H / tile) · (W / tile)`` non-overlapping tiles (ids
     ``<patch id>#<k>``, row-major); a tile's label is the most frequent labelled land-cover class
-    in it (:func:`~s2ssl.training.metrics.majority_labels`); tiles without a labelled pixel are
+    in it (:func:`~s2ssl.training.labels.majority_labels`); tiles without a labelled pixel are
     dropped. Tiles of one patch stay in the patch's split, so splits never share ground.
     """
     _, _, _, h, w = patches.image.shape

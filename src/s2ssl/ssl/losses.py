@@ -1,11 +1,9 @@
-"""Contrastive losses and their building blocks.
+"""Contrastive losses of the pre-training methods.
 
-- :class:`KeyQueue` and :func:`momentum_update`: the MoCo machinery (He et al., "Momentum
-  Contrast for Unsupervised Visual Representation Learning", CVPR 2020): a ring buffer of
-  L2-normalised negative keys per embedding sub-space, and the momentum (EMA) key encoder.
 - :func:`seco_loss`: Seasonal Contrast (Mañas et al., "Seasonal Contrast: Unsupervised
   Pre-Training from Uncurated Remote Sensing Data", ICCV 2021), the MoCo-v2 InfoNCE over three
-  embedding sub-spaces exactly as in the official code; with one head it is plain MoCo-v2.
+  embedding sub-spaces exactly as in the official code; with one head it is plain MoCo-v2. Its
+  negative-key queue and momentum key encoder are in :mod:`s2ssl.ssl.momentum`.
 - :func:`dense_info_nce`: the pixel-level InfoNCE used for Embedding Earth (Tarasiou &
   Zafeiriou, "Embedding Earth: Self-supervised contrastive pre-training for dense land cover
   classification", 2022). The official code was never released; this design is ours.
@@ -20,7 +18,6 @@ expected and the received value; nothing here relies on ``assert``.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -28,14 +25,14 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from s2ssl.ssl.checks import check_int, check_real, check_temperature, check_tensor
+
 __all__ = [
     "CSCLHead",
-    "KeyQueue",
     "SecoLossOutput",
     "cscl_loss",
     "cscl_targets",
     "dense_info_nce",
-    "momentum_update",
     "neighbour_offsets",
     "seco_loss",
 ]
@@ -44,168 +41,9 @@ _COSINE_EPS = 1e-8
 """Norms below this are treated as this value when computing cosine similarities."""
 
 
-# ----------------------------------------------------------------------------------------------
-# validation helpers
-# ----------------------------------------------------------------------------------------------
-
-
-def _check_int(name: str, value: object, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"{name} must be an int, got {type(value).__name__} ({value!r})")
-    if value < minimum:
-        raise ValueError(f"{name} must be >= {minimum}, got {value}")
-    return value
-
-
-def _check_real(name: str, value: object) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise TypeError(f"{name} must be a real number, got {type(value).__name__} ({value!r})")
-    if not math.isfinite(value):
-        raise ValueError(f"{name} must be finite, got {value}")
-    return float(value)
-
-
-def _check_temperature(temperature: object) -> float:
-    value = _check_real("temperature", temperature)
-    if value <= 0:
-        raise ValueError(f"temperature must be > 0, got {value}")
-    return value
-
-
-def _check_tensor(name: str, value: object, ndim: int, *, floating: bool = True) -> Tensor:
-    if not isinstance(value, Tensor):
-        raise TypeError(f"{name} must be a torch.Tensor, got {type(value).__name__}")
-    if value.ndim != ndim:
-        raise ValueError(
-            f"{name} must have {ndim} dimensions, got {value.ndim} (shape {tuple(value.shape)})"
-        )
-    if floating and not value.is_floating_point():
-        raise TypeError(f"{name} must be a floating-point tensor, got dtype {value.dtype}")
-    return value
-
-
 def _at_least_float32(x: Tensor) -> Tensor:
     """Half-precision logits / similarities are upcast (as the SeCo code does); float64 stays."""
     return x if x.dtype in (torch.float32, torch.float64) else x.float()
-
-
-# ----------------------------------------------------------------------------------------------
-# MoCo machinery
-# ----------------------------------------------------------------------------------------------
-
-
-class KeyQueue(nn.Module):
-    """One ring buffer of negative keys per embedding sub-space (MoCo, He et al. 2020, §3.2).
-
-    ``keys`` [num_heads, size, dim] starts as random normal vectors L2-normalised along ``dim``
-    (as in the MoCo and SeCo code); ``ptr`` [num_heads] is the next write position of each
-    queue. Both are buffers, so they are saved in ``state_dict`` (checkpoints resume with the
-    same queue) and follow ``.to(device)``.
-    """
-
-    keys: Tensor
-    ptr: Tensor
-
-    def __init__(
-        self, num_heads: int, dim: int, size: int, generator: torch.Generator | None = None
-    ) -> None:
-        super().__init__()
-        self.num_heads = _check_int("num_heads", num_heads, 1)
-        self.dim = _check_int("dim", dim, 1)
-        self.size = _check_int("size", size, 1)
-        if generator is not None and not isinstance(generator, torch.Generator):
-            raise TypeError(
-                f"generator must be a torch.Generator or None, got {type(generator).__name__}"
-            )
-        keys = torch.randn(num_heads, size, dim, generator=generator)
-        self.register_buffer("keys", F.normalize(keys, dim=-1))
-        self.register_buffer("ptr", torch.zeros(num_heads, dtype=torch.long))
-
-    def _check_head(self, head: object) -> int:
-        if isinstance(head, bool) or not isinstance(head, int):
-            raise TypeError(f"head must be an int, got {type(head).__name__} ({head!r})")
-        if not 0 <= head < self.num_heads:
-            raise ValueError(f"head must be in [0, {self.num_heads - 1}], got {head}")
-        return head
-
-    @torch.no_grad()
-    def enqueue(self, head: int, keys: Tensor) -> None:
-        """Write ``keys`` [B, dim] into queue ``head`` at its pointer, wrapping around.
-
-        The keys must already be L2-normalised (they are stored as given, detached). ``B`` need
-        not divide ``size``; the result is that of writing the keys one by one into a ring
-        buffer, so when ``B > size`` only the last ``size`` keys remain. The pointer advances by
-        ``B`` modulo ``size``.
-        """
-        head = self._check_head(head)
-        keys = _check_tensor("keys", keys, 2)
-        if keys.shape[1] != self.dim:
-            raise ValueError(
-                f"keys must have shape [B, {self.dim}], got {tuple(keys.shape)} "
-                f"(last dimension {keys.shape[1]} != queue dim {self.dim})"
-            )
-        batch = keys.shape[0]
-        if batch == 0:
-            return
-        start = int(self.ptr[head])
-        positions = (start + torch.arange(batch, device=self.keys.device)) % self.size
-        if batch > self.size:  # earlier keys would be overwritten by later ones
-            positions = positions[batch - self.size :]
-            keys = keys[batch - self.size :]
-        self.keys[head, positions] = keys.detach().to(
-            device=self.keys.device, dtype=self.keys.dtype
-        )
-        self.ptr[head] = (start + batch) % self.size
-
-    def get(self, head: int) -> Tensor:
-        """A detached copy of queue ``head``, [size, dim]."""
-        head = self._check_head(head)
-        return self.keys[head].detach().clone()
-
-    def extra_repr(self) -> str:
-        return f"num_heads={self.num_heads}, dim={self.dim}, size={self.size}"
-
-
-@torch.no_grad()
-def momentum_update(online: nn.Module, target: nn.Module, momentum: float) -> None:
-    """Exponential moving average of the online (query) encoder into the target (key) encoder.
-
-    MoCo (He et al. 2020), eq. 2: ``θ_k ← m·θ_k + (1 − m)·θ_q`` for every pair of parameters
-    with the same name. Buffers (e.g. BatchNorm running statistics) are left alone: the key
-    encoder keeps its own statistics, as in the MoCo and SeCo code.
-
-    Raises:
-        ValueError: ``momentum`` outside [0, 1], or the two modules' parameter names / shapes
-            differ.
-    """
-    m = _check_real("momentum", momentum)
-    if not 0.0 <= m <= 1.0:
-        raise ValueError(f"momentum must be in [0, 1], got {m}")
-    for name, module in (("online", online), ("target", target)):
-        if not isinstance(module, nn.Module):
-            raise TypeError(f"{name} must be a torch.nn.Module, got {type(module).__name__}")
-    online_params = dict(online.named_parameters())
-    target_params = dict(target.named_parameters())
-    if online_params.keys() != target_params.keys():
-        only_online = sorted(online_params.keys() - target_params.keys())
-        only_target = sorted(target_params.keys() - online_params.keys())
-        raise ValueError(
-            "online and target must have the same parameter names; "
-            f"only in online: {only_online[:5]}, only in target: {only_target[:5]}"
-        )
-    for name, p_online in online_params.items():
-        p_target = target_params[name]
-        if p_online.shape != p_target.shape:
-            raise ValueError(
-                f"parameter {name!r}: expected the target shape to equal the online shape "
-                f"{tuple(p_online.shape)}, got {tuple(p_target.shape)}"
-            )
-    for name, p_online in online_params.items():
-        p_target = target_params[name]
-        if m == 0.0:
-            p_target.copy_(p_online.detach())
-        elif m != 1.0:
-            p_target.mul_(m).add_(p_online.detach().to(p_target.dtype), alpha=1.0 - m)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -266,7 +104,7 @@ def seco_loss(
     Raises:
         ValueError / TypeError: inconsistent numbers of heads/views, wrong shapes, τ ≤ 0.
     """
-    tau = _check_temperature(temperature)
+    tau = check_temperature(temperature)
     for name, seq in (("queries", queries), ("keys", keys), ("queues", queues)):
         if isinstance(seq, Tensor) or not isinstance(seq, Sequence):
             raise TypeError(
@@ -284,7 +122,7 @@ def seco_loss(
 
     batch: int | None = None
     for i in range(num_heads):
-        q = _check_tensor(f"queries[{i}]", queries[i], 2)
+        q = check_tensor(f"queries[{i}]", queries[i], 2)
         if batch is None:
             batch = q.shape[0]
         if q.shape[0] != batch or batch == 0:
@@ -305,12 +143,12 @@ def seco_loss(
                 f"got {len(head_keys)}"
             )
         for j, k in enumerate(head_keys):
-            _check_tensor(f"keys[{i}][{j}]", k, 2)
+            check_tensor(f"keys[{i}][{j}]", k, 2)
             if tuple(k.shape) != (batch, dim):
                 raise ValueError(
                     f"keys[{i}][{j}] must have the query shape {(batch, dim)}, got {tuple(k.shape)}"
                 )
-        queue = _check_tensor(f"queues[{i}]", queues[i], 2)
+        queue = check_tensor(f"queues[{i}]", queues[i], 2)
         if queue.shape[1] != dim:
             raise ValueError(
                 f"queues[{i}] must have shape [K, {dim}] (the head's dimension), "
@@ -360,9 +198,9 @@ def dense_info_nce(
         temperature: τ > 0 (≈ 0.1 in the reference code).
         symmetric: average both directions (default) or use ``z1`` as anchors only.
     """
-    tau = _check_temperature(temperature)
-    z1 = _check_tensor("z1", z1, 2)
-    z2 = _check_tensor("z2", z2, 2)
+    tau = check_temperature(temperature)
+    z1 = check_tensor("z1", z1, 2)
+    z2 = check_tensor("z2", z2, 2)
     if z1.shape != z2.shape:
         raise ValueError(
             f"z1 and z2 must have the same shape [P, D], got {tuple(z1.shape)} and "
@@ -390,10 +228,10 @@ def neighbour_offsets(kernel_size: int = 3, dilation: int = 1) -> list[tuple[int
     ``[(dy·d, dx·d) for dy in -r..r for dx in -r..r]`` with ``r = kernel_size // 2`` and
     ``d = dilation``; the centre (0, 0) is at index ``kernel_size**2 // 2``.
     """
-    _check_int("kernel_size", kernel_size, 1)
+    check_int("kernel_size", kernel_size, 1)
     if kernel_size % 2 == 0:
         raise ValueError(f"kernel_size must be odd, got {kernel_size}")
-    _check_int("dilation", dilation, 1)
+    check_int("dilation", dilation, 1)
     r = kernel_size // 2
     return [(dy * dilation, dx * dilation) for dy in range(-r, r + 1) for dx in range(-r, r + 1)]
 
@@ -473,8 +311,8 @@ class CSCLHead(nn.Module):
         dilation: int = 1,
     ) -> None:
         super().__init__()
-        _check_int("in_channels", in_channels, 1)
-        _check_int("attn_channels", attn_channels, 2)
+        check_int("in_channels", in_channels, 1)
+        check_int("attn_channels", attn_channels, 2)
         if attn_channels % 2:
             raise ValueError(
                 f"attn_channels must be even (half for rows, half for columns), got {attn_channels}"
@@ -498,7 +336,7 @@ class CSCLHead(nn.Module):
 
     def forward(self, embeddings: Tensor) -> Tensor:
         """Cosine similarities [N, k², H, W] between each pixel and its neighbours."""
-        _check_tensor("embeddings", embeddings, 4)
+        check_tensor("embeddings", embeddings, 4)
         if embeddings.shape[1] != self.in_channels:
             raise ValueError(
                 f"embeddings must have shape [N, {self.in_channels}, H, W], "
@@ -547,10 +385,10 @@ def cscl_loss(
     Raises:
         ValueError: shapes differ, or no valid entry. TypeError: wrong dtypes.
     """
-    w = _check_real("pos_weight", pos_weight)
+    w = check_real("pos_weight", pos_weight)
     if w < 0:
         raise ValueError(f"pos_weight must be >= 0, got {w}")
-    similarity = _check_tensor("similarity", similarity, 4)
+    similarity = check_tensor("similarity", similarity, 4)
     if not isinstance(targets, Tensor):
         raise TypeError(f"targets must be a torch.Tensor, got {type(targets).__name__}")
     if targets.shape != similarity.shape:

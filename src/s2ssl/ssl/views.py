@@ -22,7 +22,7 @@ images (``DN × 1e-4`` after the processing-baseline offset, see :func:`to_refle
 ``crop_size`` followed by per-band standardisation; ``A`` is the appearance augmentation of
 :class:`~s2ssl.config.AppearanceConfig` (band-wise brightness/contrast, grayscale for RGB only,
 Gaussian blur, noise, horizontal flip). The flip of ``A`` is folded into the crop's geometry
-(:func:`~s2ssl.ssl.augment.sample_view_geometry`): a random resized crop of a flipped image has
+(:func:`~s2ssl.ssl.geometry.sample_view_geometry`): a random resized crop of a flipped image has
 the same distribution as a flipped random resized crop, and one resampling is cheaper than two.
 """
 
@@ -37,17 +37,15 @@ from torch import Tensor
 
 from s2ssl.config import AppearanceConfig
 from s2ssl.models.unet3d import append_doy_channel
-from s2ssl.ssl.augment import (
-    ViewGeometry,
-    apply_geometry,
-    apply_geometry_labels,
+from s2ssl.ssl.appearance import (
     bandwise_brightness_contrast,
     gaussian_blur,
     gaussian_noise,
     normalize,
-    sample_correspondences,
-    sample_view_geometry,
 )
+from s2ssl.ssl.correspondence import sample_correspondences
+from s2ssl.ssl.geometry import ViewGeometry, sample_view_geometry
+from s2ssl.ssl.resample import apply_geometry, apply_geometry_labels
 
 __all__ = [
     "REFLECTANCE_SCALE",
@@ -313,7 +311,7 @@ class DenseViews:
     Attributes:
         view1, view2: normalised views ``[N, C, s, s]``.
         points1, points2: ``[N, P, 2]`` output-pixel ``(x, y)`` of the same ground positions in
-            view 1 and view 2 (read features with :func:`~s2ssl.ssl.augment.sample_at`).
+            view 1 and view 2 (read features with :func:`~s2ssl.ssl.resample.sample_at`).
         valid: ``[N, P]`` bool, False where the two crops overlap too little for a point.
         dates: ``[N, 2]`` the two (different) dates.
         geometry1, geometry2: the views' geometries (source = the original patch).
@@ -347,7 +345,7 @@ def dense_views(
     Two different dates per location (distinct when ``T >= 2``), each an independent random
     resized crop with flip / rot90 (when ``appearance`` is given) and the appearance
     augmentation, then normalisation; ``num_points`` ground positions seen by both views are
-    drawn uniformly over the overlap (:func:`~s2ssl.ssl.augment.sample_correspondences`).
+    drawn uniformly over the overlap (:func:`~s2ssl.ssl.correspondence.sample_correspondences`).
     """
     n, t, _, _, _ = _check_series(images)
     mean_t, std_t = _stats(mean, std, images)

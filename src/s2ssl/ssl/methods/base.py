@@ -25,7 +25,7 @@ from torch import Tensor, nn
 
 from s2ssl.config import ProbeConfig
 from s2ssl.seeding import derive_seed
-from s2ssl.ssl.augment import normalize
+from s2ssl.ssl.appearance import normalize
 from s2ssl.ssl.probe import ProbeData, ProbeSplit, gather_pixels
 from s2ssl.ssl.views import to_reflectance
 from s2ssl.training.knn import embedding_std, knn_accuracy

@@ -16,10 +16,11 @@ from torch import Tensor, nn
 from s2ssl.config import DenseConfig
 from s2ssl.models.heads import PixelProjection
 from s2ssl.models.unet import ResNetUNet
-from s2ssl.ssl.augment import sample_at
-from s2ssl.ssl.losses import dense_info_nce, momentum_update
+from s2ssl.ssl.losses import dense_info_nce
 from s2ssl.ssl.methods.base import PretrainTask, StepOutput, freeze, step_schedule
+from s2ssl.ssl.momentum import momentum_update
 from s2ssl.ssl.probe import ProbeSplit
+from s2ssl.ssl.resample import sample_at
 from s2ssl.ssl.views import dense_views, to_reflectance
 
 __all__ = ["DenseTask"]
@@ -37,7 +38,7 @@ class DenseTask(PretrainTask):
     Tarasiou & Zafeiriou 2022 (official code never released): both views (two dates,
     independent crop / flip / rot90 / appearance) go through the U-Net in one batch; U-Net features
     are read at ``points_per_image`` tracked ground positions per image
-    (:func:`~s2ssl.ssl.augment.sample_at`, bilinear), projected by the 1x1 head (on the sampled
+    (:func:`~s2ssl.ssl.resample.sample_at`, bilinear), projected by the 1x1 head (on the sampled
     points only — cheaper than projecting every pixel) and contrasted with the symmetric pixel
     InfoNCE (τ = 0.1): the positive is the same ground position in the other view, negatives are
     every other sampled pixel of the batch. With ``key_encoder`` the other view is embedded by a

@@ -20,8 +20,9 @@ from s2ssl.config import MocoConfig
 from s2ssl.models.heads import ProjectionMLP
 from s2ssl.models.resnet import ResNetEncoder
 from s2ssl.seeding import derive_seed
-from s2ssl.ssl.losses import KeyQueue, momentum_update, seco_loss
+from s2ssl.ssl.losses import seco_loss
 from s2ssl.ssl.methods.base import PretrainTask, StepOutput, freeze, step_schedule
+from s2ssl.ssl.momentum import KeyQueue, momentum_update
 from s2ssl.ssl.probe import ProbeSplit
 from s2ssl.ssl.views import moco_views, seco_views, to_reflectance
 
