@@ -74,6 +74,9 @@ def test_library_modules_import_the_library_at_module_level() -> None:
             continue
         tree = ast.parse(path.read_text(encoding="utf-8"))
         top = {id(node) for node in tree.body}
+        for node in tree.body:  # `if TYPE_CHECKING:` imports are module-level too
+            if isinstance(node, ast.If) and ast.unparse(node.test) == "TYPE_CHECKING":
+                top.update(id(child) for child in node.body)
         for node in ast.walk(tree):
             if isinstance(node, ast.ImportFrom | ast.Import) and id(node) not in top:
                 names = (

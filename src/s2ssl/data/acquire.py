@@ -41,6 +41,11 @@ import numpy as np
 
 from s2ssl.bands import BAND_NAMES, MASK_NAMES, MASK_NODATA, QUANTIFICATION_VALUE
 from s2ssl.config import Params
+from s2ssl.data.sources.geo import utm_epsg
+from s2ssl.data.sources.sentinelhub.area import MAX_PROCESS_PX, acquire_area
+from s2ssl.data.sources.sentinelhub.client import estimate_processing_units
+from s2ssl.data.sources.synthetic.area import region_containing, render_area
+from s2ssl.data.sources.synthetic.world import WORLD_VERSION
 from s2ssl.io import atomic_path, write_json_atomic
 from s2ssl.progress import ProgressFactory, no_progress
 from s2ssl.settings import Settings
@@ -144,8 +149,6 @@ def area_grid(
     """
     from pyproj import Transformer
 
-    from s2ssl.data.sources.geo import utm_epsg
-
     lon0, lat0, lon1, lat1 = parse_area(",".join(repr(float(v)) for v in bbox))
     epsg = utm_epsg((lon0 + lon1) / 2.0, (lat0 + lat1) / 2.0)
     to_utm = Transformer.from_crs("EPSG:4326", f"EPSG:{epsg}", always_xy=True)
@@ -237,8 +240,6 @@ def _synthetic(
     grid: AreaGrid,
     progress: ProgressFactory,
 ) -> tuple[np.ndarray, np.ndarray, dict[str, str], str, dict[str, Any]]:
-    from s2ssl.data.sources.synthetic.area import region_containing, render_area
-    from s2ssl.data.sources.synthetic.world import WORLD_VERSION
 
     cfg = params.fetch.synthetic
     region = region_containing(cfg, bbox)  # fail before rendering
@@ -272,8 +273,6 @@ def _sentinelhub(
     sleep: Callable[[float], None],
     progress: ProgressFactory,
 ) -> tuple[np.ndarray, np.ndarray, dict[str, str], str, dict[str, Any]]:
-    from s2ssl.data.sources.sentinelhub.area import acquire_area
-    from s2ssl.data.sources.sentinelhub.client import estimate_processing_units
 
     cfg = params.fetch.sentinelhub
     if cfg is None:
@@ -405,7 +404,6 @@ def acquire_scene(
             credentials (before / at the first request), no acceptable acquisition in the window,
             a failed download.
     """
-    from s2ssl.data.sources.sentinelhub.area import MAX_PROCESS_PX
 
     check_fetchable(params)
     source = params.fetch.source

@@ -21,6 +21,8 @@ from s2ssl.classes import CROP_CLASSES, LANDCOVER_CLASSES
 from s2ssl.config import Params
 from s2ssl.data import quicklooks
 from s2ssl.data.sources.base import Skip, Source
+from s2ssl.data.sources.local.source import LocalImagery
+from s2ssl.data.sources.sentinelhub.source import SentinelHubImagery
 from s2ssl.data.sources.synthetic import source as synthetic_source
 from s2ssl.data.sources.types import Chunk, DatasetName
 from s2ssl.data.store import ArraySpec, DatasetWriter, ShardedDataset, open_dataset
@@ -77,12 +79,8 @@ def open_source(params: Params) -> Source:
     """The imagery source selected by ``fetch.source`` (credentials are checked here)."""
     source = params.fetch.source
     if source == "sentinelhub":
-        from s2ssl.data.sources.sentinelhub.source import SentinelHubImagery
-
         return SentinelHubImagery(params)
     if source == "local":
-        from s2ssl.data.sources.local.source import LocalImagery
-
         return LocalImagery(params)
     return SyntheticImagery(params)
 

@@ -18,6 +18,7 @@ import numpy as np
 from s2ssl import bands
 from s2ssl.bands import MASK_CLEAR, MASK_CLOUD, MASK_SHADOW, band_indices, dn_to_reflectance
 from s2ssl.classes import CROP_CLASSES, CROP_COLOURS, LANDCOVER_CLASSES, LANDCOVER_COLOURS
+from s2ssl.data.sources.spectra import CROP_TABLE
 from s2ssl.data.store import ShardedDataset
 from s2ssl.io import atomic_path
 
@@ -221,8 +222,6 @@ def ndvi_curves_png(ds: ShardedDataset, path: Path) -> Path:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-
-    from s2ssl.data.sources.spectra import CROP_TABLE
 
     if "croptype" not in ds.array_names:
         return _ndvi_unlabelled_png(ds, path)

@@ -30,6 +30,8 @@ from typing import Any, Final
 import mlflow.pyfunc
 import numpy as np
 
+from s2ssl.models.downstream import TimeSeriesSegmentationNet, load_model
+
 __all__ = ["MODEL_ARTIFACT", "OUTPUTS", "S2SSLPyfuncModel", "predict_array"]
 
 MODEL_ARTIFACT: Final[str] = "model"
@@ -49,8 +51,6 @@ def predict_array(
         ValueError: unknown ``output``, wrong input type or shape for the model.
     """
     import torch
-
-    from s2ssl.models.downstream import TimeSeriesSegmentationNet
 
     if output not in OUTPUTS:
         raise ValueError(f"output must be one of {list(OUTPUTS)}, got {output!r}")
@@ -99,7 +99,6 @@ class S2SSLPyfuncModel(mlflow.pyfunc.PythonModel):  # type: ignore[misc]
 
     def load_context(self, context: Any) -> None:
         """Rebuild the network from the ``model`` artifact (``weights_only=True``)."""
-        from s2ssl.models.downstream import load_model
 
         self.model, self.meta = load_model(context.artifacts[MODEL_ARTIFACT])
 

@@ -18,6 +18,9 @@ from typing import TYPE_CHECKING, Any, Final
 
 import yaml
 
+import s2ssl
+from s2ssl.models.downstream import TimeSeriesSegmentationNet, load_model
+from s2ssl.registry.pyfunc import MODEL_ARTIFACT
 from s2ssl.registry.versions import (
     CHALLENGER,
     METRIC_TAG_PREFIX,
@@ -130,8 +133,6 @@ def _example(model: Any, meta: Mapping[str, Any]) -> Any:
     """A small plausible input: the model's band means (its standardisation) plus a ramp."""
     import numpy as np
 
-    from s2ssl.models.downstream import TimeSeriesSegmentationNet
-
     mean = model.normalize.mean.detach().cpu().numpy() if hasattr(model, "normalize") else None
     bands = len(model.bands)
     if mean is None or mean.shape != (bands,):
@@ -154,8 +155,6 @@ def _signature(model: Any, meta: Mapping[str, Any]) -> Any:
     from mlflow.models import ModelSignature
     from mlflow.types.schema import ParamSchema, ParamSpec, Schema, TensorSpec
 
-    from s2ssl.models.downstream import TimeSeriesSegmentationNet
-
     f32 = np.dtype(np.float32)
     bands, classes = len(model.bands), len(model.classes)
     if isinstance(model, TimeSeriesSegmentationNet):
@@ -176,7 +175,6 @@ def _signature(model: Any, meta: Mapping[str, Any]) -> Any:
 
 def _code_copy(tmp: Path) -> Path:
     """A copy of the installed ``s2ssl`` package without caches (shipped as the model's code)."""
-    import s2ssl
 
     source = Path(s2ssl.__file__).parent
     target = tmp / "s2ssl"
@@ -209,8 +207,6 @@ def register_model(
         ValueError: ``model_dir`` is not a fine-tuned model, or is a model of another task.
     """
     import mlflow
-
-    from s2ssl.models.downstream import load_model
 
     uri = tracking_uri(uri)
     name = config.model_name(task)
@@ -255,8 +251,6 @@ def register_model(
             ) as run,
             tempfile.TemporaryDirectory(prefix="s2ssl-register-") as tmp,
         ):
-            from s2ssl.registry.pyfunc import MODEL_ARTIFACT
-
             mlflow.log_metrics({f"test.{k}": v for k, v in metrics.items() if math.isfinite(v)})
             with _quiet_mlflow():
                 info = mlflow.pyfunc.log_model(

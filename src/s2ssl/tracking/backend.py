@@ -19,6 +19,8 @@ import re
 from pathlib import Path
 from typing import Final
 
+from s2ssl.settings import get_settings
+
 DEFAULT_TRACKING_URI: Final[str] = "sqlite:///mlruns/mlflow.db"
 """The project's default tracking URI (the sqlite backend under ``mlruns/``)."""
 
@@ -58,8 +60,6 @@ def tracking_uri(uri: str | None = None) -> str:
     :class:`ValueError` (MLflow 3 refuses the file store).
     """
     if uri is None:
-        from s2ssl.settings import get_settings
-
         uri = get_settings().mlflow_tracking_uri.strip() or DEFAULT_TRACKING_URI
     if not isinstance(uri, str):
         raise TypeError(f"tracking URI must be a str, got {type(uri).__name__}")

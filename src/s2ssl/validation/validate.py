@@ -30,6 +30,7 @@ from s2ssl.data.validated import write_validated
 from s2ssl.io import atomic_dir, write_json_atomic, write_text_atomic
 from s2ssl.progress import ProgressFactory, no_progress
 from s2ssl.validation.expectations import SuiteOutcome, Validator
+from s2ssl.validation.plots import band_stats_png
 from s2ssl.validation.profile import band_names_of, label_arrays_of, profile_dataset
 
 
@@ -190,7 +191,6 @@ def validate(
     progress: ProgressFactory = no_progress,
 ) -> ValidateResult:
     """Validate ``datasets`` (default: every dataset ``fetch`` produces) under ``raw_dir``."""
-    from s2ssl.validation.plots import band_stats_png
 
     raw_dir, out_dir, reports_dir = Path(raw_dir), Path(out_dir), Path(reports_dir)
     names = list(datasets) if datasets is not None else list(params.fetch.datasets)

@@ -22,7 +22,7 @@ from s2ssl.data.sources.sentinelhub.client import (
     ShClient,
     wgs84_bounds,
 )
-from s2ssl.progress import ProgressFactory
+from s2ssl.progress import ProgressFactory, no_progress
 from s2ssl.settings import Settings, get_settings
 
 MAX_PROCESS_PX: Final[int] = 2500
@@ -80,8 +80,6 @@ def acquire_area(
             acquisition, a download failed for good (retries exhausted or a 4xx answer).
     """
     from sentinelhub import CRS, BBox
-
-    from s2ssl.progress import no_progress
 
     if not (1 <= width <= MAX_PROCESS_PX and 1 <= height <= MAX_PROCESS_PX):
         raise ValueError(
