@@ -42,6 +42,11 @@ def test_segmentation_net_shapes_and_band_check() -> None:
         SegmentationNet(ResNetUNet(18, 3, 8), ("B02",), CLASSES, [0.1], [0.2])
 
 
+def test_scene_net_features_are_global_pooled() -> None:
+    net = SceneNet(ResNetEncoder(18, 3), ("B02", "B03", "B04"), ("a", "b"), [0.0] * 3, [1.0] * 3)
+    assert net.features(torch.rand(2, 3, 32, 32)).shape == (2, 512)
+
+
 @pytest.mark.parametrize("kind", ["segmentation", "scene", "timeseries"])
 def test_save_load_round_trip_predicts_identically(tmp_path: Path, kind: str) -> None:
     torch.manual_seed(0)

@@ -1,9 +1,8 @@
-"""The Optuna sweep on the tiny world: trials, reports, MLflow, resume after a kill, pruning."""
+"""The Optuna sweep on the tiny world: trials, reports, MLflow, resume after a kill."""
 
 from __future__ import annotations
 
 import csv
-import dataclasses
 import json
 import os
 import signal
@@ -14,47 +13,17 @@ import time
 from pathlib import Path
 from typing import Any
 
-import numpy as np
+import mlflow
 import optuna
 import pytest
-import torch
 import yaml
+from tunekit import write_tune_params
 
-from s2ssl.bands import BAND_NAMES
-from s2ssl.config import Params, load_params, set_dotted
-from s2ssl.finetune.data import TaskSplit, load_task_data
+from s2ssl.config import Params, load_params
 from s2ssl.tuning import run_study
-from s2ssl.tuning.objective import make_objective
 from s2ssl.tuning.space import distribution
-from s2ssl.tuning.storage import STUDY_DB, study_lock
+from s2ssl.tuning.storage import STUDY_DB
 from s2ssl.tuning.trials import is_finished
-from testkit import TINY_SIZES, read_repo_params, write_params
-
-TINY_TUNE: dict[str, Any] = {
-    "study_name": "tiny",
-    "task": "croptype",  # the cheapest network of the tiny world (a 3-D U-Net of width 4)
-    "init": "random",
-    "fraction": 1.0,
-    "n_trials": 4,
-    "n_startup_trials": 2,
-    "include_current": True,
-    "pruner": {"enabled": True, "n_startup_trials": 2, "n_warmup_steps": 0, "interval_steps": 1},
-    "fixed": {},
-    "space": {
-        "lr": {"type": "float", "low": 1e-4, "high": 1e-2, "log": True},
-        "batch_size": {"type": "categorical", "choices": [2, 4, 8]},
-    },
-}
-
-
-def write_tune_params(path: Path, **tune: Any) -> Path:
-    """The tiny params (2-step fine-tunes, one torch thread) with a tiny `tune` section (the repo's
-    `tune` section with :data:`TINY_TUNE` and ``tune`` applied)."""
-    raw = read_repo_params()
-    for key, value in {**TINY_SIZES, "finetune.torch_threads": 1}.items():
-        set_dotted(raw, key, value)
-    raw["tune"] = {**raw["tune"], **TINY_TUNE, **tune}
-    return write_params(path, raw)
 
 
 def _trials(db: Path) -> list[optuna.trial.FrozenTrial]:
@@ -64,8 +33,6 @@ def _trials(db: Path) -> list[optuna.trial.FrozenTrial]:
 
 
 def _mlflow_runs(uri: str) -> list[Any]:
-    import mlflow
-
     mlflow.set_tracking_uri(uri)
     return mlflow.search_runs(experiment_names=["tune"], output_format="list")
 
@@ -267,63 +234,3 @@ def test_sweep_killed_mid_study_resumes_without_repeating_trials(
     parents = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
     assert sorted(p.info.status for p in parents) == ["FINISHED", "KILLED"]
     assert all(r.info.status != "RUNNING" for r in runs)
-
-
-def test_a_second_sweep_on_the_same_database_is_refused(
-    tiny_validated: Path, tmp_path: Path
-) -> None:
-    params = load_params(write_tune_params(tmp_path / "params.yaml"))
-    out = tmp_path / "models"
-    with (
-        study_lock(out / STUDY_DB),
-        pytest.raises(ValueError, match=r"another sweep is running on .*study\.db"),
-    ):
-        run_study(params, tiny_validated, tmp_path, out, tmp_path / "reports", track=False)
-
-
-def _easy(n: int, seed: int) -> TaskSplit:
-    """Label 1 where the red band is bright: learnt in a few steps at a sane learning rate."""
-    g = torch.Generator().manual_seed(seed)
-    bright = (
-        (torch.rand(n, 4, 4, generator=g) > 0.5).repeat_interleave(8, 1).repeat_interleave(8, 2)
-    )
-    image = torch.full((n, 1, len(BAND_NAMES), 32, 32), 800, dtype=torch.int16)
-    image[:, 0, BAND_NAMES.index("B04")] = torch.where(bright, 3000, 500).to(torch.int16)
-    image += torch.randint(0, 100, image.shape, generator=g).to(torch.int16)
-    ids = tuple(f"p{i}" for i in range(n))
-    return TaskSplit(image, torch.full((n, 1), 100), bright.long(), ids, np.zeros(n, np.int64))
-
-
-def test_the_median_pruner_stops_a_trial_far_below_the_median(
-    tiny_validated: Path, tmp_path: Path
-) -> None:
-    params = load_params(
-        write_tune_params(
-            tmp_path / "params.yaml",
-            task="landcover",
-            space={"lr": {"type": "float", "low": 1e-9, "high": 1e-2, "log": True}},
-        ),
-        {
-            "finetune.landcover.feature_dim": 8,
-            "finetune.landcover.min_steps": 8,
-            "finetune.landcover.max_steps": 8,
-            "finetune.landcover.val_every": 4,
-            "finetune.landcover.batch_size": 4,
-        },
-    )
-    data = load_task_data("landcover", tiny_validated, "in_domain", None)
-    data = dataclasses.replace(data, train=_easy(16, 1), val=_easy(4, 2))
-    study = optuna.create_study(
-        direction="maximize",
-        pruner=optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=1),
-    )
-    for lr in (3e-3, 2e-3, 1e-9):  # two that learn, then one that cannot
-        study.enqueue_trial({"lr": lr})
-    study.optimize(make_objective(params, data, tmp_path), n_trials=3)
-    states = [t.state.name for t in study.trials]
-    assert states == ["COMPLETE", "COMPLETE", "PRUNED"], [
-        t.intermediate_values for t in study.trials
-    ]
-    pruned = study.trials[2]
-    assert pruned.last_step == 4  # stopped at its first report after the warm-up, not at step 8
-    assert list(study.trials[0].intermediate_values) == [4, 8]  # reported per optimiser step
