@@ -9,7 +9,7 @@ import torch
 from finetunekit import N_BANDS, task_split
 
 from s2ssl.data.validated import open_validated
-from s2ssl.finetune.data import _region_positions, load_task_data, scene_tiles
+from s2ssl.finetune.data import load_task_data, region_positions, scene_tiles
 
 
 def test_scene_tiles_cut_patches_and_label_by_majority() -> None:
@@ -35,9 +35,9 @@ def test_region_settings_never_share_a_region(tiny_validated: Path) -> None:
     dataset = open_validated(tiny_validated / "landcover")
     regions = dataset.store.index["region"].to_numpy()
     for split in ("train", "val", "test"):
-        inside = _region_positions(dataset, split, "transfer", "north_west")
-        outside = _region_positions(dataset, split, "in_domain", "north_west")
-        everything = _region_positions(dataset, split, "in_domain", None)
+        inside = region_positions(dataset, split, "transfer", "north_west")
+        outside = region_positions(dataset, split, "in_domain", "north_west")
+        everything = region_positions(dataset, split, "in_domain", None)
         assert set(regions[inside]) <= {"north_west"} and "north_west" not in set(regions[outside])
         assert sorted([*inside, *outside]) == sorted(everything)
     with pytest.raises(ValueError, match=r"transfer setting needs params\.holdout_region"):

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import optuna
+import pytest
 import torch
 from tunekit import write_tune_params
 
@@ -29,6 +30,7 @@ def _easy(n: int, seed: int) -> TaskSplit:
     return TaskSplit(image, torch.full((n, 1), 100), bright.long(), ids, np.zeros(n, np.int64))
 
 
+@pytest.mark.slow
 def test_the_median_pruner_stops_a_trial_far_below_the_median(
     tiny_validated: Path, tmp_path: Path
 ) -> None:

@@ -42,6 +42,7 @@ __all__ = [
     "TaskData",
     "TaskSplit",
     "load_task_data",
+    "region_positions",
 ]
 
 Setting = Literal["in_domain", "transfer"]
@@ -135,7 +136,7 @@ class TaskData:
         return self.train.subset(self.fraction_positions(fraction, seed, min_samples))
 
 
-def _region_positions(
+def region_positions(
     dataset: ValidatedDataset, split: str, setting: str, holdout: str | None
 ) -> np.ndarray:
     index = dataset.store.index
@@ -217,7 +218,7 @@ def load_task_data(
     all_bands = list(range(len(BAND_NAMES)))
     splits: dict[str, TaskSplit] = {}
     for split in ("train", "val", "test"):
-        positions = _region_positions(dataset, split, setting, holdout_region)
+        positions = region_positions(dataset, split, setting, holdout_region)
         if positions.size == 0:
             where = f"region {holdout_region}" if setting == "transfer" else "the source regions"
             raise ValueError(
