@@ -41,4 +41,5 @@ def test_cli_apply_prints_old_and_new(params_copy: Path, tmp_path: Path) -> None
     missing = runner.invoke(
         app, ["tune", "apply", "--best", str(tmp_path / "x.yaml"), "--params", str(params_copy)]
     )
-    assert missing.exit_code == 2 and "run the sweep first" in missing.output
+    message = " ".join(missing.output.split())  # rich wraps at the terminal's width
+    assert missing.exit_code == 2 and "run the sweep first" in message

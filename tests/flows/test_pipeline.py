@@ -167,7 +167,8 @@ def param_problems(
     read: Sequence[str], declared: Sequence[str], params: Mapping[str, Any]
 ) -> list[str]:
     """Keys read but not declared, declared keys never read, and declared sections with a child
-    key that is never read (a whole section where one item would do)."""
+    key that is never read (a whole section where one item would do; a child set to null, an
+    optional section that is off, does not count)."""
     problems = [
         f"reads {k} but does not depend on it"
         for k in read
@@ -184,8 +185,9 @@ def param_problems(
         if isinstance(value, Mapping) and not any(_covers(k, d) for k in read):
             problems += [
                 f"depends on all of {d} but never reads {d}.{child}"
-                for child in value
-                if not any(_covers(f"{d}.{child}", k) or _covers(k, f"{d}.{child}") for k in read)
+                for child, setting in value.items()
+                if setting is not None  # an optional section that is off (e.g. fetch.local)
+                and not any(_covers(f"{d}.{child}", k) or _covers(k, f"{d}.{child}") for k in read)
             ]
     return problems
 
@@ -214,6 +216,9 @@ def test_param_problems_flags_undeclared_unread_and_whole_sections() -> None:
     ]
     # a section serialised whole counts as read whole
     assert param_problems(["pretrain"], ["pretrain"], params) == []
+    # an optional section set to null need not be read
+    off = {"fetch": {"source": "synthetic", "local": None}}
+    assert param_problems(["fetch.source"], ["fetch"], off) == []
 
 
 # ------------------------------------------------------------------------------------ the run

@@ -227,7 +227,9 @@ def run_study(
                 data_dir,
                 "in_domain",
                 params.holdout_region,
-                scene_tile=params.finetune.scene.tile_size,
+                scene_tile=(
+                    params.finetune.scene.tile_size if task_spec(cfg.task).is_scene_level else None
+                ),
             )
             objective = make_objective(params, data, models_dir, tracker=tracker)
             stack.enter_context(quiet_lightning())
