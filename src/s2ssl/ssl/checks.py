@@ -12,6 +12,8 @@ from collections.abc import Sequence
 
 from torch import Tensor
 
+from s2ssl.training.labels import check_int
+
 __all__ = [
     "check_image",
     "check_int",
@@ -80,14 +82,6 @@ def check_points(points: Tensor, n: int, name: str) -> None:
         raise ValueError(f"{name} has {points.shape[0]} samples, the geometry has {n}")
     if not points.is_floating_point():
         raise ValueError(f"{name} must be floating point, got {points.dtype}")
-
-
-def check_int(name: str, value: object, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"{name} must be an int, got {type(value).__name__} ({value!r})")
-    if value < minimum:
-        raise ValueError(f"{name} must be >= {minimum}, got {value}")
-    return value
 
 
 def check_real(name: str, value: object) -> float:
