@@ -12,7 +12,7 @@ from pydantic import Field, field_validator, model_validator
 
 from s2ssl.bands import BAND_NAMES
 from s2ssl.classes import CROPS, LANDCOVER_CLASSES
-from s2ssl.config.common import Fraction, PositiveInt, StrictModel
+from s2ssl.config.common import Fraction, PositiveInt, StrictModel, unique_items
 
 __all__ = [
     "CroptypeSpec",
@@ -179,10 +179,7 @@ class SyntheticSource(StrictModel):
     @field_validator("regions")
     @classmethod
     def _unique(cls, v: list[RegionSpec]) -> list[RegionSpec]:
-        names = [r.name for r in v]
-        dupes = sorted({n for n in names if names.count(n) > 1})
-        if dupes:
-            raise ValueError(f"region names must be unique; repeated: {dupes}")
+        unique_items([r.name for r in v], "region names")
         return v
 
 
@@ -352,10 +349,7 @@ class SentinelHubSource(StrictModel):
     @field_validator("regions")
     @classmethod
     def _unique(cls, v: list[ShRegion]) -> list[ShRegion]:
-        names = [r.name for r in v]
-        dupes = sorted({n for n in names if names.count(n) > 1})
-        if dupes:
-            raise ValueError(f"region names must be unique; repeated: {dupes}")
+        unique_items([r.name for r in v], "region names")
         return v
 
 

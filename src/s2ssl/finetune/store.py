@@ -18,6 +18,7 @@ from s2ssl.config import Params
 from s2ssl.finetune.plan import RunSpec
 from s2ssl.io import atomic_dir, atomic_path
 from s2ssl.models.saved import META_FILE, WEIGHTS_FILE
+from s2ssl.training.resume import fingerprint_of
 
 __all__ = [
     "CANDIDATES_DIR",
@@ -41,10 +42,6 @@ STAGE_STATE_FILE: Final[str] = ".stage_state"
 """Resume state of the stage in ``runs/`` (JSON, named without ``.json``: those are results)."""
 
 
-def _sha256(text: str) -> str:
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()
-
-
 def run_fingerprint(
     params: Params, spec: RunSpec, manifest: Mapping[str, Any], encoder_sha: str | None
 ) -> str:
@@ -61,7 +58,7 @@ def run_fingerprint(
         "data": manifest.get("raw_fingerprint") or manifest,
         "encoder_sha256": encoder_sha,
     }
-    return _sha256(json.dumps(record, sort_keys=True, default=str))
+    return fingerprint_of(record)
 
 
 def encoder_sha256(models_dir: Path, init: str) -> str | None:
