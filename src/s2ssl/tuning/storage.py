@@ -4,8 +4,6 @@ the sampler re-seeded from the number of finished trials)."""
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
@@ -18,6 +16,7 @@ from optuna.trial import TrialState
 from s2ssl.config import Params
 from s2ssl.io import file_lock
 from s2ssl.seeding import derive_seed
+from s2ssl.training.resume import fingerprint_of
 from s2ssl.tuning.space import current_values, in_space
 from s2ssl.tuning.trials import FAILURE_ATTR, metric_name, sampler_seed
 
@@ -73,8 +72,7 @@ def study_fingerprint(params: Params, data_hash: str, encoder_sha: str | None) -
         "data": data_hash,
         "encoder_sha256": encoder_sha,
     }
-    text = json.dumps(record, sort_keys=True, default=str)
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+    return fingerprint_of(record)
 
 
 def optuna_name(params: Params, fingerprint: str) -> str:
