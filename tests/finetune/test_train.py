@@ -10,7 +10,7 @@ from s2ssl.bands import BAND_NAMES
 from s2ssl.classes import LANDCOVER_CLASSES
 from s2ssl.config import load_params
 from s2ssl.finetune.data import TaskSplit
-from s2ssl.finetune.train import fit, flip_rot90, score, step_budget
+from s2ssl.finetune.train import FinetuneTask, fit, flip_rot90, score, step_budget
 from s2ssl.models.downstream import SegmentationNet
 from s2ssl.models.unet import ResNetUNet
 from testkit import REPO_PARAMS
@@ -29,13 +29,25 @@ def test_flip_rot90_moves_labels_with_images() -> None:
     assert same is scenes  # scene labels are left alone
 
 
-def test_step_budget() -> None:
-    cfg = load_params(REPO_PARAMS).finetune.landcover.model_copy(
-        update={"epochs": 3, "min_steps": 10, "max_steps": 100, "val_every": 7, "batch_size": 8}
+def test_step_budget_is_fixed_and_ends_on_a_validation() -> None:
+    cfg = load_params(REPO_PARAMS).finetune.landcover
+    assert step_budget(cfg.model_copy(update={"steps": 28, "val_every": 7})) == 28
+    assert step_budget(cfg.model_copy(update={"steps": 30, "val_every": 7})) == 35
+    assert step_budget(cfg.model_copy(update={"steps": 1, "val_every": 50})) == 50
+
+
+def test_croptype_lr_decays_every_fixed_number_of_steps() -> None:
+    params = load_params(REPO_PARAMS)
+    cfg = params.finetune.croptype.model_copy(
+        update={"lr": 1e-2, "lr_decay": 0.5, "lr_decay_every": 3}
     )
-    assert step_budget(4, cfg) == (14, 1)  # 3 epochs x 1 batch < min 10 -> 10 -> 14 (x7)
-    assert step_budget(80, cfg) == (35, 10)  # 3 x 10 = 30 -> 35
-    assert step_budget(1000, cfg) == (105, 125)  # capped at 100 -> rounded up to 105
+    net = SegmentationNet(
+        ResNetUNet(18, N_BANDS, 8), tuple(BAND_NAMES), LANDCOVER_CLASSES, [0.1] * 13, [0.1] * 13
+    )
+    task = FinetuneTask(net, cfg, steps=12, seed=0, band_indices=list(range(N_BANDS)))
+    scheduler = task.configure_optimizers()["lr_scheduler"]["scheduler"]
+    factors = [scheduler.lr_lambdas[0](step) for step in range(7)]
+    assert factors == [1.0, 1.0, 1.0, 0.5, 0.5, 0.5, 0.25]  # 0.5 every 3 steps, any fraction
 
 
 def _easy_segmentation(n: int, seed: int) -> TaskSplit:
@@ -55,7 +67,7 @@ def test_tiny_finetune_beats_chance() -> None:
     torch.manual_seed(0)
     params = load_params(REPO_PARAMS)
     cfg = params.finetune.landcover.model_copy(
-        update={"min_steps": 30, "max_steps": 30, "val_every": 10, "batch_size": 8, "lr": 3e-3}
+        update={"steps": 30, "val_every": 10, "batch_size": 8, "lr": 3e-3}
     )
     train, val, test = _easy_segmentation(16, 1), _easy_segmentation(4, 2), _easy_segmentation(4, 3)
     bands = tuple(BAND_NAMES)

@@ -42,8 +42,7 @@ def test_the_median_pruner_stops_a_trial_far_below_the_median(
         ),
         {
             "finetune.landcover.feature_dim": 8,
-            "finetune.landcover.min_steps": 8,
-            "finetune.landcover.max_steps": 8,
+            "finetune.landcover.steps": 8,
             "finetune.landcover.val_every": 4,
             "finetune.landcover.batch_size": 4,
         },

@@ -40,15 +40,15 @@ ScanProtocol = Literal["linear", "knn", "finetune"]
 class SupervisedTraining(StrictModel):
     """What every fine-tuning run shares: the step budget, the optimiser and the batch size.
 
-    A run takes ``max(min_steps, epochs × batches per epoch)`` optimiser steps (capped at
-    ``max_steps``), so a 1 % label fraction still trains long enough to converge while 100 %
-    sees every sample ``epochs`` times. The model is evaluated on the validation split every
-    ``val_every`` steps and the best state (validation metric) is the one scored on test.
+    Every run takes the same ``steps`` optimiser steps whatever its label fraction (rounded up to
+    a multiple of ``val_every``), so a 1 % run and a 100 % run get the same optimisation budget
+    and differ only in their labels. The budget is calibrated so random init's validation curve
+    at 100 % labels has plateaued well before the end (``s2ssl calibrate``). The model is
+    evaluated on the validation split every ``val_every`` steps and the best state (validation
+    metric) is the one scored on test.
     """
 
-    epochs: PositiveInt
-    min_steps: PositiveInt
-    max_steps: PositiveInt
+    steps: PositiveInt = Field(description="optimiser steps of every run (any label fraction)")
     val_every: PositiveInt = Field(description="validation every n steps")
     batch_size: PositiveInt
     lr: float = Field(gt=0, le=10)
@@ -78,12 +78,6 @@ class SupervisedTraining(StrictModel):
             raise ValueError(f"must be divisible by {multiple} ({network}), got {v}")
         return v
 
-    @model_validator(mode="after")
-    def _steps(self) -> SupervisedTraining:
-        if self.min_steps > self.max_steps:
-            raise ValueError(f"min_steps ({self.min_steps}) > max_steps ({self.max_steps})")
-        return self
-
 
 class LandcoverFinetune(SupervisedTraining):
     """Land-cover segmentation: a ResNet U-Net, fresh 1×1 classifier (Embedding Earth transfer).
@@ -106,13 +100,16 @@ class CroptypeFinetune(SupervisedTraining):
 
     The 3-D U-Net backbone is reloaded from stage 1 (similarity head dropped), a fresh 1×1
     classifier is trained with masked cross-entropy (unknown pixels ignored) and the
-    learning-rate schedule starts again (Adam, × ``lr_decay`` per epoch; paper lr 1e-4, batch 32).
+    learning-rate schedule starts again: Adam, × ``lr_decay`` every ``lr_decay_every`` steps (the
+    paper decays per epoch, lr 1e-4, batch 32; a fixed step interval keeps the schedule the same
+    at every label fraction, where an epoch of 1 % labels is a single batch).
     """
 
     inits: list[Literal["random", "cscl"]] = Field(min_length=1)
     features: PositiveInt = Field(description="random-init 3-D U-Net width")
     embedding_dim: PositiveInt = Field(description="random-init output channels")
-    lr_decay: float = Field(gt=0, le=1, description="lr factor per epoch")
+    lr_decay: float = Field(gt=0, le=1, description="lr factor every lr_decay_every steps")
+    lr_decay_every: PositiveInt = Field(description="steps between lr decays (about an epoch)")
 
     crop_multiple: ClassVar[tuple[int, str]] = (4, "3-D U-Net")
 

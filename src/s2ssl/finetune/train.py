@@ -50,13 +50,10 @@ class NonFiniteLossError(ValueError):
     """The training loss became NaN / inf (typically a learning rate that is too high)."""
 
 
-def step_budget(n_train: int, cfg: TrainingConfig) -> tuple[int, int]:
-    """``(steps, batches_per_epoch)``: ``max(min_steps, epochs × batches)`` capped at
-    ``max_steps``, rounded up to a multiple of ``val_every`` (the last step is validated)."""
-    batches = max(1, n_train // max(1, min(cfg.batch_size, n_train)))
-    steps = min(cfg.max_steps, max(cfg.min_steps, cfg.epochs * batches))
-    steps = math.ceil(steps / cfg.val_every) * cfg.val_every
-    return steps, batches
+def step_budget(cfg: TrainingConfig) -> int:
+    """Optimiser steps of a run: ``cfg.steps`` rounded up to a multiple of ``val_every`` (so the
+    last step is validated), the same at every label fraction."""
+    return math.ceil(cfg.steps / cfg.val_every) * cfg.val_every
 
 
 def flip_rot90(
@@ -120,7 +117,7 @@ class FinetuneTask(L.LightningModule):
     Args:
         model: the network (its ``bands`` select the input bands of the 13 in memory).
         cfg: the task's training settings.
-        steps: optimiser steps of the run; ``batches_per_epoch``: for the per-epoch decay.
+        steps: optimiser steps of the run (the cosine schedule's length).
         seed: seeds augmentation draws (with the global step).
         pretrained: state-dict keys holding pre-trained weights (lr × ``encoder_lr_scale``).
         num_classes: number of classes (labels 255 are ignored).
@@ -132,7 +129,6 @@ class FinetuneTask(L.LightningModule):
         cfg: TrainingConfig,
         *,
         steps: int,
-        batches_per_epoch: int,
         seed: int,
         pretrained: Sequence[str] = (),
         band_indices: Sequence[int],
@@ -141,7 +137,6 @@ class FinetuneTask(L.LightningModule):
         self.model = model
         self.cfg = cfg
         self.steps = int(steps)
-        self.batches_per_epoch = max(1, int(batches_per_epoch))
         self.seed = int(seed)
         self.pretrained = frozenset(pretrained)
         self.band_indices = list(band_indices)
@@ -212,10 +207,10 @@ class FinetuneTask(L.LightningModule):
             groups.append({"params": scaled, "lr": self.cfg.lr * self.cfg.encoder_lr_scale})
         optimizer = torch.optim.AdamW(groups, lr=self.cfg.lr, weight_decay=self.cfg.weight_decay)
         if isinstance(self.cfg, CroptypeFinetune):
-            decay, per_epoch = self.cfg.lr_decay, self.batches_per_epoch
+            decay, every = self.cfg.lr_decay, self.cfg.lr_decay_every
 
             def factor(step: int) -> float:
-                return decay ** (step // per_epoch)
+                return decay ** (step // every)
         else:
             total = self.steps
 
@@ -279,12 +274,11 @@ def fit(
     if len(train) == 0:
         raise ValueError("the training subset is empty; raise finetune.min_train_samples")
     band_indices = [BAND_NAMES.index(b) for b in model.bands]
-    steps, batches = step_budget(len(train), cfg)
+    steps = step_budget(cfg)
     task = FinetuneTask(
         model,
         cfg,
         steps=steps,
-        batches_per_epoch=batches,
         seed=seed,
         pretrained=pretrained,
         band_indices=band_indices,
