@@ -209,8 +209,10 @@ def test_stage_end_to_end_then_resume_then_new_config(
         "epochs",
         "samples_per_s",
         "fit_wall_s",
+        "loss_drop_last_third",
     }
     assert metrics["epochs"] == 2
+    assert (reports / "moco" / "curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert metrics["knn_acc_gain"] == pytest.approx(
         metrics["best_knn_acc"] - metrics["random_init_knn_acc"]
     )

@@ -54,6 +54,11 @@ class RegionSpec(StrictModel):
     evergreen_fraction: Fraction
     soil_brightness: float = Field(gt=0.3, lt=2.0)
     phenology_shift_days: float = Field(ge=-30, le=30)
+    spectral_shift: float = Field(
+        ge=0,
+        lt=1,
+        description="amplitude of the region's own endmember spectra and band gains (0: reference)",
+    )
 
     @field_validator("lon", "lat")
     @classmethod

@@ -19,8 +19,8 @@ MLflow run (:func:`s2ssl.tracking.stage_run`, experiment ``pretrain``, run name 
    (``<out>/<method>/encoder/weights.pt``) with ``meta.json`` (architecture, bands,
    normalisation, probe results), written atomically and logged to MLflow;
    :func:`s2ssl.models.saved.load_encoder` rebuilds it (``torch.load(weights_only=True)``);
-5. ``<reports>/<method>/metrics.json`` (flat, DVC metrics) and ``history.csv`` (per epoch, DVC
-   plots) are written atomically.
+5. ``<reports>/<method>/metrics.json`` (flat, DVC metrics), ``history.csv`` (per epoch, DVC
+   plots) and ``curves.png`` (loss and probe per epoch) are written atomically.
 
 Under DDP every process runs this function (Lightning's launcher re-executes the command); only
 global rank 0 opens the MLflow run and writes outputs.
@@ -47,6 +47,7 @@ from lightning.pytorch.callbacks import Checkpoint, ModelCheckpoint, RichProgres
 from s2ssl.config import PRETRAIN_METHODS, Params, PretrainConfig
 from s2ssl.io import write_json_atomic, write_text_atomic
 from s2ssl.models.saved import ENCODER_DIR, META_FILE, WEIGHTS_FILE, encoder_dir, write_saved
+from s2ssl.ssl.curves import curves_png, loss_plateau
 from s2ssl.ssl.datamodule import PretrainDataModule
 from s2ssl.ssl.methods import build_task
 from s2ssl.tracking import lightning_logger, log_metrics, log_state_dict, stage_run
@@ -207,6 +208,7 @@ def _metrics(
         "epochs": len(history),
         "samples_per_s": float(statistics.median(speeds)) if speeds else math.nan,
         "fit_wall_s": float(fit_wall_s),
+        "loss_drop_last_third": float(loss_plateau(history)),
     }
 
 
@@ -430,6 +432,7 @@ def pretrain(
             reports.mkdir(parents=True, exist_ok=True)
             write_json_atomic(reports / "metrics.json", metrics)
             _write_history(reports / "history.csv", history)
+            curves_png(method, history, reports / "curves.png")
             mark_finished(ckpt_dir / RUN_STATE_FILE, fingerprint)
             return PretrainResult(
                 method=method,

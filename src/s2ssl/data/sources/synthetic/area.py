@@ -115,7 +115,7 @@ def render_area(
     scenes = {f: crop(getattr(scene, f)) for f in Scene.__slots__}
     weathers = {f: crop(getattr(weather, f)) for f in Weather.__slots__}
     ldoy = local_doy(doy[None].astype(np.float32), region)
-    refl, mask = render(scenes, weathers, ldoy, region.illumination, region.atmosphere, cfg.noise)
+    refl, mask = render(scenes, weathers, ldoy, region, cfg.noise)
     baseline = baseline_for(cfg, date)
     offset = dn_offset_for_baseline(baseline)
     image = np.maximum(reflectance_to_dn(refl[0, 0], offset), 1)  # DN 0 is reserved for no data

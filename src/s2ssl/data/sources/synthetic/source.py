@@ -185,7 +185,7 @@ def _render_chunk(
     stacked = {f: np.stack([getattr(s, f) for s in scenes]) for f in Scene.__slots__}
     weather = {f: np.stack([getattr(w, f) for w in weathers]) for f in Weather.__slots__}
     ldoy = local_doy(np.array([r["doy"] for r in rows], dtype=np.float32), region)
-    refl, mask = render(stacked, weather, ldoy, region.illumination, region.atmosphere, cfg.noise)
+    refl, mask = render(stacked, weather, ldoy, region, cfg.noise)
     offsets = np.array([r["dn_offset"] for r in rows])[:, :, None, None, None]
     cloud_fraction = (mask == MASK_CLOUD).mean(axis=(-2, -1))
     for row, cf in zip(rows, cloud_fraction, strict=True):

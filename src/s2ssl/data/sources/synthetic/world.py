@@ -23,13 +23,17 @@ from s2ssl.bands import (
 from s2ssl.classes import CROPS, LANDCOVER_CLASSES
 from s2ssl.config import RegionSpec
 from s2ssl.data.sources import spectra
+from s2ssl.data.sources.synthetic.regional import band_gain, region_endmembers
 
-WORLD_VERSION: Final[str] = "1"
+WORLD_VERSION: Final[str] = "2"
 
 WATER, FOREST, GRASSLAND, CROPLAND, ARTIFICIAL, BARE, WETLAND = range(7)
 _E: Final[dict[str, int]] = {name: i for i, name in enumerate(spectra.ENDMEMBER_NAMES)}
 _PSF_SIGMA_PX: Final[dict[int, float]] = {10: 0.35, 20: 0.85, 60: 2.4}
 _CLOUD_MASK_OPACITY: Final[float] = 0.25  # opacity above which a pixel is flagged as cloud
+URBAN_NONE, URBAN_ROAD, URBAN_ROOF, URBAN_GARDEN = range(4)
+_ROOF_SHARE: Final[float] = 0.45  # of the built-up blocks between roads; the rest are gardens
+_CLEARING_Z: Final[float] = -0.6  # forest pixels whose crown field is below this are clearings
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,7 +50,8 @@ class Scene:
     texture: np.ndarray  # float32 z-field, within-class variability
     evergreen: np.ndarray  # float32 0..1, evergreen share of forest
     snow_z: np.ndarray  # float32 z-field, snow lies where snow_z < the date's snow level
-    urban_green: np.ndarray  # float32 0..1
+    urban: np.ndarray  # uint8 URBAN_* fabric of artificial pixels (roads, roofs, gardens)
+    crown: np.ndarray  # float32 z-field at pixel scale: tree crowns and canopy gaps
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,15 +104,39 @@ def class_biases(priors: tuple[float, ...]) -> tuple[float, ...]:
 def draw_scene(
     rng: np.random.Generator, region: RegionSpec, size: int, cropland_boost: float = 0.0
 ) -> Scene:
-    """Draw the static landscape of one location."""
+    """Draw the static landscape of one location.
+
+    Land cover is the arg-max of smooth random fields (biased to the region's class priors) with
+    two spatial rules a per-pixel classifier cannot see: wetland is the margin of open water (the
+    low-margin rim of each wet area, so it always borders water), and artificial land is an urban
+    fabric of roads, roofs and gardens (gardens look like grassland, roofs like bright soil, so
+    only the neighbourhood identifies them).
+    """
     scale = region.landscape_scale_px
-    priors = tuple(region.class_priors.get(c, 0.0) for c in LANDCOVER_CLASSES)
+    priors = {c: region.class_priors.get(c, 0.0) for c in LANDCOVER_CLASSES}
+    wet_share = priors["water"] + priors["wetland"]
+    merged = dict(priors, water=wet_share, wetland=0.0)
     score = smooth_fields(rng, len(LANDCOVER_CLASSES), size, scale)
-    score += np.asarray(class_biases(priors), np.float32)[:, None, None]
+    score += np.asarray(class_biases(tuple(merged[c] for c in LANDCOVER_CLASSES)), np.float32)[
+        :, None, None
+    ]
     score[CROPLAND] += cropland_boost
     landcover = np.argmax(score, axis=0).astype(np.uint8)
+    wet = landcover == WATER
+    if wet.any() and priors["wetland"] > 0:
+        others = np.delete(score, [WATER, WETLAND], axis=0).max(axis=0)
+        margin = score[WATER] - others
+        rim = np.quantile(margin[wet], priors["wetland"] / wet_share)
+        landcover[wet & (margin <= rim)] = WETLAND
+        # A wet area too small to have an open-water core gets one: its upper third.
+        areas, n_areas = ndimage.label(wet)
+        for area in range(1, n_areas + 1):
+            inside = areas == area
+            if not (landcover[inside] == WATER).any():
+                core = inside & (margin >= np.quantile(margin[inside], 2.0 / 3.0))
+                landcover[core] = WATER
 
-    parcel, margin = _parcels(rng, landcover == CROPLAND, region.parcel_size_px)
+    parcel, margin_mask = _parcels(rng, landcover == CROPLAND, region.parcel_size_px)
     n_parcels = int(parcel.max())
     crop_probs = np.array([region.crop_mix.get(c, 0.0) for c in CROPS])
     parcel_crop = np.concatenate([[0], 1 + rng.choice(len(CROPS), size=n_parcels, p=crop_probs)])
@@ -118,22 +147,40 @@ def draw_scene(
     texture = smooth_fields(rng, 1, size, 1.5)[0]
     evergreen = smooth_fields(rng, 1, size, scale)[0]
     snow_z = smooth_fields(rng, 1, size, 2.0 * scale)[0]
-    urban = smooth_fields(rng, 1, size, 3.0)[0]
     soil_field = smooth_fields(rng, 1, size, scale / 2.0)[0]
+    crown = smooth_fields(rng, 1, size, 0.7)[0]
+    urban = _urban_fabric(rng, landcover == ARTIFICIAL)
     soil = region.soil_brightness * parcel_soil[parcel] * (1.0 + 0.08 * soil_field)
     return Scene(
         landcover=landcover,
         crop=parcel_crop[parcel].astype(np.uint8),
         parcel=parcel.astype(np.int32),
-        margin=margin,
+        margin=margin_mask,
         pheno_shift=parcel_shift[parcel].astype(np.float32),
         vigour=parcel_vigour[parcel].astype(np.float32),
         soil=soil.astype(np.float32),
         texture=texture,
         evergreen=np.clip(region.evergreen_fraction + 0.25 * evergreen, 0, 1).astype(np.float32),
         snow_z=snow_z,
-        urban_green=(1.0 / (1.0 + np.exp(-1.5 * urban))).astype(np.float32),
+        urban=urban,
+        crown=crown,
     )
+
+
+def _urban_fabric(rng: np.random.Generator, artificial: np.ndarray) -> np.ndarray:
+    """``URBAN_*`` codes: a rotated street grid (1 px roads every 6-10 px) on ``artificial``
+    pixels, the blocks between them split into roofs and gardens by a pixel-scale field."""
+    h, w = artificial.shape
+    theta = rng.uniform(0.0, np.pi / 2)
+    period = rng.uniform(6.0, 10.0, size=2)
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float64)
+    u = np.cos(theta) * xx + np.sin(theta) * yy + rng.uniform(0, period[0])
+    v = -np.sin(theta) * xx + np.cos(theta) * yy + rng.uniform(0, period[1])
+    road = (np.mod(u, period[0]) < 1.0) | (np.mod(v, period[1]) < 1.0)
+    blocks = smooth_fields(rng, 1, max(h, w), 1.2)[0][:h, :w]
+    roof = blocks > np.quantile(blocks, 1.0 - _ROOF_SHARE)
+    fabric = np.where(road, URBAN_ROAD, np.where(roof, URBAN_ROOF, URBAN_GARDEN))
+    return np.where(artificial, fabric, URBAN_NONE).astype(np.uint8)
 
 
 def _parcels(
@@ -237,25 +284,32 @@ def abundances(scenes: dict[str, np.ndarray], ldoy: np.ndarray, snow: np.ndarray
     green = green * scenes["vigour"][:, None] * (1.0 + 0.04 * tex)
     dry = spectra.crop_dry(crop, crop_day)
     flower = spectra.crop_flower(crop, crop_day)
-    urban = scenes["urban_green"][:, None]
+    urban = scenes["urban"][:, None]
+    crown = scenes["crown"][:, None]
 
     def put(cls: np.ndarray, **fractions: np.ndarray | float) -> None:
         for name, value in fractions.items():
             a[:, :, _E[name]] = np.where(cls, value, a[:, :, _E[name]])
 
     put(lc == WATER, water=0.90 - 0.04 * tex, soil=np.clip(0.05 + 0.03 * tex, 0, 1), green_veg=0.01)
-    put(lc == FOREST, green_veg=0.55 * leaves, dry_veg=0.25 * (1 - leaves), soil=0.03)
+    canopy = np.clip(1.0 + 0.3 * crown, 0.3, 1.4)  # crowns and gaps at pixel scale
+    put(lc == FOREST, green_veg=0.55 * leaves * canopy, dry_veg=0.25 * (1 - leaves), soil=0.03)
+    clearing = (lc == FOREST) & (crown < _CLEARING_Z)  # gaps: grass seen through the canopy
+    put(clearing, green_veg=0.7 * grass, dry_veg=0.45 * (1 - grass), soil=0.1)
     put(lc == GRASSLAND, green_veg=0.78 * grass, dry_veg=0.55 * (1 - grass), soil=0.12)
     parcel = (lc == CROPLAND) & ~margin
     put(parcel, green_veg=green, dry_veg=dry, flower=flower)
     put(parcel, soil=np.clip(0.97 - green - dry - flower, 0.0, 1.0))
     put(parcel, green_veg_nir=green * (spectra.CROP_NIR_SCALE[crop] - 1.0))
     put((lc == CROPLAND) & margin, green_veg=0.6 * grass, dry_veg=0.3 * (1 - grass), soil=0.1)
-    put(lc == ARTIFICIAL, built=0.62 + 0.08 * tex, green_veg=0.28 * urban * grass, soil=0.06)
-    put(lc == BARE, soil=0.86 + 0.05 * tex, dry_veg=0.08, green_veg=0.02)
-    wet = 0.35 + 0.1 * np.cos(2 * np.pi * (d - 90) / 365)
-    put(lc == WETLAND, water=wet, green_veg=0.55 * grass, dry_veg=0.25 * (1 - grass))
-    put(lc == WETLAND, soil=np.clip(0.95 - wet - 0.55 * grass - 0.25 * (1 - grass), 0, 1))
+    put(urban == URBAN_ROAD, built=0.45 + 0.05 * tex, water=0.08, soil=0.04)
+    put(urban == URBAN_ROOF, built=0.55 + 0.1 * tex, soil=0.35, dry_veg=0.05)
+    put(urban == URBAN_GARDEN, green_veg=0.65 * grass, dry_veg=0.4 * (1 - grass), soil=0.12)
+    rocky = np.clip(1.0 + 0.2 * crown, 0.6, 1.4)  # gravel and rock at pixel scale
+    put(lc == BARE, soil=(0.86 + 0.05 * tex) * rocky, dry_veg=0.08, green_veg=0.02)
+    wet = 0.22 + 0.08 * np.cos(2 * np.pi * (d - 90) / 365)  # wet meadow: mostly vegetation
+    put(lc == WETLAND, water=wet, green_veg=0.62 * grass, dry_veg=0.25 * (1 - grass))
+    put(lc == WETLAND, soil=np.clip(0.95 - wet - 0.62 * grass - 0.25 * (1 - grass), 0, 1))
 
     # Snow hides the ground (only partly under forest canopy).
     cover = snow[:, :, None] * np.where(lc == FOREST, 0.5, 1.0)[:, :, None]
@@ -270,18 +324,23 @@ def render(
     scenes: dict[str, np.ndarray],
     weather: dict[str, np.ndarray],
     ldoy: np.ndarray,
-    illumination: float,
-    atmosphere: float,
+    region: RegionSpec,
     noise_sigma: float,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Reflectance ``[N, T, C, H, W]`` (float32) and the quality mask ``[N, T, H, W]`` (uint8)."""
+    """Reflectance ``[N, T, C, H, W]`` (float32) and the quality mask ``[N, T, H, W]`` (uint8).
+
+    Surfaces are mixed from the region's own endmember spectra and radiometric gain
+    (:mod:`~s2ssl.data.sources.synthetic.regional`), then lit, veiled and clouded.
+    """
     snow = np.clip(
         (weather["snow_level"][:, :, None, None] - scenes["snow_z"][:, None]) * 1.5, 0.0, 1.0
     ).astype(np.float32)
     a = abundances(scenes, ldoy, snow)
-    refl = np.moveaxis(np.moveaxis(a, 2, -1) @ spectra.ENDMEMBERS, -1, 2)  # [N, T, C, H, W]
-    refl *= (spectra.TRANSMISSION * illumination)[:, None, None]
-    refl += (spectra.PATH_RADIANCE * atmosphere)[:, None, None]
+    endmembers = region_endmembers(region.name, region.spectral_shift)
+    refl = np.moveaxis(np.moveaxis(a, 2, -1) @ endmembers, -1, 2)  # [N, T, C, H, W]
+    gain = band_gain(region.name, region.spectral_shift)
+    refl *= (spectra.TRANSMISSION * gain * region.illumination)[:, None, None]
+    refl += (spectra.PATH_RADIANCE * region.atmosphere)[:, None, None]
     haze = weather["haze"][:, :, None, None, None]
     refl = (1.0 - haze) * refl + haze * spectra.HAZE[:, None, None]
     cloud = weather["cloud"][:, :, None]
