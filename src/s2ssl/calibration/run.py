@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
+import numpy as np
 import torch
 
 from s2ssl.calibration.baselines import (
@@ -55,7 +56,7 @@ from s2ssl.calibration.summary import (
     target_metrics,
 )
 from s2ssl.config import Params
-from s2ssl.finetune.data import TaskData, load_task_data
+from s2ssl.finetune.data import TaskData, TaskSplit, load_task_data
 from s2ssl.finetune.plan import fraction_label
 from s2ssl.io import write_json_atomic, write_text_atomic
 from s2ssl.progress import ProgressFactory, no_progress
@@ -143,9 +144,10 @@ def _random_runs(
     runs_dir: Path,
     transfer: Callable[[], TaskData] | None,
     advance: Callable[[int], None],
-    done: tuple[dict[str, dict[str, Any]], list[str], list[str]],
-) -> None:
-    records, executed, reused = done
+) -> list[tuple[dict[str, Any], bool]]:
+    """``(record, reused)`` of each random-init run of ``task``, trained unless its stored record
+    has the same fingerprint; the largest fraction's run carries the zero-shot score."""
+    out: list[tuple[dict[str, Any], bool]] = []
     fractions = sorted(params.finetune.fractions)
     for fraction in fractions:
         spec, key = run_spec(task, fraction), run_key(task, fraction)
@@ -154,18 +156,19 @@ def _random_runs(
         path = runs_dir / f"{key}.json"
         old = load_record(path)
         if old is not None and old.get("fingerprint") == fp:
-            records[key] = old
-            reused.append(key)
+            out.append((old, True))
         else:
             record = execute_run(params, spec, data, fp, transfer if with_zero_shot else None)
             write_json_atomic(path, record)
-            records[key] = record
-            executed.append(key)
+            out.append((record, False))
             _LOG.info("%s: test %.3f in %.1f s", key, record["test_score"], record["wall_s"])
         advance(1)
+    return out
 
 
-def _largest_subset(params: Params, data: TaskData) -> Any:
+def _largest_subset(params: Params, data: TaskData) -> tuple[np.ndarray, TaskSplit]:
+    """The train subset of the largest label fraction (the one its random-init run trains on)
+    and its positions in ``data.train``."""
     ft = params.finetune
     positions = data.fraction_positions(max(ft.fractions), params.seed, ft.min_train_samples)
     return positions, data.train.subset(positions)
@@ -176,7 +179,9 @@ def _pixel_baseline(
 ) -> dict[str, float]:
     cfg = params.calibrate.pixel_classifier
     _, train = _largest_subset(params, data)
-    model = fit_pixel_model(train.image, train.label, cfg, baseline_seed(params.seed, f"{task}"))
+    model = fit_pixel_model(
+        train.image, train.label, cfg, baseline_seed(params.seed, f"{task}.pixel")
+    )
     big = f"f{fraction_label(max(params.finetune.fractions))}"
     scores = score_pixel_model(model, data.test.image, data.test.label, data.classes)
     out = {f"{task}.pixel.{big}.miou": _score(scores, "miou")}
@@ -293,9 +298,9 @@ def run_calibration(
                 task, data_dir, "in_domain", params.holdout_region, scene_tile=ft.scene.tile_size
             )
             transfer = _loader(task, data_dir, params)
-            _random_runs(
-                params, task, data, runs_dir, transfer, advance, (records, executed, reused)
-            )
+            for record, was_reused in _random_runs(params, task, data, runs_dir, transfer, advance):
+                records[record["key"]] = record
+                (reused if was_reused else executed).append(record["key"])
             if task_spec(task).is_scene_level:
                 baselines.update(_scene_baseline(params, data))
             else:
@@ -305,18 +310,18 @@ def run_calibration(
                 seasonal += _seasonal(params, data, data_dir)
                 advance(1)
 
-    ordered = [records[run_key(t, f)] for t in cal.tasks for f in sorted(ft.fractions)]
+    ordered = list(records.values())  # task, then fraction order
     summary = flat_summary(ordered, baselines, seasonal)
     targets = evaluate_targets(summary, cal.targets, ft.fractions)
     summary.update(target_metrics(targets))
     write_json_atomic(reports / SUMMARY_FILE, summary)
-    _write_curves({r["key"]: r for r in ordered}, reports)
+    _write_curves(records, reports)
     text = render_report(ordered, summary, seasonal, targets, holdout_region=params.holdout_region)
     write_text_atomic(reports / REPORT_MD, text)
     return CalibrationResult(
         summary=summary,
         targets=targets,
-        records={r["key"]: r for r in ordered},
+        records=records,
         seasonal=seasonal,
         executed=executed,
         reused=reused,
