@@ -15,7 +15,7 @@ export PREFECT_SERVER_ANALYTICS_ENABLED := false
 export PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS := 90
 export MPLBACKEND := Agg
 
-.PHONY: help setup run test test-fast tune lint format bench serve clean-venv
+.PHONY: help setup run test test-fast tune calibrate lint format bench serve clean-venv
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -54,6 +54,9 @@ test-fast: setup  ## the test suite without the tests marked slow (a quick check
 
 tune: setup  ## run or resume the Optuna sweep (dvc repro tune/dvc.yaml; never part of make run)
 	dvc repro tune/dvc.yaml
+
+calibrate: setup  ## random init + baselines vs targets, no pre-training (dvc repro calibrate/dvc.yaml; never part of make run)
+	dvc repro calibrate/dvc.yaml
 
 lint: setup  ## ruff lint + format check
 	ruff check src tests flows benchmarks

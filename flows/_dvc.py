@@ -36,12 +36,13 @@ import yaml
 EX_TEMPFAIL: Final[int] = 75
 """Exit code of a transient failure (sysexits.h; ``s2ssl fetch`` returns it): worth retrying."""
 
-TARGETED_ONLY: Final[frozenset[str]] = frozenset({"tune"})
+TARGETED_ONLY: Final[frozenset[str]] = frozenset({"tune", "calibrate"})
 """Stages that never run in the pipeline flow, only when named (the sweep flow). The sweep's
-``tune`` lives in ``tune/dvc.yaml`` so that a plain ``dvc repro`` skips it; should it ever sit in
-the root dvc.yaml, the pipeline flow still leaves it out."""
+``tune`` lives in ``tune/dvc.yaml`` (``calibrate`` in ``calibrate/dvc.yaml``) so that a plain
+``dvc repro`` skips it; should one ever sit in the root dvc.yaml, the pipeline flow still leaves
+it out."""
 
-GPU_STAGES: Final[frozenset[str]] = frozenset({"pretrain", "finetune", "tune"})
+GPU_STAGES: Final[frozenset[str]] = frozenset({"pretrain", "finetune", "tune", "calibrate"})
 """Stages that train, so hold the GPU concurrency slot while they run."""
 
 REGISTRY_STAGES: Final[tuple[str, ...]] = ("register", "promote")

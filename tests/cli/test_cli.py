@@ -22,6 +22,7 @@ COMMANDS = [
     "register",
     "promote",
     "models",
+    "calibrate",
     "predict",
     "info",
     "check-params",

@@ -20,7 +20,7 @@ from testkit import REPO_ROOT
 def test_pipeline_stages_follow_dvc_yaml_without_targeted_only_stages(tmp_path: Path) -> None:
     repo = _dvc.pipeline_stages(REPO_ROOT)
     assert repo[:5] == ["fetch", "validate", "pretrain", "finetune", "evaluate"]
-    assert "tune" not in repo
+    assert "tune" not in repo and "calibrate" not in repo
     assert [s for s in repo if s in _dvc.REGISTRY_STAGES] == [
         s for s in ("register", "promote") if _dvc.has_stage(REPO_ROOT, s)
     ]
@@ -39,6 +39,7 @@ def test_find_stage_gives_the_dvc_target_of_tune_in_its_own_dvc_yaml(tmp_path: P
     assert _dvc.find_stage(REPO_ROOT, "evaluate") == "evaluate"
     if (REPO_ROOT / "tune" / "dvc.yaml").is_file():
         assert _dvc.find_stage(REPO_ROOT, "tune") == "tune/dvc.yaml:tune"
+    assert _dvc.find_stage(REPO_ROOT, "calibrate") == "calibrate/dvc.yaml:calibrate"
     write_dvc_yaml(tmp_path, [*PIPELINE, "tune"])
     assert _dvc.find_stage(tmp_path, "tune") == "tune/dvc.yaml:tune"
     assert "tune" not in _dvc.pipeline_stages(tmp_path)
@@ -48,6 +49,7 @@ def test_find_stage_gives_the_dvc_target_of_tune_in_its_own_dvc_yaml(tmp_path: P
     from flows._tasks import needs_gpu
 
     assert needs_gpu("tune/dvc.yaml:tune") and needs_gpu(["fetch", "pretrain@seco"])
+    assert needs_gpu("calibrate/dvc.yaml:calibrate")
     assert not needs_gpu(["fetch", "validate", "evaluate", "register", "promote"])
 
 

@@ -8,7 +8,8 @@ The one run answers several questions:
   the ``s2ssl`` modules it loaded and the ``params.yaml`` keys it read. Every loaded module must be
   covered by the stage's ``deps``; every key read must be covered by its ``params``, and every
   declared params key must be read (no stage depends on a whole section it reads one item of);
-- the Optuna sweep (``tune/dvc.yaml``) runs only when targeted;
+- the Optuna sweep (``tune/dvc.yaml``) and the calibration (``calibrate/dvc.yaml``) run only when
+  targeted;
 - a configuration whose model cannot clear the promotion bar becomes a challenger, not champion.
 """
 
@@ -45,6 +46,12 @@ TUNE: dict[str, Any] = {  # a 2-trial sweep of the cheapest task (for the target
     "fixed": {},
     "space": {"lr": {"type": "float", "low": 1e-4, "high": 1e-2, "log": True}},
 }
+CALIBRATE_CLASSIFIER: dict[str, Any] = {  # baselines of a few milliseconds (targeted run)
+    "max_train_pixels": 500,
+    "max_iter": 5,
+}
+TARGETED = ("tune/dvc.yaml", "calibrate/dvc.yaml")
+"""The dvc.yaml files of the stages that run only when targeted."""
 
 
 def _env() -> dict[str, str]:
@@ -88,7 +95,7 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     root = tmp_path_factory.mktemp("pipeline")
     project, records = root / "project", root / "records"
     project.mkdir()
-    for name in ("dvc.yaml", "tune/dvc.yaml"):
+    for name in ("dvc.yaml", *TARGETED):
         _copy_with_probe(REPO_ROOT / name, project / name, records)
     shutil.copy(REPO_ROOT / ".dvcignore", project / ".dvcignore")
     shutil.copytree(
@@ -96,6 +103,7 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     )
     raw = yaml.safe_load(write_tiny_params(project / "params.yaml").read_text(encoding="utf-8"))
     raw["tune"].update(TUNE)
+    raw["calibrate"]["pixel_classifier"].update(CALIBRATE_CLASSIFIER)
     write_params(project / "params.yaml", raw)
     (project / "mlruns").mkdir()
     for cmd in (["git", "init", "-q"], [str(Path(sys.executable).parent / "dvc"), "init", "-q"]):
@@ -130,8 +138,8 @@ class StageDecl:
 
 
 def declared_stages(project: Path, records: Path) -> dict[str, StageDecl]:
-    """Every stage of the project's DVC graph (``tune/dvc.yaml`` included), by its ``s2ssl``
-    arguments as the probe records them."""
+    """Every stage of the project's DVC graph (``tune/dvc.yaml`` and ``calibrate/dvc.yaml``
+    included), by its ``s2ssl`` arguments as the probe records them."""
     out: dict[str, StageDecl] = {}
     with contextlib.chdir(project), Repo(str(project)) as repo:
         for stage in repo.index.stages:
@@ -291,11 +299,32 @@ def test_tune_runs_only_when_targeted(project: Path, flow_runs: dict[str, Any]) 
     assert "Running stage" not in _run([dvc, "repro"], project).stdout
 
 
+def test_calibrate_runs_only_when_targeted(project: Path, flow_runs: dict[str, Any]) -> None:
+    dvc = str(Path(sys.executable).parent / "dvc")
+    assert not [s for s in flow_runs["first"].result()["ran"] if s.startswith("calibrate")]
+    assert not (project / "reports" / "calibrate").exists()
+    assert "calibrate/dvc.yaml:calibrate" in _run([dvc, "status"], project).stdout
+    calibrate = _run([dvc, "repro", "calibrate/dvc.yaml"], project)
+    assert calibrate.returncode == 0, calibrate.stdout + calibrate.stderr
+    assert "Running stage 'calibrate/dvc.yaml:calibrate'" in calibrate.stdout
+    assert calibrate.stdout.count("Running stage") == 1, calibrate.stdout
+    reports = project / "reports" / "calibrate"
+    summary = json.loads((reports / "summary.json").read_text(encoding="utf-8"))
+    assert "landcover.random.f100.miou" in summary and "season.croptype.gap" in summary
+    assert (reports / "report.md").is_file() and (reports / "curves.png").is_file()
+    assert len(list((reports / "runs").glob("*.json"))) == 6  # 3 tasks x 2 fractions
+    assert not (project / "models" / "calibrate").exists()
+    again = _run([dvc, "repro", "calibrate/dvc.yaml"], project)
+    assert again.returncode == 0 and "Running stage" not in again.stdout, again.stdout
+    assert "Running stage" not in _run([dvc, "repro"], project).stdout
+
+
 def test_every_stage_depends_on_the_code_it_loads_and_the_params_it_reads(
     project: Path, flow_runs: dict[str, Any]
 ) -> None:
-    tune = _run([str(Path(sys.executable).parent / "dvc"), "repro", "tune/dvc.yaml"], project)
-    assert tune.returncode == 0, tune.stdout + tune.stderr  # (a no-op after the test above)
+    for targeted in TARGETED:  # (no-ops after the tests above)
+        done = _run([str(Path(sys.executable).parent / "dvc"), "repro", targeted], project)
+        assert done.returncode == 0, done.stdout + done.stderr
     records = project.parent / "records"
     declared = declared_stages(project, records)
     params = yaml.safe_load((project / "params.yaml").read_text(encoding="utf-8"))

@@ -14,6 +14,7 @@ import typer
 
 from s2ssl import __version__
 from s2ssl.cli import (
+    calibrate,
     evaluate,
     fetch,
     finetune,
@@ -48,6 +49,7 @@ app.command()(evaluate.evaluate)
 app.command()(registry.register)
 app.command()(registry.promote)
 app.command()(registry.models)
+app.command()(calibrate.calibrate)
 app.add_typer(tune.tune_app, name="tune")
 app.command()(predict.predict)
 app.command()(info.info)

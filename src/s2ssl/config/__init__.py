@@ -8,6 +8,12 @@ error, so every value has one home: the file). A wrong key or value fails at onc
 here: see :mod:`s2ssl.settings`.
 """
 
+from s2ssl.config.calibrate import (
+    CalibrateConfig,
+    CalibrationTargets,
+    PixelClassifierConfig,
+    SceneClassifierConfig,
+)
 from s2ssl.config.common import (
     ConfigError,
     Fraction,
@@ -67,6 +73,8 @@ __all__ = [
     "PRETRAIN_METHODS",
     "AppearanceConfig",
     "CSCLConfig",
+    "CalibrateConfig",
+    "CalibrationTargets",
     "ConfigError",
     "CroptypeFinetune",
     "CroptypeSpec",
@@ -85,6 +93,7 @@ __all__ = [
     "LocalSource",
     "MocoConfig",
     "Params",
+    "PixelClassifierConfig",
     "PositiveInt",
     "PretrainConfig",
     "PretrainMethod",
@@ -95,6 +104,7 @@ __all__ = [
     "RegisterConfig",
     "RetryConfig",
     "ScanProtocol",
+    "SceneClassifierConfig",
     "SceneFinetune",
     "SearchDimension",
     "SentinelHubSource",

@@ -9,6 +9,7 @@ from typing import Any
 import yaml
 from pydantic import Field, ValidationError, model_validator
 
+from s2ssl.config.calibrate import CalibrateConfig
 from s2ssl.config.common import ConfigError, StrictModel, describe_error, set_dotted
 from s2ssl.config.evaluate import EvaluateConfig
 from s2ssl.config.fetch import FetchConfig
@@ -37,6 +38,8 @@ class Params(StrictModel):
     """The ``register`` section (a field called ``register`` would shadow ``ABC.register``)."""
     tune: TuneConfig
     """The Optuna sweep (``dvc repro tune/dvc.yaml`` only; never part of a plain ``dvc repro``)."""
+    calibrate: CalibrateConfig
+    """Random-init and baseline calibration of the tasks (``dvc repro calibrate/dvc.yaml`` only)."""
 
     @model_validator(mode="after")
     def _register_tasks(self) -> Params:
