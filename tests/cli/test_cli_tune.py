@@ -27,14 +27,16 @@ def params_copy(tmp_path: Path) -> Path:
 
 
 def test_cli_apply_prints_old_and_new(params_copy: Path, tmp_path: Path) -> None:
+    old = load_params(params_copy).finetune.landcover.lr
+    assert old != 0.002
     best = _best(tmp_path / "best.yaml", {"finetune.landcover.lr": 0.002})
     runner = CliRunner()
     dry = runner.invoke(
         app, ["tune", "apply", "--best", str(best), "--params", str(params_copy), "--dry-run"]
     )
     assert dry.exit_code == 0, dry.output
-    assert "finetune.landcover.lr: 0.001 → 0.002" in dry.output and "would change 1" in dry.output
-    assert load_params(params_copy).finetune.landcover.lr == 0.001
+    assert f"finetune.landcover.lr: {old} → 0.002" in dry.output and "would change 1" in dry.output
+    assert load_params(params_copy).finetune.landcover.lr == old
     done = runner.invoke(app, ["tune", "apply", "--best", str(best), "--params", str(params_copy)])
     assert done.exit_code == 0 and "changed 1 key(s)" in done.output
     assert load_params(params_copy).finetune.landcover.lr == 0.002

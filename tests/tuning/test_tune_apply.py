@@ -39,6 +39,9 @@ def _changed_lines(before: str, after: str) -> list[tuple[str, str]]:
     return pairs
 
 
+BATCH_COMMENT = "on CPU a step costs about the same as batch 8"
+
+
 def test_apply_changes_exactly_the_best_keys_and_keeps_comments(
     params_copy: Path, tmp_path: Path
 ) -> None:
@@ -54,15 +57,18 @@ def test_apply_changes_exactly_the_best_keys_and_keeps_comments(
     )
     changes = apply_best_params(best, params_copy)
     assert [(c.key, c.old, c.new) for c in changes] == [
-        ("finetune.landcover.lr", 0.001, 1.5e-05),
-        ("finetune.landcover.batch_size", 8, 16),
+        ("finetune.landcover.lr", 0.003, 1.5e-05),
+        ("finetune.landcover.batch_size", 32, 16),
         ("finetune.scene.linear.lr", 0.05, 0.125),
     ]
     after = params_copy.read_text(encoding="utf-8")
     assert _changed_lines(before, after) == [
-        ("    batch_size: 8", "    batch_size: 16"),
         (
-            "    lr: 0.001                # AdamW, cosine decay over the steps",
+            "    batch_size: 32           # of 32 px crops: " + BATCH_COMMENT,
+            "    batch_size: 16           # of 32 px crops: " + BATCH_COMMENT,
+        ),
+        (
+            "    lr: 0.003                # AdamW, cosine decay over the steps",
             "    lr: 1.5e-05              # AdamW, cosine decay over the steps",
         ),
         (
