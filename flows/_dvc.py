@@ -42,7 +42,9 @@ TARGETED_ONLY: Final[frozenset[str]] = frozenset({"tune", "calibrate"})
 ``dvc repro`` skips it; should one ever sit in the root dvc.yaml, the pipeline flow still leaves
 it out."""
 
-GPU_STAGES: Final[frozenset[str]] = frozenset({"pretrain", "finetune", "tune", "calibrate"})
+GPU_STAGES: Final[frozenset[str]] = frozenset(
+    {"pretrain", "pretrain_cscl", "finetune", "tune", "calibrate"}
+)
 """Stages that train, so hold the GPU concurrency slot while they run."""
 
 REGISTRY_STAGES: Final[tuple[str, ...]] = ("register", "promote")

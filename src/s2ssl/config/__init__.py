@@ -42,6 +42,7 @@ from s2ssl.config.fetch import (
 )
 from s2ssl.config.finetune import (
     FINETUNE_TASKS,
+    RANDOM_INITS,
     CroptypeFinetune,
     FinetuneConfig,
     FinetuneTask,
@@ -71,6 +72,7 @@ from s2ssl.config.validate import ValidateConfig
 __all__ = [
     "FINETUNE_TASKS",
     "PRETRAIN_METHODS",
+    "RANDOM_INITS",
     "AppearanceConfig",
     "CSCLConfig",
     "CalibrateConfig",

@@ -17,6 +17,7 @@ from s2ssl.taskspec import TASK_NAMES
 
 __all__ = [
     "FINETUNE_TASKS",
+    "RANDOM_INITS",
     "CroptypeFinetune",
     "FinetuneConfig",
     "FinetuneTask",
@@ -33,7 +34,12 @@ FINETUNE_TASKS: tuple[str, ...] = TASK_NAMES
 """Downstream tasks: land-cover segmentation, crop-type segmentation from time series, scenes."""
 
 FinetuneTask = Literal["landcover", "croptype", "scene"]
-Init = Literal["random", "seco", "moco", "moco_tp", "dense", "cscl"]
+Init = Literal["random", "random_b", "seco", "moco", "moco_tp", "dense", "cscl"]
+"""``random``: random init; ``random_b``: random init with an independent seed stream (the A/A
+control of the evaluation: random against random through the same machinery); else the encoder
+of that pre-training method."""
+
+RANDOM_INITS: tuple[str, ...] = ("random", "random_b")
 ScanProtocol = Literal["linear", "knn", "finetune"]
 
 
@@ -105,7 +111,7 @@ class CroptypeFinetune(SupervisedTraining):
     at every label fraction, where an epoch of 1 % labels is a single batch).
     """
 
-    inits: list[Literal["random", "cscl"]] = Field(min_length=1)
+    inits: list[Literal["random", "random_b", "cscl"]] = Field(min_length=1)
     features: PositiveInt = Field(description="random-init 3-D U-Net width")
     embedding_dim: PositiveInt = Field(description="random-init output channels")
     lr_decay: float = Field(gt=0, le=1, description="lr factor every lr_decay_every steps")
@@ -131,7 +137,7 @@ class SceneFinetune(SupervisedTraining):
     full fine-tune runs at ``finetune_fractions`` only (it costs as much as a segmentation run).
     """
 
-    inits: list[Literal["random", "seco", "moco", "moco_tp", "dense", "cscl"]] = Field(min_length=1)
+    inits: list[Init] = Field(min_length=1)
     protocols: list[ScanProtocol] = Field(min_length=1)
     finetune_fractions: list[Fraction]
     tile_size: int = Field(ge=8, description="scene tile edge (divides the patch)")
@@ -148,17 +154,24 @@ class SceneFinetune(SupervisedTraining):
 
 
 class RegionTransferConfig(StrictModel):
-    """Fine-tune and test on ``holdout_region`` (never seen in pre-training) at these fractions."""
+    """Fine-tune and test on ``holdout_region`` (never seen in pre-training) at these fractions,
+    for the inits of ``inits`` that a task lists (``None``: every init of the task)."""
 
     enabled: bool
     fractions: list[Fraction]
+    inits: list[Init] | None
+
+    @field_validator("inits")
+    @classmethod
+    def _inits(cls, v: list[str] | None) -> list[str] | None:
+        return None if v is None else unique_items(v, "inits")
 
 
 class FinetuneConfig(StrictModel):
     """``finetune`` stage: one DVC ``foreach`` item per task; inside, every init × fraction.
 
     ``fractions`` of the labelled train split are sampled deterministically and nested
-    (1 % ⊂ 10 % ⊂ 100 %, :func:`s2ssl.finetune.splits.label_fraction_subset`), stratified by the
+    (1 % ⊂ 10 % ⊂ 100 %, :func:`s2ssl.data.subsets.label_fraction_subset`), stratified by the
     majority class so every class keeps a sample; at least ``min_train_samples`` are kept.
     """
 

@@ -232,7 +232,11 @@ class PretrainConfig(StrictModel):
     made dense pre-training 15-30 % faster on the 2-core CPU (SeCo / MoCo unchanged), hence on.
     """
 
-    methods: list[PretrainMethod] = Field(min_length=1)
+    methods: list[Literal["seco", "moco", "moco_tp", "dense"]] = Field(
+        min_length=1,
+        description="the self-supervised methods (pretrain@<method>); CSCL stage 1 is supervised "
+        "and has its own stage (pretrain_cscl), trained per label subset",
+    )
     accelerator: Literal["auto", "cpu", "gpu", "cuda", "mps"]
     devices: int | Literal["auto"]
     strategy: Literal["auto", "ddp", "ddp_spawn"]

@@ -148,14 +148,28 @@ class EpochBatchSampler(Sampler[list[int]]):
     rank takes every ``world``-th index of the permutation (after truncating it to a multiple of
     the world size), as ``DistributedSampler`` does. ``drop_last`` drops an incomplete last batch
     (contrastive batches need at least 2 samples for batch norm and negatives).
+
+    ``epoch_size`` (default ``n``): indices per epoch. A larger value concatenates seeded
+    permutations of the ``n`` items until the epoch holds ``epoch_size`` of them, so a small
+    labelled subset gets as many samples (and optimiser steps) per epoch as the full split.
     """
 
     def __init__(
-        self, n: int, batch_size: int, seed: int, *, shuffle: bool = True, drop_last: bool = True
+        self,
+        n: int,
+        batch_size: int,
+        seed: int,
+        *,
+        shuffle: bool = True,
+        drop_last: bool = True,
+        epoch_size: int | None = None,
     ) -> None:
         if n < 1 or batch_size < 1:
             raise ValueError(f"need n >= 1 and batch_size >= 1, got n={n}, batch_size={batch_size}")
+        if epoch_size is not None and epoch_size < n:
+            raise ValueError(f"epoch_size must be >= n ({n}), got {epoch_size}")
         self.n = n
+        self.epoch_size = n if epoch_size is None else int(epoch_size)
         self.batch_size = batch_size
         self.seed = seed
         self.shuffle = shuffle
@@ -168,12 +182,14 @@ class EpochBatchSampler(Sampler[list[int]]):
 
     def _indices(self) -> list[int]:
         rank, world = dist_rank_world()
+        rounds = -(-self.epoch_size // self.n)
         if self.shuffle:
             g = torch.Generator().manual_seed(derive_seed(self.seed, self.epoch, 0x5A3D))
-            perm = torch.randperm(self.n, generator=g)
+            perm = torch.cat([torch.randperm(self.n, generator=g) for _ in range(rounds)])
         else:
-            perm = torch.arange(self.n)
-        usable = (self.n // world) * world
+            perm = torch.arange(self.n).repeat(rounds)
+        perm = perm[: self.epoch_size]
+        usable = (self.epoch_size // world) * world
         return perm[:usable][rank::world].tolist()
 
     def _batch_size(self, per_rank: int) -> int:
@@ -191,7 +207,7 @@ class EpochBatchSampler(Sampler[list[int]]):
 
     def __len__(self) -> int:
         _, world = dist_rank_world()
-        per_rank = self.n // world
+        per_rank = self.epoch_size // world
         size = self._batch_size(per_rank)
         if self.drop_last:
             return per_rank // size

@@ -5,7 +5,7 @@
   pre-training nor in-domain fine-tuning ever sees (Embedding Earth's cross-region claim).
 * **Splits.** ``train`` (a label fraction of it trains the model), ``val`` (checkpoint
   selection), ``test`` (scored once, after training; nothing else reads it).
-* **Label fractions** come from :func:`s2ssl.finetune.splits.label_fraction_subset`: seeded,
+* **Label fractions** come from :func:`s2ssl.data.subsets.label_fraction_subset`: seeded,
   nested (1 % ⊂ 10 % ⊂ 100 %) and stratified by each sample's majority class.
 
 Images are held in memory as int16 DN after the processing-baseline offset (reflectance × 1e4),
@@ -32,7 +32,7 @@ from s2ssl.data.store import StoreError
 from s2ssl.data.tensors import load_split
 from s2ssl.data.tiles import cut_tiles
 from s2ssl.data.validated import ValidatedDataset, open_validated
-from s2ssl.finetune.splits import label_fraction_subset
+from s2ssl.data.subsets import label_fraction_subset
 from s2ssl.taskspec import task_spec
 from s2ssl.training.labels import majority_labels
 

@@ -1,5 +1,11 @@
-"""The runs of one fine-tuning task: every init × protocol × label fraction × setting, their
-seeds, and which of them are candidates for the exported model."""
+"""The runs of one fine-tuning task: every replicate × init × protocol × label fraction ×
+setting, their seeds, and which of them are candidates for the exported model.
+
+Replicate ``r`` (``evaluate.replicates``) fixes every random choice of its runs with one seed
+(:meth:`s2ssl.config.EvaluateConfig.seeds`): the label subset, the encoder (pre-trained in the
+same replicate) and the fine-tuning seed, which all inits of the replicate share — so the
+difference between an init and random init within a replicate is paired. ``random_b`` (the
+A/A control) is random init with its own, independent fine-tuning seed."""
 
 from __future__ import annotations
 
@@ -7,15 +13,19 @@ import hashlib
 from dataclasses import dataclass
 
 from s2ssl.config import Params
+from s2ssl.data.subsets import fraction_label, pretrain_unit
 from s2ssl.seeding import derive_seed
 from s2ssl.taskspec import task_spec
 
-__all__ = ["RunSpec", "fraction_label", "is_candidate", "plan_runs", "run_seed"]
-
-
-def fraction_label(fraction: float) -> str:
-    """``0.01 -> "1"``, ``0.1 -> "10"``, ``1.0 -> "100"`` (percent, as short as exact)."""
-    return f"{fraction * 100:.6g}"
+__all__ = [
+    "RunSpec",
+    "encoder_unit",
+    "fraction_label",
+    "is_candidate",
+    "plan_runs",
+    "replicate_seed_of",
+    "run_seed",
+]
 
 
 @dataclass(frozen=True)
@@ -27,10 +37,16 @@ class RunSpec:
     init: str
     protocol: str
     fraction: float
+    replicate: int = 0
 
     @property
     def key(self) -> str:
-        """File-name key, e.g. ``in_domain.dense.finetune.f10``."""
+        """File-name key, e.g. ``r0.in_domain.dense.finetune.f10``."""
+        return f"r{self.replicate}.{self.arm}"
+
+    @property
+    def arm(self) -> str:
+        """The key without the replicate: what replicates of one setting share."""
         return f"{self.setting}.{self.init}.{self.protocol}.f{fraction_label(self.fraction)}"
 
 
@@ -48,21 +64,52 @@ def plan_runs(params: Params, task: str) -> list[RunSpec]:
         else:
             in_domain = list(ft.fractions)
             across = list(ft.region_transfer.fractions) if transfer else []
-        for init in cfg.inits:
-            runs += [RunSpec(task, "in_domain", init, protocol, f) for f in sorted(in_domain)]
-            runs += [RunSpec(task, "transfer", init, protocol, f) for f in sorted(across)]
+        for r in range(params.evaluate.replicates):
+            for init in cfg.inits:
+                runs += [
+                    RunSpec(task, "in_domain", init, protocol, f, r) for f in sorted(in_domain)
+                ]
+                if _transfers(params, init):
+                    runs += [RunSpec(task, "transfer", init, protocol, f, r) for f in sorted(across)]
     return runs
+
+
+def _transfers(params: Params, init: str) -> bool:
+    inits = params.finetune.region_transfer.inits
+    return inits is None or init in inits
 
 
 def _sha256(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
-def run_seed(seed: int, spec: RunSpec) -> int:
-    """The seed of one run: derived from the top-level seed and the run's key only, so a run's
-    randomness does not depend on which other runs (or trials) came before it."""
-    digest = int(_sha256(spec.key)[:8], 16)
-    return derive_seed(seed, digest) & 0xFFFF_FFFF  # numpy / Lightning take 32-bit seeds
+def replicate_seed_of(params: Params, replicate: int) -> int:
+    """The seed of replicate ``replicate`` (:meth:`s2ssl.config.EvaluateConfig.seeds`)."""
+    seeds = params.evaluate.seeds()
+    if not 0 <= replicate < len(seeds):
+        raise ValueError(f"replicate {replicate} is outside evaluate.replicates ({len(seeds)})")
+    return seeds[replicate]
+
+
+def run_seed(params: Params, spec: RunSpec) -> int:
+    """The fine-tuning seed of one run: derived from its replicate's seed and what the run is
+    (task, setting, protocol, fraction) but **not** its init, so every init of a replicate
+    trains with the same seed (paired); ``random_b`` mixes in its own name (an independent
+    stream: the A/A control). A run's randomness does not depend on which runs came before."""
+    what = f"{spec.task}.{spec.setting}.{spec.protocol}.f{fraction_label(spec.fraction)}"
+    if spec.init == "random_b":
+        what += ".random_b"
+    digest = int(_sha256(what)[:8], 16)
+    base = replicate_seed_of(params, spec.replicate)
+    return derive_seed(base, digest) & 0xFFFF_FFFF  # numpy / Lightning take 32-bit seeds
+
+
+def encoder_unit(spec: RunSpec) -> str:
+    """The pre-training unit whose encoder initialises ``spec``: the same replicate, and for CSCL
+    stage 1 the same label subset (setting and fraction)."""
+    if spec.init == "cscl":
+        return pretrain_unit(spec.replicate, spec.setting, spec.fraction)
+    return pretrain_unit(spec.replicate)
 
 
 def _candidate_protocols(params: Params, task: str) -> tuple[str, ...]:
@@ -76,7 +123,7 @@ def _candidate_protocols(params: Params, task: str) -> tuple[str, ...]:
 
 def is_candidate(params: Params, spec: RunSpec) -> bool:
     """Whether ``spec`` may be exported: an in-domain run of the candidate protocol at its
-    largest label fraction."""
+    largest label fraction (any replicate)."""
     if spec.setting != "in_domain" or spec.protocol not in _candidate_protocols(params, spec.task):
         return False
     fractions = [

@@ -2,7 +2,7 @@
 ``torch.load(weights_only=True)``) next to a ``meta.json`` holding the ``architecture`` it is
 rebuilt from, written atomically as one directory.
 
-Exported pre-trained encoders live in ``<models>/<method>/encoder`` (:func:`encoder_dir`,
+Exported pre-trained encoders live in ``<models>/<method>/encoders/<unit>`` (:func:`encoder_dir`,
 :func:`load_encoder`); downstream models use the same format
 (:mod:`s2ssl.models.downstream`).
 """
@@ -20,6 +20,7 @@ from s2ssl.io import atomic_dir
 from s2ssl.models.factory import build_encoder
 
 __all__ = [
+    "ENCODERS_DIR",
     "ENCODER_DIR",
     "META_FILE",
     "WEIGHTS_FILE",
@@ -30,21 +31,24 @@ __all__ = [
 ]
 
 ENCODER_DIR: Final[str] = "encoder"
+ENCODERS_DIR: Final[str] = "encoders"
 WEIGHTS_FILE: Final[str] = "weights.pt"
 META_FILE: Final[str] = "meta.json"
 
 
-def encoder_dir(models_dir: str | Path, method: str) -> Path:
-    """Where the ``pretrain`` stage exports the encoder of ``method``:
-    ``<models>/<method>/encoder``."""
-    return Path(models_dir) / method / ENCODER_DIR
+def encoder_dir(models_dir: str | Path, method: str, unit: str) -> Path:
+    """Where the ``pretrain`` stages export the encoder of one run (``unit``) of ``method``:
+    ``<models>/<method>/encoders/<unit>`` (units: :func:`s2ssl.data.subsets.pretrain_unit`)."""
+    if not unit or "/" in unit or unit.startswith("."):
+        raise ValueError(f"invalid pre-training unit {unit!r}")
+    return Path(models_dir) / method / ENCODERS_DIR / unit
 
 
 def load_encoder(path: str | Path) -> tuple[Any, dict[str, Any]]:
     """Rebuild an exported encoder and load its weights (``torch.load(weights_only=True)``).
 
     Args:
-        path: the encoder directory (``models/pretrain/<method>/encoder``) or its
+        path: the encoder directory (``models/pretrain/<method>/encoders/<unit>``) or its
             ``weights.pt``.
 
     Returns:

@@ -23,25 +23,37 @@ def loss_plateau(history: Sequence[Mapping[str, float]]) -> float:
     return (tail[0] - tail[-1]) / max(abs(tail[0]), 1e-12)
 
 
-def curves_png(method: str, history: Sequence[Mapping[str, float]], path: Path) -> Path:
-    """Training loss (left axis) and probe accuracy (right axis) against the epoch."""
+def curves_png(
+    method: str, histories: Mapping[str, Sequence[Mapping[str, float]]], path: Path
+) -> Path:
+    """Training loss (left) and probe accuracy (right) against the epoch, one line per run."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    epochs = [int(r["epoch"]) + 1 for r in history]
-    fig, ax = plt.subplots(figsize=(6.0, 3.6))
-    ax.plot(epochs, [r.get("loss", math.nan) for r in history], "o-", color="tab:blue")
+    fig, (ax, probe) = plt.subplots(1, 2, figsize=(9.0, 3.6))
+    drops = []
+    for unit, history in histories.items():
+        epochs = [int(r["epoch"]) + 1 for r in history]
+        ax.plot(epochs, [r.get("loss", math.nan) for r in history], "o-", label=unit)
+        probe.plot(epochs, [r.get("knn_acc", math.nan) for r in history], "s--", label=unit)
+        drops.append(loss_plateau(history))
     ax.set_xlabel("epoch")
-    ax.set_ylabel("training loss (own objective)", color="tab:blue")
-    probe = ax.twinx()
-    probe.plot(epochs, [r.get("knn_acc", math.nan) for r in history], "s--", color="tab:orange")
-    probe.set_ylabel("kNN probe accuracy (val)", color="tab:orange")
-    drop = loss_plateau(history)
-    note = "" if math.isnan(drop) else f" — loss drop over the last third: {100 * drop:.1f} %"
-    ax.set_title(f"{method}{note}", fontsize=9)
-    ax.grid(alpha=0.3)
+    ax.set_ylabel("training loss (own objective)")
+    probe.set_xlabel("epoch")
+    probe.set_ylabel("kNN probe accuracy (val; a monitor)")
+    finite = [d for d in drops if not math.isnan(d)]
+    note = (
+        f" — loss drop over the last third: {100 * min(finite):.1f} to {100 * max(finite):.1f} %"
+        if finite
+        else ""
+    )
+    fig.suptitle(f"{method}: {len(histories)} run(s){note}", fontsize=9)
+    for a in (ax, probe):
+        a.grid(alpha=0.3)
+    if len(histories) <= 12:
+        probe.legend(fontsize=6, loc="best")
     fig.tight_layout()
     with atomic_path(path) as tmp:
         fig.savefig(tmp, dpi=110, format="png")

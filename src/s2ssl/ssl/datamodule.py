@@ -39,6 +39,7 @@ from s2ssl.classes import CROP_CLASSES, LABEL_IGNORE, LANDCOVER_CLASSES
 from s2ssl.config import CSCLConfig, DenseConfig, MocoConfig, PretrainConfig
 from s2ssl.data.stats import NormStats
 from s2ssl.data.store import ShardedDataset, StoreError
+from s2ssl.data.subsets import label_fraction_subset
 from s2ssl.data.tensors import (
     EpochBatchSampler,
     TensorDictDataset,
@@ -50,9 +51,11 @@ from s2ssl.data.tiles import cut_tiles
 from s2ssl.data.validated import ValidatedDataset, open_validated
 from s2ssl.seeding import derive_seed
 from s2ssl.ssl.probe import ProbeData, ProbeSplit, sample_pixels, scene_labels
+from s2ssl.training.labels import majority_labels
 
 __all__ = [
     "CONTRASTIVE_METHODS",
+    "LabelSubset",
     "MethodData",
     "PretrainDataModule",
     "method_data",
@@ -61,6 +64,20 @@ __all__ = [
 _LOG = logging.getLogger(__name__)
 
 CONTRASTIVE_METHODS: Final[tuple[str, ...]] = ("seco", "moco", "moco_tp")
+
+
+@dataclass(frozen=True)
+class LabelSubset:
+    """The labelled training subset a supervised pre-training run (CSCL stage 1) may use: the
+    subset of label fraction ``fraction`` in ``setting`` drawn with ``seed``, exactly the one the
+    fine-tuning runs it feeds train on (:func:`~s2ssl.data.subsets.label_fraction_subset` over
+    the sample ids, stratified by each sample's majority class, at least ``min_samples`` per
+    class), so pre-training never sees a label the downstream run may not use."""
+
+    setting: Literal["in_domain", "transfer"]
+    fraction: float
+    seed: int
+    min_samples: int
 
 
 @dataclass(frozen=True)
@@ -138,6 +155,10 @@ class PretrainDataModule(L.LightningDataModule):
         seed: the run's seed (sampling, probe subsets).
         holdout_region: a region whose samples pre-training never sees (neither training nor
             probe): the region-transfer test of fine-tuning.
+        label_subset: supervised methods only: train on this labelled subset (setting
+            ``transfer``: of ``holdout_region``'s train split). Every epoch still draws as many
+            samples as the full split holds, cycling through the subset, so the number of
+            optimiser steps does not depend on the label fraction.
 
     After :meth:`setup`: :attr:`train` (the in-memory training set), :attr:`probe`,
     :attr:`norm_stats` (the training dataset's statistics of :attr:`bands`),
@@ -151,9 +172,13 @@ class PretrainDataModule(L.LightningDataModule):
         data_dir: str | Path,
         seed: int,
         holdout_region: str | None = None,
+        label_subset: LabelSubset | None = None,
     ) -> None:
         super().__init__()
         self.holdout_region = holdout_region
+        self.label_subset = label_subset
+        self.epoch_size: int | None = None
+        self.subset_ids: tuple[str, ...] = ()
         self.method = method
         self.config = config
         self.method_config = config.method_config(method)
@@ -200,6 +225,44 @@ class PretrainDataModule(L.LightningDataModule):
             )
         return kept
 
+    def _train_positions(self, store: ShardedDataset) -> np.ndarray:
+        """The training split's positions: outside the held-out region, or only in it for a
+        label subset of setting ``transfer``."""
+        subset = self.label_subset
+        if subset is None or subset.setting == "in_domain":
+            return self._positions(store, "train")
+        if self.holdout_region is None or "region" not in store.index.columns:
+            raise ValueError("a transfer label subset needs holdout_region and region metadata")
+        positions = split_positions(store, "train")
+        regions = store.index["region"].to_numpy()[positions]
+        kept = positions[regions == self.holdout_region]
+        if kept.size == 0:
+            raise ValueError(f"{store.path} has no train sample in {self.holdout_region!r}")
+        return kept
+
+    def _labelled_subset(
+        self, store: ShardedDataset, positions: np.ndarray, tensors: dict[str, Tensor]
+    ) -> dict[str, Tensor]:
+        """The rows of ``tensors`` in :attr:`label_subset` (sets :attr:`epoch_size`)."""
+        subset = self.label_subset
+        if subset is None or self.data.train_label is None:
+            raise ValueError(f"{self.method} trains without labels; it takes no label subset")
+        ids = [str(i) for i in store.index["sample_id"].to_numpy()[positions]]
+        strata = majority_labels(
+            tensors["label"], len(self.data.classes), ignore_index=LABEL_IGNORE
+        ).numpy()
+        keep = label_fraction_subset(
+            ids,
+            subset.fraction,
+            subset.seed,
+            min_samples=subset.min_samples,
+            stratify=[int(c) for c in strata],
+        )
+        self.epoch_size = len(ids)
+        self.subset_ids = tuple(ids[i] for i in keep.tolist())
+        index = torch.as_tensor(keep, dtype=torch.long)
+        return {k: v[index] for k, v in tensors.items()}
+
     def setup(self, stage: str | None = None) -> None:
         """Load the training split and the probe sets into memory (once)."""
         if self.train is not None:
@@ -208,13 +271,16 @@ class PretrainDataModule(L.LightningDataModule):
         train_ds = self._open(self.data.train_dataset)
         self.manifests[self.data.train_dataset] = train_ds.manifest
         self.norm_stats = train_ds.norm_stats.select(self.bands)
+        positions = self._train_positions(train_ds.store)
         tensors = load_split(
             train_ds.store,
             None,
             band_indices=band_idx,
             label=self.data.train_label,
-            positions=self._positions(train_ds.store, "train"),
+            positions=positions,
         )
+        if self.label_subset is not None:
+            tensors = self._labelled_subset(train_ds.store, positions, tensors)
         n = int(tensors["image"].shape[0])
         _, world = dist_rank_world()
         per_rank = n // world
@@ -224,7 +290,9 @@ class PretrainDataModule(L.LightningDataModule):
                 f"pretrain.{self.method}: the {self.data.train_dataset} train split has {n} "
                 f"samples, too few for {world} process(es) (need at least {min_batch} each)"
             )
-        self.batch_size = min(self.method_config.batch_size, per_rank)
+        # a label subset cycles within each epoch, so its batches may repeat samples
+        per_epoch = (self.epoch_size or n) // world
+        self.batch_size = min(self.method_config.batch_size, per_epoch)
         if isinstance(self.method_config, MocoConfig) and 4 * self.method_config.queue_size > n:
             _LOG.warning(
                 "pretrain.%s.queue_size = %d is large for %d training samples: a sample's own "
@@ -307,7 +375,9 @@ class PretrainDataModule(L.LightningDataModule):
             self.setup("fit")
         if self.train is None:  # pragma: no cover - setup always sets it
             raise RuntimeError("PretrainDataModule.setup() did not load the training set")
-        sampler = EpochBatchSampler(len(self.train), self.batch_size, self.seed, drop_last=True)
+        sampler = EpochBatchSampler(
+            len(self.train), self.batch_size, self.seed, drop_last=True, epoch_size=self.epoch_size
+        )
         return DataLoader(
             self.train,
             sampler=sampler,

@@ -1,26 +1,25 @@
-"""The ``pretrain`` stage: train one method, keep resumable checkpoints, export the encoder.
+"""One pre-training run: train one method with one seed (and, for CSCL stage 1, one label
+subset), keep resumable checkpoints, export the encoder of the last epoch.
 
-:func:`pretrain` runs one method of ``params.pretrain`` with Lightning inside one
-MLflow run (:func:`s2ssl.tracking.stage_run`, experiment ``pretrain``, run name = method):
+:func:`train_unit` runs one :class:`~s2ssl.ssl.units.PretrainUnit` of a method with Lightning
+inside one MLflow run (experiment ``pretrain``, run name ``<method>/<unit>``):
 
-1. seed everything (``params.seed``), load the method's data into memory
-   (:class:`~s2ssl.ssl.datamodule.PretrainDataModule`) and build its task
-   (:func:`~s2ssl.ssl.methods.build_task`);
-2. checkpoints live in ``<out>/<method>/checkpoints`` (a DVC ``persist`` output): ``last.ckpt``
-   after every epoch, ``best-<epoch>.ckpt`` for the best online kNN probe accuracy (never the
-   SSL loss). ``run_state.json`` says whether they belong to an interrupted run: if so, and of
-   the same configuration and data, the run resumes from ``last.ckpt``, so ``dvc repro`` after a
-   kill continues and ends where an uninterrupted run would (CPU, fixed seed). Checkpoints of a
-   run that finished are never reused: DVC runs the stage again only when something it depends
-   on changed, so training starts over (:mod:`s2ssl.training.resume`);
-3. the random-init encoder's probe accuracy is measured once before training (every gain is
-   measured);
-4. the encoder of the best checkpoint is exported as a plain ``state_dict``
-   (``<out>/<method>/encoder/weights.pt``) with ``meta.json`` (architecture, bands,
-   normalisation, probe results), written atomically and logged to MLflow;
-   :func:`s2ssl.models.saved.load_encoder` rebuilds it (``torch.load(weights_only=True)``);
-5. ``<reports>/<method>/metrics.json`` (flat, DVC metrics), ``history.csv`` (per epoch, DVC
-   plots) and ``curves.png`` (loss and probe per epoch) are written atomically.
+1. seed everything with the unit's seed, load the method's data into memory
+   (:class:`~s2ssl.ssl.datamodule.PretrainDataModule`; CSCL stage 1: only the unit's label
+   subset) and build its task (:func:`~s2ssl.ssl.methods.build_task`);
+2. checkpoints live in ``<out>/<method>/checkpoints/<unit>`` (a DVC ``persist`` output):
+   ``last.ckpt`` after every epoch. ``run_state.json`` says whether they belong to an interrupted
+   run: if so, and of the same configuration and data, the run resumes from ``last.ckpt``, so a
+   killed stage continues and ends where an uninterrupted run would (CPU, fixed seed);
+3. the random-init encoder's probe accuracy is measured once before training; the online kNN
+   probe runs after every epoch as a **monitor only**: it reads labelled land-cover (crop-type)
+   patches, so choosing a checkpoint with it would leak labels into pre-training. The exported
+   encoder is the last epoch's, a choice made without labels;
+4. the encoder is exported as a plain ``state_dict`` (``<out>/<method>/encoders/<unit>/
+   weights.pt``) with ``meta.json`` (architecture, bands, normalisation, probe results), written
+   atomically and logged to MLflow; :func:`s2ssl.models.saved.load_encoder` rebuilds it;
+5. the unit's metrics and per-epoch history go to ``<checkpoints>/<unit>/result.json``, which
+   the stage (:mod:`s2ssl.ssl.stage`) aggregates into the reports.
 
 Under DDP every process runs this function (Lightning's launcher re-executes the command); only
 global rank 0 opens the MLflow run and writes outputs.
@@ -28,8 +27,7 @@ global rank 0 opens the MLflow run and writes outputs.
 
 from __future__ import annotations
 
-import csv
-import io
+import json
 import logging
 import math
 import os
@@ -42,25 +40,30 @@ from typing import Any, Final
 
 import lightning as L
 import torch
-from lightning.pytorch.callbacks import Checkpoint, ModelCheckpoint, RichProgressBar
+from lightning.pytorch.callbacks import Checkpoint, RichProgressBar
 
 from s2ssl.config import PRETRAIN_METHODS, Params, PretrainConfig
-from s2ssl.io import write_json_atomic, write_text_atomic
+from s2ssl.io import write_json_atomic
 from s2ssl.models.saved import ENCODER_DIR, META_FILE, WEIGHTS_FILE, encoder_dir, write_saved
-from s2ssl.ssl.curves import curves_png, loss_plateau
+from s2ssl.ssl.curves import loss_plateau
 from s2ssl.ssl.datamodule import PretrainDataModule
 from s2ssl.ssl.methods import build_task
+from s2ssl.ssl.units import PretrainUnit
 from s2ssl.tracking import lightning_logger, log_metrics, log_state_dict, stage_run
 from s2ssl.training.resume import fingerprint_of, mark_finished, mark_started, resume_decision
 from s2ssl.training.runtime import global_rank, quiet_lightning, resolve_precision
 
 __all__ = [
     "CHECKPOINT_DIR",
+    "HISTORY_COLUMNS",
     "LAST_CHECKPOINT",
+    "RESULT_FILE",
+    "RUN_STATE_FILE",
     "PretrainResult",
     "build_trainer",
     "export_encoder",
-    "pretrain",
+    "train_unit",
+    "unit_fingerprint",
 ]
 
 _LOG = logging.getLogger(__name__)
@@ -68,6 +71,7 @@ _LOG = logging.getLogger(__name__)
 CHECKPOINT_DIR: Final[str] = "checkpoints"
 LAST_CHECKPOINT: Final[str] = "last.ckpt"
 RUN_STATE_FILE: Final[str] = "run_state.json"
+RESULT_FILE: Final[str] = "result.json"
 HISTORY_COLUMNS: Final[tuple[str, ...]] = (
     "epoch",
     "loss",
@@ -77,31 +81,32 @@ HISTORY_COLUMNS: Final[tuple[str, ...]] = (
     "lr",
     "samples_per_s",
 )
-MONITOR: Final[str] = "probe/knn_acc"
 
 
 @dataclass(frozen=True)
 class PretrainResult:
-    """What :func:`pretrain` produced (rank 0; other DDP ranks get empty paths and metrics)."""
+    """What :func:`train_unit` produced (rank 0; other DDP ranks get empty paths and metrics)."""
 
     method: str
+    unit: str
     encoder_dir: Path
     checkpoint_dir: Path
     metrics: dict[str, float]
     history: list[dict[str, float]]
-    best_checkpoint: Path | None
     resumed: bool
     run_id: str | None
 
 
-def _fingerprint(params: Params, method: str, manifests: Mapping[str, Mapping[str, Any]]) -> str:
+def unit_fingerprint(
+    params: Params, method: str, unit: PretrainUnit, manifests: Mapping[str, Mapping[str, Any]]
+) -> str:
     """What must not change for an interrupted run to be resumed: the method's config, the
-    probe, the seed, the data (see :mod:`s2ssl.training.resume`)."""
+    probe, the unit (seed, label subset), the data (see :mod:`s2ssl.training.resume`)."""
     cfg: PretrainConfig = params.pretrain
     return fingerprint_of(
         {
             "method": method,
-            "seed": params.seed,
+            "unit": unit.as_dict(),
             "config": cfg.method_config(method).model_dump(mode="json"),
             "probe": cfg.probe.model_dump(mode="json"),
             "limit_train_batches": cfg.limit_train_batches,
@@ -136,6 +141,26 @@ def _prepare_checkpoints(ckpt_dir: Path, fingerprint: str, *, write: bool) -> Pa
     if write:
         mark_started(state_file, fingerprint)
     return resume
+
+
+def _finished_result(
+    ckpt_dir: Path, encoder: Path, fingerprint: str
+) -> tuple[dict[str, float], list[dict[str, float]]] | None:
+    """``(metrics, history)`` of a finished unit of ``fingerprint`` whose encoder exists."""
+    state = ckpt_dir / RUN_STATE_FILE
+    result = ckpt_dir / RESULT_FILE
+    if not (state.is_file() and result.is_file() and (encoder / WEIGHTS_FILE).is_file()):
+        return None
+    try:
+        finished = json.loads(state.read_text(encoding="utf-8"))
+        record = json.loads(result.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if finished != {"fingerprint": fingerprint, "finished": True}:
+        return None
+    if record.get("fingerprint") != fingerprint:
+        return None
+    return dict(record["metrics"]), list(record["history"])
 
 
 def _loadable(path: Path) -> bool:
@@ -174,37 +199,24 @@ def export_encoder(
     return weights, meta
 
 
-def _write_history(path: Path, history: list[dict[str, float]]) -> None:
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=list(HISTORY_COLUMNS), extrasaction="ignore")
-    writer.writeheader()
-    for row in history:
-        writer.writerow({k: row.get(k, math.nan) for k in HISTORY_COLUMNS})
-    write_text_atomic(path, buffer.getvalue())
-
-
 def _metrics(
-    history: list[dict[str, float]],
-    best_acc: float,
-    best_epoch: int,
-    random_init_acc: float,
-    fit_wall_s: float,
+    history: list[dict[str, float]], random_init_acc: float, fit_wall_s: float
 ) -> dict[str, float]:
-    """The stage's ``metrics.json``. ``fit_wall_s`` sums the epochs' walls (training + probe) of
-    the whole history, so a run resumed after a kill reports its total training time, not only
-    the last process's (which falls back to ``fit_wall_s`` for histories without ``epoch_s``)."""
+    """A unit's metrics. ``fit_wall_s`` sums the epochs' walls (training + probe) of the whole
+    history, so a run resumed after a kill reports its total training time, not only the last
+    process's (which falls back to ``fit_wall_s`` for histories without ``epoch_s``)."""
     last = history[-1] if history else {}
     speeds = [row["samples_per_s"] for row in history[1:] or history if "samples_per_s" in row]
     if history and all("epoch_s" in row for row in history):
         fit_wall_s = float(sum(row["epoch_s"] for row in history))
+    final_acc = float(last.get("knn_acc", math.nan))
     return {
         "final_loss": float(last.get("loss", math.nan)),
-        "best_knn_acc": float(best_acc),
-        "final_knn_acc": float(last.get("knn_acc", math.nan)),
+        "final_knn_acc": final_acc,
+        "max_knn_acc": float(max((row["knn_acc"] for row in history), default=math.nan)),
         "random_init_knn_acc": float(random_init_acc),
-        "knn_acc_gain": float(best_acc - random_init_acc),
+        "knn_acc_gain": float(final_acc - random_init_acc),
         "embedding_std": float(last.get("embedding_std", math.nan)),
-        "best_epoch": int(best_epoch),
         "epochs": len(history),
         "samples_per_s": float(statistics.median(speeds)) if speeds else math.nan,
         "fit_wall_s": float(fit_wall_s),
@@ -245,26 +257,16 @@ def build_trainer(
     progress_bar: bool = False,
     overrides: Mapping[str, Any] | None = None,
 ) -> tuple[Any, Any]:
-    """The Lightning Trainer of ``method`` and its best-model ``ModelCheckpoint``.
+    """The Lightning Trainer of ``method`` and its ``last.ckpt`` callback.
 
-    Checkpoints: ``<checkpoint_dir>/best-<epoch>.ckpt`` (highest ``probe/knn_acc``, never the
-    SSL loss) and ``last.ckpt`` after every epoch. Deterministic algorithms on CPU ("warn" on
-    CUDA), no validation loop, our own epoch-seeded sampler (``use_distributed_sampler=False``).
+    ``last.ckpt`` is written after every epoch (the exported encoder is the last epoch's; the
+    probe never selects a checkpoint). Deterministic algorithms on CPU ("warn" on CUDA), no
+    validation loop, our own epoch-seeded sampler (``use_distributed_sampler=False``).
     """
     ckpt_dir = Path(checkpoint_dir)
     method_cfg = config.method_config(method)
-    best = ModelCheckpoint(
-        dirpath=ckpt_dir,
-        filename="best-{epoch:03d}",
-        monitor=MONITOR,
-        mode="max",
-        save_top_k=1,
-        save_last=False,
-        auto_insert_metric_name=False,
-        enable_version_counter=False,
-        save_on_train_epoch_end=True,
-    )
-    callbacks: list[Any] = [best, _last_checkpoint_callback(ckpt_dir / LAST_CHECKPOINT)]
+    last = _last_checkpoint_callback(ckpt_dir / LAST_CHECKPOINT)
+    callbacks: list[Any] = [last]
     if progress_bar:
         callbacks.append(RichProgressBar(leave=True))
     on_cuda = resolve_precision("auto", config.accelerator) == "bf16-mixed"
@@ -289,29 +291,34 @@ def build_trainer(
         "logger": logger,
     }
     kwargs.update(overrides or {})
-    return L.Trainer(**kwargs), best
+    return L.Trainer(**kwargs), last
 
 
-def pretrain(
+def train_unit(
     params: Params,
     method: str,
+    unit: PretrainUnit,
     data_dir: str | Path,
     out_dir: str | Path,
-    reports_dir: str | Path,
     *,
     progress_bar: bool = False,
     tracking_uri: str | None = None,
     trainer_overrides: Mapping[str, Any] | None = None,
+    reuse_finished: bool = False,
 ) -> PretrainResult:
-    """Pre-train ``method`` (see the module docstring) and export its encoder.
+    """Pre-train one unit of ``method`` (see the module docstring) and export its encoder.
+
+    ``reuse_finished``: return the recorded result of this unit, without training, when it
+    finished before with the same fingerprint and its encoder is still there (a stage that was
+    interrupted after some units finished continues with the rest).
 
     Args:
         params: the validated ``params.yaml``.
         method: one of :data:`~s2ssl.config.PRETRAIN_METHODS`.
+        unit: the run: its replicate seed and, for CSCL stage 1, its label subset.
         data_dir: the directory of the validated datasets (``data/validated``).
-        out_dir: models root (``models/pretrain``): ``<out>/<method>/{encoder,checkpoints}``.
-        reports_dir: reports root (``reports/pretrain``): ``<reports>/<method>/{metrics.json,
-            history.csv}``.
+        out_dir: models root (``models/pretrain``): ``<out>/<method>/encoders/<unit>`` and
+            ``<out>/<method>/checkpoints/<unit>``.
         progress_bar: show Lightning's (rich) progress bar.
         tracking_uri: MLflow tracking URI (default: ``MLFLOW_TRACKING_URI`` / the project's).
         trainer_overrides: extra ``lightning.Trainer`` keyword arguments (tests, benchmarks).
@@ -328,27 +335,33 @@ def pretrain(
     if cfg.torch_threads is not None:
         torch.set_num_threads(cfg.torch_threads)
     rank = global_rank()
-    out = Path(out_dir) / method
-    ckpt_dir = out / CHECKPOINT_DIR
-    reports = Path(reports_dir) / method
+    ckpt_dir = Path(out_dir) / method / CHECKPOINT_DIR / unit.name
 
     with quiet_lightning():
-        L.seed_everything(params.seed, workers=True, verbose=False)
-        dm = PretrainDataModule(method, cfg, data_dir, params.seed, params.holdout_region)
+        L.seed_everything(unit.seed, workers=True, verbose=False)
+        dm = PretrainDataModule(
+            method, cfg, data_dir, unit.seed, params.holdout_region, label_subset=unit.subset
+        )
         dm.setup("fit")
         if dm.norm_stats is None or dm.probe is None:  # pragma: no cover - setup sets both
             raise RuntimeError("the datamodule did not load its data")
         task = build_task(
             method,
             cfg,
-            seed=params.seed,
+            seed=unit.seed,
             bands=dm.bands,
             norm_stats=dm.norm_stats,
             num_dates=dm.num_dates,
         )
         task.probe_data = dm.probe
         task.channels_last = cfg.channels_last
-        fingerprint = _fingerprint(params, method, dm.manifests)
+        fingerprint = unit_fingerprint(params, method, unit, dm.manifests)
+        target = encoder_dir(out_dir, method, unit.name)
+        done = _finished_result(ckpt_dir, target, fingerprint) if reuse_finished else None
+        if done is not None:
+            _LOG.info("pretrain %s %s: reusing the finished run", method, unit.name)
+            metrics, history = done
+            return PretrainResult(method, unit.name, target, ckpt_dir, metrics, history, True, None)
         # Lightning's launcher starts the other ranks from trainer.fit on rank 0, i.e. after rank 0
         # has settled the checkpoint directory, so every rank reaches the same decision here
         resume = _prepare_checkpoints(ckpt_dir, fingerprint, write=rank == 0)
@@ -358,24 +371,31 @@ def pretrain(
                 cfg, method, ckpt_dir, progress_bar=progress_bar, overrides=trainer_overrides
             )
             trainer.fit(task, datamodule=dm, ckpt_path=str(resume) if resume else None)
-            return PretrainResult(method, Path(), ckpt_dir, {}, [], None, resume is not None, None)
+            return PretrainResult(
+                method, unit.name, Path(), ckpt_dir, {}, [], resume is not None, None
+            )
 
         inputs = {name: path for name, path in dm.dataset_paths().items()}
         run_params = {
-            "seed": params.seed,
             "method": method,
+            "unit": unit.as_dict(),
             "pretrain": cfg.stage_params(method),
         }
         with stage_run(
             "pretrain",
-            method,
-            stage=f"pretrain@{method}",
+            f"{method}/{unit.name}",
+            stage=f"pretrain@{method}" if method != "cscl" else "pretrain_cscl",
             params=run_params,
             inputs=inputs,
-            tags={"s2ssl.method": method, "s2ssl.resumed": str(resume is not None).lower()},
+            tags={
+                "s2ssl.method": method,
+                "s2ssl.unit": unit.name,
+                "s2ssl.replicate": str(unit.replicate),
+                "s2ssl.resumed": str(resume is not None).lower(),
+            },
             uri=tracking_uri,
         ) as run:
-            trainer, checkpoint = build_trainer(
+            trainer, _ = build_trainer(
                 cfg,
                 method,
                 ckpt_dir,
@@ -393,25 +413,14 @@ def pretrain(
                     f"pre-training {method} ran no epoch (max_epochs={method_cfg.max_epochs}); "
                     "nothing to export"
                 )
-            best_path = Path(checkpoint.best_model_path) if checkpoint.best_model_path else None
-            if best_path is None or not best_path.is_file():
-                best_path = ckpt_dir / LAST_CHECKPOINT
-            state = torch.load(best_path, map_location="cpu", weights_only=True)
-            task.load_state_dict(state["state_dict"])
-            best_epoch = int(state.get("epoch", len(history) - 1))
-            best_acc = max(row["knn_acc"] for row in history)
-            score = checkpoint.best_model_score
-            if score is not None:
-                best_acc = float(score)
             random_init = task.random_init_probe
             random_acc = random_init.knn_acc if random_init is not None else math.nan
-            metrics = _metrics(history, best_acc, best_epoch, random_acc, fit_wall_s)
-
+            metrics = _metrics(history, random_acc, fit_wall_s)
             meta = {
-                "best_epoch": best_epoch,
                 "epochs": len(history),
+                "selection": "last epoch (the probe is a monitor: it reads labels)",
                 "probe": {
-                    "knn_acc": best_acc,
+                    "knn_acc": metrics["final_knn_acc"],
                     "random_init_knn_acc": random_acc,
                     "random_init_knn_acc_by_bn": {
                         name: r.knn_acc for name, r in task.random_init_probes.items()
@@ -421,26 +430,27 @@ def pretrain(
                     "k": cfg.probe.k,
                     "voting": cfg.probe.voting,
                 },
-                "seed": params.seed,
+                "unit": unit.as_dict(),
+                "label_subset_ids": list(dm.subset_ids),
+                "seed": unit.seed,
                 "config": method_cfg.model_dump(mode="json"),
                 "mlflow_run_id": run.run_id,
             }
-            target = encoder_dir(out_dir, method)
             weights, meta = export_encoder(task, target, meta)
             log_state_dict(weights, ENCODER_DIR, WEIGHTS_FILE, extra_files={META_FILE: meta})
             log_metrics({f"final/{k}": v for k, v in metrics.items()})
-            reports.mkdir(parents=True, exist_ok=True)
-            write_json_atomic(reports / "metrics.json", metrics)
-            _write_history(reports / "history.csv", history)
-            curves_png(method, history, reports / "curves.png")
+            write_json_atomic(
+                ckpt_dir / RESULT_FILE,
+                {"fingerprint": fingerprint, "metrics": metrics, "history": history},
+            )
             mark_finished(ckpt_dir / RUN_STATE_FILE, fingerprint)
             return PretrainResult(
                 method=method,
+                unit=unit.name,
                 encoder_dir=target,
                 checkpoint_dir=ckpt_dir,
                 metrics=metrics,
                 history=history,
-                best_checkpoint=best_path,
                 resumed=resume is not None,
                 run_id=run.run_id,
             )

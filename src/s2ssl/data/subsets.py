@@ -20,7 +20,13 @@ from collections.abc import Sequence
 
 import numpy as np
 
-__all__ = ["hash_rank", "label_fraction_subset", "region_transfer_split"]
+__all__ = [
+    "fraction_label",
+    "hash_rank",
+    "label_fraction_subset",
+    "pretrain_unit",
+    "region_transfer_split",
+]
 
 _HASH_KEY = b"s2ssl.label_fraction"
 """blake2b key of the ranking hash: a fixed namespace, so rankings never change between runs."""
@@ -28,6 +34,22 @@ _HASH_KEY = b"s2ssl.label_fraction"
 _ROUNDING_SLACK = 1e-9
 """Subtracted from ``fraction · n`` before rounding up, so that float noise such as
 ``0.07 * 100 == 7.000000000000001`` does not add a sample. Still monotone in the fraction."""
+
+
+def fraction_label(fraction: float) -> str:
+    """``0.01 -> "1"``, ``0.1 -> "10"``, ``1.0 -> "100"`` (percent, as short as exact)."""
+    return f"{fraction * 100:.6g}"
+
+
+def pretrain_unit(replicate: int, setting: str | None = None, fraction: float | None = None) -> str:
+    """The name of one pre-training run: ``r<replicate>`` for a self-supervised method,
+    ``r<replicate>.<setting>.f<pct>`` for one trained on the label subset of ``fraction`` in
+    ``setting`` (CSCL stage 1)."""
+    if setting is None:
+        return f"r{replicate}"
+    if fraction is None:
+        raise ValueError("a pre-training unit with a setting needs its label fraction")
+    return f"r{replicate}.{setting}.f{fraction_label(fraction)}"
 
 
 def _check_ids(ids: Sequence[str]) -> list[str]:

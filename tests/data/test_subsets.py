@@ -1,4 +1,4 @@
-"""s2ssl.finetune.splits: deterministic, nested label fractions and the region-transfer split."""
+"""s2ssl.data.subsets: deterministic, nested label fractions and the region-transfer split."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import random
 import numpy as np
 import pytest
 
-from s2ssl.finetune.splits import hash_rank, label_fraction_subset, region_transfer_split
+from s2ssl.data.subsets import hash_rank, label_fraction_subset, region_transfer_split
 
 IDS = [f"patch-{i:04d}" for i in range(1000)]
 FRACTIONS = [0.01, 0.1, 0.5, 1.0]
