@@ -11,7 +11,7 @@ import yaml
 REPO_ROOT = Path(__file__).resolve().parents[1]
 REPO_PARAMS = REPO_ROOT / "params.yaml"
 
-TINY_SIZES: dict[str, int] = {
+TINY_SIZES: dict[str, Any] = {
     "fetch.synthetic.unlabelled.locations_per_region": 2,
     "fetch.synthetic.landcover.patches_per_region": 4,
     "fetch.synthetic.croptype.patches_per_region": 4,
@@ -30,6 +30,8 @@ TINY_SIZES: dict[str, int] = {
     "finetune.scene.steps": 2,
     "finetune.scene.val_every": 1,
     "finetune.scene.linear.epochs": 20,
+    "evaluate.replicates": 2,
+    "evaluate.bootstrap_samples": 200,
 }
 """Dotted overrides that shrink the repo's params.yaml to seconds of generation and training."""
 

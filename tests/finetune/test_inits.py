@@ -57,10 +57,15 @@ def _data(task: str, t: int = 1, size: int = 32) -> TaskData:
 
 
 def _export(
-    root: Path, method: str, module: nn.Module, architecture: dict[str, Any], bands: list[str]
+    root: Path,
+    method: str,
+    module: nn.Module,
+    architecture: dict[str, Any],
+    bands: list[str],
+    unit: str = "r0",
 ) -> Path:
     """Write an encoder the way ``s2ssl.ssl.pretrain.export_encoder`` does."""
-    folder = root / method / "encoder"
+    folder = root / method / "encoders" / unit
     folder.mkdir(parents=True)
     torch.save(module.state_dict(), folder / "weights.pt")
     meta = {

@@ -38,6 +38,7 @@ def _ddp_params(tiny_validated: Path, tmp_path: Path, queue: int, batch: int) ->
         pixels_per_image=8, batch_size=8,
     )  # fmt: skip
     pre["seco"].update(max_epochs=2, batch_size=batch, crop_size=32, queue_size=queue)
+    raw["evaluate"]["replicates"] = 1
     path = tmp_path / "params.yaml"
     path.write_text(yaml.safe_dump(raw, sort_keys=False))
     return path
@@ -78,7 +79,7 @@ def test_seco_pretrains_with_two_gloo_processes(tiny_validated: Path, tmp_path: 
     assert "GLOBAL_RANK: 1" in output and "Starting with 2 processes" in output
 
     state = torch.load(
-        tmp_path / "models" / "seco" / "checkpoints" / LAST_CHECKPOINT,
+        tmp_path / "models" / "seco" / "checkpoints" / "r0" / LAST_CHECKPOINT,
         map_location="cpu",
         weights_only=True,
     )
@@ -89,7 +90,7 @@ def test_seco_pretrains_with_two_gloo_processes(tiny_validated: Path, tmp_path: 
 
     metrics = json.loads((tmp_path / "reports" / "seco" / "metrics.json").read_text())
     assert metrics["epochs"] == 2
-    module, meta = load_encoder(tmp_path / "models" / "seco" / "encoder")
+    module, meta = load_encoder(tmp_path / "models" / "seco" / "encoders" / "r0")
     assert meta["architecture"]["kind"] == "resnet"
     assert all(torch.isfinite(p).all() for p in module.parameters())
 

@@ -1,4 +1,5 @@
-"""The pretrain stage: config validation, encoder export / load, end to end with MLflow, resume."""
+"""The pretrain stages (s2ssl.ssl.pretrain: one unit; s2ssl.ssl.stage: every unit of a method):
+config validation, encoder export / load, end to end with MLflow, replicates, resume."""
 
 from __future__ import annotations
 
@@ -11,14 +12,14 @@ import lightning as L
 import pytest
 import torch
 
-from s2ssl.bands import BAND_NAMES
 from s2ssl.config import ConfigError, Params, load_params, parse_params, set_dotted
 from s2ssl.models.saved import load_encoder
 from s2ssl.ssl import pretrain as pretrain_module
 from s2ssl.ssl.datamodule import PretrainDataModule
 from s2ssl.ssl.methods import build_task
 from s2ssl.ssl.methods.base import PretrainTask
-from s2ssl.ssl.pretrain import LAST_CHECKPOINT, export_encoder, pretrain
+from s2ssl.ssl.pretrain import LAST_CHECKPOINT, export_encoder
+from s2ssl.ssl.stage import pretrain
 from testkit import read_repo_params, write_params
 
 REPO_PARAMS = Path(__file__).resolve().parents[2] / "params.yaml"
@@ -41,6 +42,7 @@ TINY_PRETRAIN: dict[str, Any] = {
     "pretrain.cscl.batch_size": 2,
     "pretrain.cscl.features": 4,
     "pretrain.cscl.crop_size": 8,
+    "evaluate.replicates": 1,
 }
 
 
@@ -75,7 +77,7 @@ def config_error(overrides: dict[str, Any]) -> str:
 
 def test_repo_params_have_a_valid_pretrain_section() -> None:
     p = load_params(REPO_PARAMS)
-    assert p.pretrain.methods == ["seco", "moco", "moco_tp", "dense", "cscl"]
+    assert p.pretrain.methods == ["seco", "moco", "moco_tp", "dense"]
     assert p.pretrain.seco.bands == "all" and p.pretrain.seco.depth == 18
     assert p.pretrain.cscl.pos_weight == 0.125
 
@@ -94,6 +96,7 @@ def test_params_without_pretrain_section_name_it_as_missing(tmp_path: Path) -> N
     ("overrides", "key", "words"),
     [
         ({"pretrain.methods": ["seco", "simclr"]}, "pretrain.methods.1", "'moco_tp'"),
+        ({"pretrain.methods": ["seco", "cscl"]}, "pretrain.methods.1", "'dense'"),
         ({"pretrain.methods": ["seco", "seco"]}, "pretrain.methods", "repeated"),
         ({"pretrain.seco.crop_scale": [0.9, 0.2]}, "pretrain.seco.crop_scale", "low <= high"),
         ({"pretrain.seco.lr": 0}, "pretrain.seco.lr", "greater than 0"),
@@ -183,87 +186,76 @@ def _runs(uri: str) -> list[Any]:
 
 
 @pytest.mark.slow
-def test_stage_end_to_end_then_resume_then_new_config(
+def test_stage_end_to_end_one_unit_per_replicate_then_a_new_run(
     tiny_validated: Path, tmp_path: Path, mlflow_env: str
 ) -> None:
     out, reports = tmp_path / "models", tmp_path / "reports"
-    params = tiny_params()
+    params = tiny_params(**{"evaluate.replicates": 2})
     result = pretrain(params, "moco", tiny_validated, out, reports)
+    assert [u.unit for u in result.units] == ["r0", "r1"] and not result.resumed
 
-    encoder = out / "moco" / "encoder"
-    ckpts = out / "moco" / "checkpoints"
-    assert (encoder / "weights.pt").is_file() and (encoder / "meta.json").is_file()
-    assert (ckpts / LAST_CHECKPOINT).is_file()
-    assert result.best_checkpoint is not None and result.best_checkpoint.is_file()
-    assert not result.resumed
+    for unit in ("r0", "r1"):
+        encoder = out / "moco" / "encoders" / unit
+        assert (encoder / "weights.pt").is_file() and (encoder / "meta.json").is_file()
+        assert (out / "moco" / "checkpoints" / unit / LAST_CHECKPOINT).is_file()
+    assert not list((out / "moco" / "checkpoints" / "r0").glob("best-*.ckpt"))
 
     metrics = json.loads((reports / "moco" / "metrics.json").read_text())
-    assert set(metrics) == {
-        "final_loss",
-        "best_knn_acc",
-        "final_knn_acc",
-        "random_init_knn_acc",
-        "knn_acc_gain",
-        "embedding_std",
-        "best_epoch",
-        "epochs",
-        "samples_per_s",
-        "fit_wall_s",
-        "loss_drop_last_third",
-    }
-    assert metrics["epochs"] == 2
+    per_unit = {f"{u}.{k}" for u in ("r0", "r1") for k in ("final_loss", "final_knn_acc")}
+    assert per_unit | {f"{u}.knn_acc_gain" for u in ("r0", "r1")} <= set(metrics)
+    assert metrics["units"] == 2 and metrics["epochs"] == 2
+    # aggregated by hand: the mean of the units, the sum of the training walls
+    r0, r1 = (u.metrics for u in result.units)
+    assert metrics["final_loss"] == pytest.approx((r0["final_loss"] + r1["final_loss"]) / 2)
+    assert metrics["fit_wall_s"] == pytest.approx(r0["fit_wall_s"] + r1["fit_wall_s"])
+    assert r0["knn_acc_gain"] == pytest.approx(r0["final_knn_acc"] - r0["random_init_knn_acc"])
+    assert r0["final_knn_acc"] == result.units[0].history[-1]["knn_acc"]
     assert (reports / "moco" / "curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    assert metrics["knn_acc_gain"] == pytest.approx(
-        metrics["best_knn_acc"] - metrics["random_init_knn_acc"]
-    )
-    assert metrics["best_knn_acc"] == max(row["knn_acc"] for row in result.history)
     history = (reports / "moco" / "history.csv").read_text().splitlines()
-    assert history[0].split(",")[:4] == ["epoch", "loss", "knn_acc", "embedding_std"]
-    assert len(history) == 3
+    assert history[0].split(",")[:4] == ["unit", "epoch", "loss", "knn_acc"]
+    assert len(history) == 1 + 2 * 2 and history[1].startswith("r0,0,")
 
-    meta = json.loads((encoder / "meta.json").read_text())
-    assert meta["architecture"] == {
-        "kind": "resnet",
-        "depth": 18,
-        "in_channels": 13,
-        "bands": list(BAND_NAMES),
-        "out_dim": 512,
-    }
-    assert meta["best_epoch"] == metrics["best_epoch"]
-    assert meta["probe"]["knn_acc"] == metrics["best_knn_acc"]
-    assert meta["probe"]["random_init_knn_acc"] == metrics["random_init_knn_acc"]
-
-    # the exported encoder is the best checkpoint's query encoder
-    module, _ = load_encoder(encoder)
-    state = torch.load(result.best_checkpoint, map_location="cpu", weights_only=True)
+    meta = json.loads((out / "moco" / "encoders" / "r0" / "meta.json").read_text())
+    assert meta["architecture"]["kind"] == "resnet" and meta["epochs"] == 2
+    assert meta["selection"].startswith("last epoch") and meta["unit"]["name"] == "r0"
+    assert meta["probe"]["knn_acc"] == r0["final_knn_acc"]
+    # the exported encoder is the LAST epoch's query encoder (no selection by the labelled probe)
+    module, _ = load_encoder(out / "moco" / "encoders" / "r0")
+    state = torch.load(
+        out / "moco" / "checkpoints" / "r0" / LAST_CHECKPOINT, map_location="cpu", weights_only=True
+    )
     prefix = "encoder_q."
-    best = {k[len(prefix) :]: v for k, v in state["state_dict"].items() if k.startswith(prefix)}
-    assert all(torch.equal(module.state_dict()[k], v) for k, v in best.items())
+    last = {k[len(prefix) :]: v for k, v in state["state_dict"].items() if k.startswith(prefix)}
+    assert last and all(torch.equal(module.state_dict()[k], v) for k, v in last.items())
+    # replicates are independent: different seeds, different weights
+    other, _ = load_encoder(out / "moco" / "encoders" / "r1")
+    assert (
+        meta["seed"]
+        != json.loads((out / "moco" / "encoders" / "r1" / "meta.json").read_text())["seed"]
+    )
+    assert not torch.equal(module.state_dict()["conv1.weight"], other.state_dict()["conv1.weight"])
 
     runs = _runs(mlflow_env)
-    assert len(runs) == 1
+    assert [r.info.run_name for r in runs] == ["moco/r0", "moco/r1"]
     run = runs[0]
-    assert run.info.status == "FINISHED"
-    assert run.info.run_name == "moco"
-    assert run.data.tags["dvc.stage"] == "pretrain@moco"
+    assert run.info.status == "FINISHED" and run.data.tags["dvc.stage"] == "pretrain@moco"
+    assert run.data.tags["s2ssl.replicate"] == "0"
     assert run.data.params["pretrain.moco.queue_size"] == "8"
     assert "probe/knn_acc" in run.data.metrics and "final/knn_acc_gain" in run.data.metrics
     from mlflow import MlflowClient
 
     files = {f.path for f in MlflowClient(mlflow_env).list_artifacts(run.info.run_id, "encoder")}
     assert files == {"encoder/weights.pt", "encoder/meta.json"}
-
-    # a finished run's checkpoints are never resumed (DVC runs the stage again only when an
-    # input changed): it trains again, to the same results (deterministic on CPU)
-    again = pretrain(params, "moco", tiny_validated, out, reports)
-    assert not again.resumed
-    assert again.metrics["best_knn_acc"] == result.metrics["best_knn_acc"]
-    assert again.metrics["final_loss"] == result.metrics["final_loss"]
-    assert [r.info.status for r in _runs(mlflow_env)] == ["FINISHED"] * 2
-    # the run logs the keys this method's stage depends on, not the other methods' sections
-    logged = _runs(mlflow_env)[-1].data.params
+    logged = run.data.params
     assert "pretrain.moco.lr" in logged and "pretrain.probe.k" in logged
     assert not [k for k in logged if k.startswith(("pretrain.seco.", "pretrain.dense."))]
+
+    # a finished stage is never reused (DVC runs it again only when an input changed): fewer
+    # replicates train again, to the same results (deterministic on CPU), and r1 is removed
+    again = pretrain(tiny_params(), "moco", tiny_validated, out, reports)
+    assert not again.resumed and [u.unit for u in again.units] == ["r0"]
+    assert again.metrics["final_loss"] == r0["final_loss"]
+    assert not (out / "moco" / "encoders" / "r1").exists()
 
 
 @pytest.mark.slow
@@ -271,32 +263,78 @@ def test_stage_resumes_an_interrupted_run_of_the_same_configuration(
     tiny_validated: Path, tmp_path: Path, mlflow_env: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     out, reports = tmp_path / "models", tmp_path / "reports"
-    params = tiny_params()
+    params = tiny_params(**{"evaluate.replicates": 2})
     reference = pretrain(params, "moco", tiny_validated, tmp_path / "ref", tmp_path / "ref_r")
 
-    def killed(*args: Any, **kwargs: Any) -> Any:
-        raise KeyboardInterrupt
-
     real = pretrain_module.export_encoder
-    monkeypatch.setattr(pretrain_module, "export_encoder", killed)  # killed after training
+    calls: list[str] = []
+
+    def killed_on_second(task: Any, target: Any, meta: Any = None) -> Any:
+        calls.append(str(target))
+        if len(calls) == 2:
+            raise KeyboardInterrupt  # killed after training r1, before its export
+        return real(task, target, meta)
+
+    monkeypatch.setattr(pretrain_module, "export_encoder", killed_on_second)
     with pytest.raises(KeyboardInterrupt):
         pretrain(params, "moco", tiny_validated, out, reports)
     monkeypatch.setattr(pretrain_module, "export_encoder", real)
+    trained: list[str] = []
+    original_fit = L.Trainer.fit
+
+    def spy_fit(self: Any, *args: Any, **kwargs: Any) -> Any:
+        trained.append(str(kwargs.get("ckpt_path")))
+        return original_fit(self, *args, **kwargs)
+
+    monkeypatch.setattr(L.Trainer, "fit", spy_fit)
     resumed = pretrain(params, "moco", tiny_validated, out, reports)
-    assert resumed.resumed
-    assert resumed.metrics["best_knn_acc"] == reference.metrics["best_knn_acc"]
+    monkeypatch.setattr(L.Trainer, "fit", original_fit)
+    # r0 finished before the kill: reused without training; r1 resumed from its last.ckpt
+    assert len(trained) == 1 and trained[0].endswith("r1/last.ckpt")
+    assert [u.resumed for u in resumed.units] == [True, True]
     assert resumed.metrics["final_loss"] == reference.metrics["final_loss"]
-    # its training time is the interrupted run's (the history's epochs), not the no-op fit's
+    assert resumed.metrics["r1.final_knn_acc"] == reference.metrics["r1.final_knn_acc"]
     assert resumed.metrics["fit_wall_s"] > 0
 
-    # interrupted, then the configuration changes: the checkpoints are replaced
-    monkeypatch.setattr(pretrain_module, "export_encoder", killed)
+    # interrupted, then the configuration changes: nothing is reused
+    calls.clear()
+    monkeypatch.setattr(pretrain_module, "export_encoder", killed_on_second)
     with pytest.raises(KeyboardInterrupt):
         pretrain(params, "moco", tiny_validated, out, reports)
     monkeypatch.setattr(pretrain_module, "export_encoder", real)
-    changed = tiny_params(**{"pretrain.moco.max_epochs": 1})
+    changed = tiny_params(**{"evaluate.replicates": 2, "pretrain.moco.max_epochs": 1})
     third = pretrain(changed, "moco", tiny_validated, out, reports)
     assert not third.resumed and third.metrics["epochs"] == 1
+
+
+@pytest.mark.slow
+def test_cscl_stage_one_trains_on_exactly_the_label_subset_of_its_downstream_runs(
+    tiny_validated: Path, tmp_path: Path, mlflow_env: str
+) -> None:
+    from s2ssl.finetune.data import load_task_data
+    from s2ssl.finetune.plan import RunSpec, replicate_seed_of
+
+    params = tiny_params(
+        **{
+            "finetune.fractions": [0.5, 1.0],
+            "finetune.region_transfer.enabled": False,
+            "pretrain.cscl.max_epochs": 1,
+        }
+    )
+    result = pretrain(params, "cscl", tiny_validated, tmp_path / "m", tmp_path / "r")
+    assert [u.unit for u in result.units] == ["r0.in_domain.f50", "r0.in_domain.f100"]
+    data = load_task_data("croptype", tiny_validated, "in_domain", params.holdout_region)
+    seed = replicate_seed_of(
+        params, RunSpec("croptype", "in_domain", "cscl", "finetune", 0.5).replicate
+    )
+    for unit, fraction in (("r0.in_domain.f50", 0.5), ("r0.in_domain.f100", 1.0)):
+        meta = json.loads((tmp_path / "m" / "cscl" / "encoders" / unit / "meta.json").read_text())
+        expected = data.fraction(fraction, seed, params.finetune.min_train_samples).ids
+        assert meta["label_subset_ids"] == list(expected)
+    half = json.loads(
+        (tmp_path / "m" / "cscl" / "encoders" / "r0.in_domain.f50" / "meta.json").read_text()
+    )
+    assert 0 < len(half["label_subset_ids"]) < len(data.train)
 
 
 @pytest.mark.slow
@@ -326,7 +364,7 @@ def test_gpu_settings_run_on_cpu_through_the_stage(
     assert result.metrics["epochs"] == 1 and torch.isfinite(
         torch.tensor(result.metrics["final_loss"])
     )
-    module, _ = load_encoder(tmp_path / "models" / "moco" / "encoder")
+    module, _ = load_encoder(tmp_path / "models" / "moco" / "encoders" / "r0")
     assert all(p.dtype == torch.float32 for p in module.parameters())
     run = _runs(mlflow_env)[0]
     assert run.data.params["pretrain.precision"] == "bf16-mixed"

@@ -16,5 +16,9 @@ def test_loss_plateau_is_the_relative_drop_over_the_last_third() -> None:
 
 
 def test_curves_png_is_written(tmp_path) -> None:
-    out = curves_png("seco", _history([5.0, 4.0, 3.5, 3.4]), tmp_path / "c.png")
+    out = curves_png(
+        "seco",
+        {"r0": _history([5.0, 4.0, 3.5, 3.4]), "r1": _history([5.0, 4.5])},
+        tmp_path / "c.png",
+    )
     assert out.read_bytes()[:4] == b"\x89PNG"

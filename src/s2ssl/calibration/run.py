@@ -57,7 +57,7 @@ from s2ssl.calibration.summary import (
 )
 from s2ssl.config import Params
 from s2ssl.finetune.data import TaskData, TaskSplit, load_task_data
-from s2ssl.finetune.plan import fraction_label
+from s2ssl.finetune.plan import fraction_label, replicate_seed_of
 from s2ssl.io import write_json_atomic, write_text_atomic
 from s2ssl.progress import ProgressFactory, no_progress
 from s2ssl.taskspec import task_spec
@@ -170,7 +170,9 @@ def _largest_subset(params: Params, data: TaskData) -> tuple[np.ndarray, TaskSpl
     """The train subset of the largest label fraction (the one its random-init run trains on)
     and its positions in ``data.train``."""
     ft = params.finetune
-    positions = data.fraction_positions(max(ft.fractions), params.seed, ft.min_train_samples)
+    positions = data.fraction_positions(
+        max(ft.fractions), replicate_seed_of(params, 0), ft.min_train_samples
+    )
     return positions, data.train.subset(positions)
 
 
@@ -226,7 +228,9 @@ def _scene_baseline(params: Params, data: TaskData) -> dict[str, float]:
     test_features = tile_statistics(data.test.image)
     out: dict[str, float] = {}
     for fraction in sorted(ft.fractions):
-        positions = data.fraction_positions(fraction, params.seed, ft.min_train_samples)
+        positions = data.fraction_positions(
+            fraction, replicate_seed_of(params, 0), ft.min_train_samples
+        )
         seed = baseline_seed(params.seed, "scene.pixel_stats")
         model = fit_scene_model(train_features[positions], data.train.label[positions], cfg, seed)
         scores = score_scene_model(model, test_features, data.test.label, data.classes)

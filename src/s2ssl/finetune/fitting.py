@@ -14,12 +14,20 @@ import lightning as L
 import numpy as np
 import torch
 
-from s2ssl.config import Params
+from s2ssl.config import RANDOM_INITS, Params
 from s2ssl.finetune.frozen import extract_features, fit_linear_probe, knn_predict
 from s2ssl.finetune.inits import initial_model
-from s2ssl.finetune.plan import RunSpec, fraction_label, run_seed
+from s2ssl.finetune.plan import (
+    RunSpec,
+    encoder_unit,
+    fraction_label,
+    replicate_seed_of,
+    run_seed,
+)
 from s2ssl.finetune.train import fit, score
+from s2ssl.stats.confusion import per_sample_confusion
 from s2ssl.taskspec import task_spec
+from s2ssl.training.labels import boundary_mask
 from s2ssl.training.metrics import ClassificationMetrics
 from s2ssl.training.runtime import resolve_precision
 
@@ -30,6 +38,7 @@ __all__ = [
     "TrainedRun",
     "execute_run",
     "fit_run",
+    "test_sample_confusions",
     "trainer_kwargs",
 ]
 
@@ -38,13 +47,15 @@ PREVIEW_SAMPLES: Final[int] = 8
 
 @dataclass
 class TrainedRun:
-    """A run fitted and scored: its network, init, result record and test prediction preview."""
+    """A run fitted and scored: its network, init, result record, test prediction preview and
+    per-test-sample confusion matrices (:func:`test_sample_confusions`)."""
 
     spec: RunSpec
     model: Any
     info: Any
     record: dict[str, Any]
     preview: np.ndarray
+    samples: dict[str, np.ndarray]
 
 
 def trainer_kwargs(params: Params) -> dict[str, Any]:
@@ -61,20 +72,24 @@ def trainer_kwargs(params: Params) -> dict[str, Any]:
     }
 
 
-FeatureCache = dict[tuple[str, str], tuple[Any, Any, dict[str, Any]]]
-"""``(init, setting) -> (model, init info, features of train / val / test)`` of frozen runs."""
+FeatureCache = dict[tuple[str, str, int], tuple[Any, Any, dict[str, Any]]]
+"""``(init, setting, replicate) -> (model, init info, features of train / val / test)`` of
+frozen runs."""
 
 
 def _frozen_features(
     params: Params, spec: RunSpec, data: Any, models_dir: Path, cache: FeatureCache
 ) -> tuple[Any, Any, dict[str, Any]]:
     """The frozen encoder of ``spec.init`` and its features of every split (computed once)."""
-    key = (spec.init, spec.setting)
+    key = (spec.init, spec.setting, spec.replicate)
     if key not in cache:
-        torch.manual_seed(
-            run_seed(params.seed, RunSpec(spec.task, spec.setting, spec.init, "frozen", 1.0))
+        for old in [k for k in cache if k[2] != spec.replicate]:
+            del cache[old]  # one replicate's features at a time
+        frozen = RunSpec(spec.task, spec.setting, spec.init, "frozen", 1.0, spec.replicate)
+        torch.manual_seed(run_seed(params, frozen))
+        model, info = initial_model(
+            spec.task, spec.init, params, data, models_dir, encoder_unit(spec)
         )
-        model, info = initial_model(spec.task, spec.init, params, data, models_dir)
         size = params.finetune.eval_batch_size
         feats = {
             name: extract_features(model, split, batch_size=size)
@@ -109,7 +124,8 @@ def fit_run(
     """Fine-tune one run (protocol ``finetune``) on its label fraction, selecting on val.
 
     Seeds everything from :func:`~s2ssl.finetune.plan.run_seed`, takes the run's label fraction
-    of ``data.train``, builds the initial network (:func:`~s2ssl.finetune.inits.initial_model`)
+    of ``data.train`` (drawn with the replicate's seed), builds the initial network
+    (:func:`~s2ssl.finetune.inits.initial_model`, the encoder of the run's replicate)
     and trains it with
     :func:`~s2ssl.finetune.train.fit` and the ``finetune`` section's settings. The test split is
     not touched. Shared by the ``finetune`` stage and the Optuna objective (:mod:`s2ssl.tuning`,
@@ -118,12 +134,10 @@ def fit_run(
     if spec.protocol != "finetune":
         raise ValueError(f"fit_run trains protocol 'finetune' runs, not {spec.protocol!r}")
     ft = params.finetune
-    seed = run_seed(params.seed, spec)
+    seed = run_seed(params, spec)
     L.seed_everything(seed, workers=True, verbose=False)
-    train = data.train.subset(
-        data.fraction_positions(spec.fraction, params.seed, ft.min_train_samples)
-    )
-    model, info = initial_model(spec.task, spec.init, params, data, models_dir)
+    train = data.train.subset(_positions(params, spec, data))
+    model, info = initial_model(spec.task, spec.init, params, data, models_dir, encoder_unit(spec))
     result = fit(
         model,
         train,
@@ -138,6 +152,27 @@ def fit_run(
     return FittedRun(spec, model, info, train, result, seed)
 
 
+def _positions(params: Params, spec: RunSpec, data: Any) -> np.ndarray:
+    """The run's label subset of ``data.train``: drawn with its replicate's seed."""
+    seed = replicate_seed_of(params, spec.replicate)
+    return data.fraction_positions(spec.fraction, seed, params.finetune.min_train_samples)
+
+
+def test_sample_confusions(
+    task: str, preds: torch.Tensor, labels: torch.Tensor, num_classes: int
+) -> dict[str, np.ndarray]:
+    """Per-test-sample confusion matrices ``(n, K, K)`` (rows truth, columns prediction), the
+    raw material of every bootstrap: ``all`` pixels / tiles; crop type also ``boundary`` and
+    ``interior`` pixels (:func:`~s2ssl.training.labels.boundary_mask`, CSCL's evaluation)."""
+    pred, target = preds.numpy(), labels.numpy()
+    out = {"all": per_sample_confusion(pred, target, num_classes)}
+    if task == "croptype":
+        edge = boundary_mask(labels).numpy()
+        out["boundary"] = per_sample_confusion(pred, target, num_classes, mask=edge)
+        out["interior"] = per_sample_confusion(pred, target, num_classes, mask=~edge)
+    return out
+
+
 def execute_run(
     params: Params,
     spec: RunSpec,
@@ -149,7 +184,7 @@ def execute_run(
     """Train (or fit the frozen protocol of) one run and score it on test."""
     ft = params.finetune
     cfg = ft.task_config(spec.task)
-    seed = run_seed(params.seed, spec)
+    seed = run_seed(params, spec)
     started = time.perf_counter()
     history: list[dict[str, float]] = []
     steps = best_step = 0
@@ -165,7 +200,7 @@ def execute_run(
         test_metrics, preds = score(model, data.test, batch_size=ft.eval_batch_size)
     else:
         L.seed_everything(seed, workers=True, verbose=False)
-        positions = data.fraction_positions(spec.fraction, params.seed, ft.min_train_samples)
+        positions = _positions(params, spec, data)
         train = data.train.subset(positions)
         model, info, feats = _frozen_features(params, spec, data, models_dir, cache)
         k = len(data.classes)
@@ -197,6 +232,7 @@ def execute_run(
     record = {
         **asdict(spec),
         "key": spec.key,
+        "arm": spec.arm,
         "fraction_label": fraction_label(spec.fraction),
         "n_train": len(train),
         "n_val": len(data.val),
@@ -209,11 +245,13 @@ def execute_run(
         "bands": list(info.bands),
         "encoder": info.encoder,
         "encoder_sha256": info.encoder_sha256,
-        "pretrain_method": None if spec.init == "random" else spec.init,
+        "pretrain_method": None if spec.init in RANDOM_INITS else spec.init,
+        "encoder_unit": None if spec.init in RANDOM_INITS else encoder_unit(spec),
         "history": history,
         "test": test_metrics,
         "fingerprint": fingerprint,
         "seed": seed,
     }
     preview = preds[:PREVIEW_SAMPLES].numpy().astype(np.uint8)
-    return TrainedRun(spec, model, info, record, preview)
+    samples = test_sample_confusions(spec.task, preds, data.test.label, len(data.classes))
+    return TrainedRun(spec, model, info, record, preview, samples)

@@ -25,7 +25,7 @@ from typing import Any
 from torch import nn
 
 from s2ssl.bands import BAND_NAMES, RGB
-from s2ssl.config import CroptypeFinetune, LandcoverFinetune, Params, SceneFinetune
+from s2ssl.config import RANDOM_INITS, CroptypeFinetune, LandcoverFinetune, Params, SceneFinetune
 from s2ssl.finetune.data import TaskData
 from s2ssl.models.downstream import (
     DownstreamNet,
@@ -57,9 +57,10 @@ class InitInfo:
     encoder_meta: dict[str, Any] = field(default_factory=dict)
 
 
-def encoder_path(models_dir: str | Path, method: str) -> Path:
-    """The exported encoder of pre-training ``method`` under ``models_dir`` (models/pretrain)."""
-    return encoder_dir(models_dir, method)
+def encoder_path(models_dir: str | Path, method: str, unit: str) -> Path:
+    """The exported encoder of pre-training ``method``'s run ``unit`` (``r<k>``, CSCL stage 1
+    ``r<k>.<setting>.f<pct>``) under ``models_dir`` (models/pretrain)."""
+    return encoder_dir(models_dir, method, unit)
 
 
 def _bands(choice: str) -> tuple[str, ...]:
@@ -76,13 +77,16 @@ def _standardisation(meta: dict[str, Any], path: Path) -> tuple[list[float], lis
     return [float(v) for v in norm["mean"]], [float(v) for v in norm["std"]]
 
 
-def _load(models_dir: Path, init: str, task: str) -> tuple[nn.Module, dict[str, Any], Path, str]:
-    path = encoder_path(models_dir, init)
+def _load(
+    models_dir: Path, init: str, task: str, unit: str
+) -> tuple[nn.Module, dict[str, Any], Path, str]:
+    path = encoder_path(models_dir, init, unit)
     if not path.exists():
+        stage = "pretrain_cscl" if init == "cscl" else f"pretrain@{init}"
         raise ValueError(
-            f"finetune.{task}.inits has {init!r} but no pre-trained encoder exists at {path}; "
-            f"run `dvc repro pretrain@{init}` (and list it in pretrain.methods) or remove it "
-            f"from finetune.{task}.inits"
+            f"finetune.{task}.inits has {init!r} but no pre-trained encoder of run {unit!r} "
+            f"exists at {path}; run `dvc repro {stage}` (with the same evaluate.replicates and, "
+            f"for cscl, label fractions) or remove it from finetune.{task}.inits"
         )
     module, meta = load_encoder(path)
     digest = hashlib.sha256((path / "weights.pt").read_bytes()).hexdigest()
@@ -99,8 +103,10 @@ def initial_model(
     params: Params,
     data: TaskData,
     models_dir: str | Path,
+    unit: str = "r0",
 ) -> tuple[DownstreamNet, InitInfo]:
-    """The untrained downstream network of ``task`` initialised as ``init`` says.
+    """The untrained downstream network of ``task`` initialised as ``init`` says (``random`` and
+    ``random_b``: random weights; else the encoder of pre-training run ``unit``).
 
     Raises:
         ValueError: an encoder that is missing or cannot initialise ``task`` (wrong kind, number
@@ -112,8 +118,8 @@ def initial_model(
     if task == "croptype":
         if not isinstance(cfg, CroptypeFinetune):  # pragma: no cover - task_config guarantees
             raise TypeError("croptype needs a CroptypeFinetune config")
-        return _croptype(init, cfg, data, models)
-    if init == "random":
+        return _croptype(init, cfg, data, models, unit)
+    if init in RANDOM_INITS:
         if not isinstance(cfg, LandcoverFinetune | SceneFinetune):  # pragma: no cover
             raise TypeError(f"{task} needs a LandcoverFinetune / SceneFinetune config")
         bands = _bands(cfg.bands)
@@ -125,7 +131,7 @@ def initial_model(
         encoder = ResNetEncoder(cfg.depth, len(bands))
         return SceneNet(encoder, bands, classes, mean, std), InitInfo(init, bands)
 
-    module, meta, path, digest = _load(models, init, task)
+    module, meta, path, digest = _load(models, init, task, unit)
     bands = tuple(str(b) for b in meta.get("bands", []))
     kind = meta.get("architecture", {}).get("kind")
     if kind == "unet3d":
@@ -161,14 +167,14 @@ def initial_model(
 
 
 def _croptype(
-    init: str, cfg: CroptypeFinetune, data: TaskData, models: Path
+    init: str, cfg: CroptypeFinetune, data: TaskData, models: Path, unit: str
 ) -> tuple[DownstreamNet, InitInfo]:
     bands = tuple(BAND_NAMES)
     timesteps = int(data.train.image.shape[1])
-    if init == "random":
+    if init in RANDOM_INITS:
         backbone = UNet3D(len(bands) + 1, timesteps, cfg.embedding_dim, cfg.features)
         return TimeSeriesSegmentationNet(backbone, bands, data.classes), InitInfo(init, bands)
-    module, meta, path, digest = _load(models, init, "croptype")
+    module, meta, path, digest = _load(models, init, "croptype", unit)
     if not isinstance(module, UNet3D):
         raise ValueError(
             f"the {init} encoder at {path} is not a 3-D U-Net (kind "

@@ -70,7 +70,9 @@ def plan_runs(params: Params, task: str) -> list[RunSpec]:
                     RunSpec(task, "in_domain", init, protocol, f, r) for f in sorted(in_domain)
                 ]
                 if _transfers(params, init):
-                    runs += [RunSpec(task, "transfer", init, protocol, f, r) for f in sorted(across)]
+                    runs += [
+                        RunSpec(task, "transfer", init, protocol, f, r) for f in sorted(across)
+                    ]
     return runs
 
 
@@ -123,9 +125,11 @@ def _candidate_protocols(params: Params, task: str) -> tuple[str, ...]:
 
 def is_candidate(params: Params, spec: RunSpec) -> bool:
     """Whether ``spec`` may be exported: an in-domain run of the candidate protocol at its
-    largest label fraction (any replicate)."""
+    largest label fraction, in replicate 0."""
     if spec.setting != "in_domain" or spec.protocol not in _candidate_protocols(params, spec.task):
         return False
+    if spec.replicate != 0:
+        return False  # one replicate's networks are kept: the others only bring statistics
     fractions = [
         r.fraction
         for r in plan_runs(params, spec.task)

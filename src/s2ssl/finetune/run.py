@@ -44,11 +44,14 @@ from s2ssl.finetune.store import (
     MODEL_DIR,
     RUNS_DIR,
     STAGE_STATE_FILE,
+    TEST_SAMPLES_FILE,
     encoder_sha256,
     export_model,
     load_result,
+    run_files,
     run_fingerprint,
     save_preview,
+    save_samples,
 )
 from s2ssl.io import write_json_atomic
 from s2ssl.models.downstream import save_model
@@ -100,6 +103,7 @@ class _Tracker:
             params={
                 "task": spec.task,
                 "setting": spec.setting,
+                "replicate": spec.replicate,
                 "init": spec.init,
                 "protocol": spec.protocol,
                 "fraction": spec.fraction,
@@ -174,7 +178,7 @@ def run_finetune(
 
     fingerprints = {
         spec.key: run_fingerprint(
-            params, spec, data[spec.setting].manifest, encoder_sha256(models_dir, spec.init)
+            params, spec, data[spec.setting].manifest, encoder_sha256(models_dir, spec)
         )
         for spec in runs
     }
@@ -183,8 +187,9 @@ def run_finetune(
     decision = resume_decision(state_file, stage_fp)
     # results of another run of the stage are never reused: only an interrupted run's are
     keep = {r.key for r in runs} if decision.resume else set()
+    kept_files = {name for key in keep for name in run_files(key)}
     for path in [*runs_dir.glob("*.json"), *runs_dir.glob("*.npz")]:
-        if path.stem not in keep:
+        if path.name not in kept_files:
             path.unlink()
     if cand_dir.exists():
         for path in cand_dir.iterdir():
@@ -201,6 +206,7 @@ def run_finetune(
         fp = fingerprints[spec.key]
         old = load_result(runs_dir / f"{spec.key}.json")
         fresh = old is not None and old.get("fingerprint") == fp
+        fresh = fresh and (runs_dir / f"{spec.key}.samples.npz").is_file()
         if fresh and is_candidate(params, spec) and not (cand_dir / spec.key).is_dir():
             fresh = False  # its exported weights are gone: train it again
         if fresh and old is not None:
@@ -219,7 +225,8 @@ def run_finetune(
                     task,
                     stage=f"finetune@{task}",
                     params={
-                        "seed": params.seed,
+                        "replicates": params.evaluate.replicates,
+                        "replicate_seed": params.evaluate.replicate_seed,
                         "holdout_region": params.holdout_region,
                         "finetune": ft.stage_params(task),
                     },
@@ -246,9 +253,15 @@ def run_finetune(
                             "val_score": trained.record["val_score"],
                         },
                     )
-                save_preview(
-                    runs_dir / f"{spec.key}.npz", spec, data[spec.setting].test.ids, trained.preview
-                )
+                test_ids = data[spec.setting].test.ids
+                if is_candidate(params, spec):
+                    save_samples(
+                        cand_dir / spec.key / TEST_SAMPLES_FILE,
+                        test_ids,
+                        {"confusion": trained.samples["all"]},
+                    )
+                save_preview(runs_dir / f"{spec.key}.npz", spec, test_ids, trained.preview)
+                save_samples(runs_dir / f"{spec.key}.samples.npz", test_ids, trained.samples)
                 write_json_atomic(runs_dir / f"{spec.key}.json", trained.record)
                 tracker.child(spec, trained.record)
                 results[spec.key] = trained.record

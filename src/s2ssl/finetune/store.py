@@ -1,6 +1,8 @@
 """The resumable store of a task's fine-tuning runs: each run's result (``runs/<key>.json``)
-with the fingerprint of what it depends on, its prediction preview (``runs/<key>.npz``), the
-exported weights of the candidates and the selected model."""
+with the fingerprint of what it depends on, its prediction preview (``runs/<key>.npz``), its
+per-test-sample confusion matrices (``runs/<key>.samples.npz``, what the evaluation bootstraps),
+the exported weights of the candidates and the selected model (with its per-sample results,
+``test_samples.npz``, what guarded promotion compares)."""
 
 from __future__ import annotations
 
@@ -14,10 +16,10 @@ from typing import Any, Final
 
 import numpy as np
 
-from s2ssl.config import Params
-from s2ssl.finetune.plan import RunSpec
+from s2ssl.config import RANDOM_INITS, Params
+from s2ssl.finetune.plan import RunSpec, encoder_unit, replicate_seed_of
 from s2ssl.io import atomic_dir, atomic_path
-from s2ssl.models.saved import META_FILE, WEIGHTS_FILE
+from s2ssl.models.saved import META_FILE, WEIGHTS_FILE, encoder_dir
 from s2ssl.training.resume import fingerprint_of
 
 __all__ = [
@@ -25,12 +27,19 @@ __all__ = [
     "MODEL_DIR",
     "RUNS_DIR",
     "STAGE_STATE_FILE",
+    "TEST_SAMPLES_FILE",
     "encoder_sha256",
     "export_model",
     "load_result",
+    "load_samples",
+    "run_files",
     "run_fingerprint",
     "save_preview",
+    "save_samples",
 ]
+
+TEST_SAMPLES_FILE: Final[str] = "test_samples.npz"
+"""Per-test-sample confusion matrices of an exported model (``ids``, ``confusion``)."""
 
 RUNS_DIR: Final[str] = "runs"
 
@@ -50,7 +59,7 @@ def run_fingerprint(
     ft = params.finetune
     record = {
         "spec": asdict(spec),
-        "seed": params.seed,
+        "replicate_seed": replicate_seed_of(params, spec.replicate),
         "holdout_region": params.holdout_region,
         "task_config": ft.task_config(spec.task).model_dump(mode="json"),
         "min_train_samples": ft.min_train_samples,
@@ -61,12 +70,12 @@ def run_fingerprint(
     return fingerprint_of(record)
 
 
-def encoder_sha256(models_dir: Path, init: str) -> str | None:
-    """SHA-256 of the exported encoder weights of ``init`` (``None`` for random init, ``"missing"``
-    when not exported): part of a run's fingerprint."""
-    if init == "random":
+def encoder_sha256(models_dir: Path, spec: RunSpec) -> str | None:
+    """SHA-256 of the exported encoder weights that initialise ``spec`` (``None`` for random
+    init, ``"missing"`` when not exported): part of a run's fingerprint."""
+    if spec.init in RANDOM_INITS:
         return None
-    weights = models_dir / init / "encoder" / "weights.pt"
+    weights = encoder_dir(models_dir, spec.init, encoder_unit(spec)) / WEIGHTS_FILE
     if not weights.is_file():
         return "missing"
     digest = hashlib.sha256()
@@ -91,6 +100,37 @@ def save_preview(path: Path, spec: RunSpec, ids: tuple[str, ...], preview: np.nd
         np.savez_compressed(f, ids=np.asarray(ids[: len(preview)]), pred=preview)
 
 
+def run_files(key: str) -> tuple[str, ...]:
+    """The file names of run ``key`` in ``runs/``."""
+    return (f"{key}.json", f"{key}.npz", f"{key}.samples.npz")
+
+
+def save_samples(path: Path, ids: tuple[str, ...], samples: Mapping[str, np.ndarray]) -> None:
+    """Write per-test-sample confusion matrices (``ids`` and one ``(n, K, K)`` array per part)."""
+    for name, array in samples.items():
+        if array.shape[0] != len(ids):
+            raise ValueError(f"{name}: {array.shape[0]} confusion matrices for {len(ids)} ids")
+    with atomic_path(path) as tmp, tmp.open("wb") as f:
+        np.savez_compressed(f, ids=np.asarray(ids, dtype=str), **dict(samples))
+
+
+def load_samples(path: Path) -> tuple[tuple[str, ...], dict[str, np.ndarray]]:
+    """``(ids, {part: (n, K, K) confusion})`` written by :func:`save_samples`.
+
+    Raises:
+        ValueError: a missing or unreadable file, with the stage that writes it.
+    """
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            ids = tuple(str(i) for i in data["ids"].tolist())
+            parts = {k: np.asarray(data[k]) for k in data.files if k != "ids"}
+    except (OSError, ValueError, KeyError) as e:
+        raise ValueError(
+            f"cannot read the per-sample results {path} ({e}); run the finetune stage again"
+        ) from None
+    return ids, parts
+
+
 def export_model(
     task: str,
     source: Path,
@@ -113,6 +153,8 @@ def export_model(
     )
     with atomic_dir(target) as tmp:
         shutil.copy2(source / WEIGHTS_FILE, tmp / WEIGHTS_FILE)
+        if (source / TEST_SAMPLES_FILE).is_file():
+            shutil.copy2(source / TEST_SAMPLES_FILE, tmp / TEST_SAMPLES_FILE)
         (tmp / META_FILE).write_text(
             json.dumps(meta, indent=2, sort_keys=True) + "\n", encoding="utf-8"
         )

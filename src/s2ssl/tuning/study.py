@@ -46,9 +46,10 @@ from pathlib import Path
 import optuna
 import torch
 
-from s2ssl.config import Params
+from s2ssl.config import RANDOM_INITS, Params
 from s2ssl.finetune.data import load_task_data
 from s2ssl.finetune.inits import encoder_path
+from s2ssl.finetune.plan import RunSpec, encoder_unit
 from s2ssl.finetune.store import encoder_sha256
 from s2ssl.progress import ProgressFactory, no_progress
 from s2ssl.taskspec import task_spec
@@ -99,8 +100,9 @@ def _inputs(params: Params, data_dir: Path, models_dir: Path) -> dict[str, Path]
             f"validated dataset {dataset} not found; run `dvc repro validate` (or s2ssl validate)"
         )
     inputs = {dataset.name: dataset}
-    if cfg.init != "random":
-        encoder = encoder_path(models_dir, cfg.init)
+    if cfg.init not in RANDOM_INITS:
+        spec = RunSpec(cfg.task, "in_domain", cfg.init, "finetune", cfg.fraction)
+        encoder = encoder_path(models_dir, cfg.init, encoder_unit(spec))
         if not (encoder / "weights.pt").is_file():
             raise ValueError(
                 f"tune.init is {cfg.init!r} but no pre-trained encoder exists at {encoder}; run "
