@@ -56,7 +56,8 @@ def test_a_calibration_writes_every_report(tiny_validated: Path, tmp_path: Path)
     ):
         assert key in summary, key
     assert not any("zero_shot" in k for k in summary)  # no held-out region in the tiny params
-    assert all(0.0 <= v <= 1.0 for k, v in summary.items() if k.endswith(("miou", "top1", "accuracy")))
+    scores = ("miou", "top1", "balanced_accuracy")
+    assert all(0.0 <= v <= 1.0 for k, v in summary.items() if k.endswith(scores))
 
     with (reports / "curves.csv").open(encoding="utf-8") as f:
         rows = list(csv.DictReader(f))

@@ -80,9 +80,7 @@ def test_a_larger_k_wins_when_it_scores_better_on_val() -> None:
 
 def test_a_k_larger_than_the_bank_is_skipped_and_none_fitting_means_the_bank_size() -> None:
     labels = torch.tensor([0, 0, 1])
-    capped = select_knn_k(
-        BANK, BANK_LABELS, VAL, labels, 2, k_choices=[1, 5, 20], temperature=10.0
-    )
+    capped = select_knn_k(BANK, BANK_LABELS, VAL, labels, 2, k_choices=[1, 5, 20], temperature=10.0)
     assert set(capped.val_scores) == {1} and capped.k == 1
     whole = select_knn_k(BANK, BANK_LABELS, VAL, labels, 2, k_choices=[5, 20], temperature=10.0)
     # k = 4 = the bank, weights exp(cos / 10). 5°: class 0 (0°, 180°) e^0.0996 + e^-0.0996 = 2.010

@@ -6,8 +6,8 @@ import math
 
 import pytest
 import torch
-from torchmetrics.classification import MulticlassRecall
 from labelkit import CORNER_AND_VERTICAL, lab
+from torchmetrics.classification import MulticlassRecall
 
 from s2ssl.classes import LABEL_IGNORE
 from s2ssl.training.metrics import (

@@ -142,8 +142,9 @@ class SceneFinetune(SupervisedTraining):
 
     Each encoder is evaluated frozen (``linear``: logistic regression; ``knn``: cosine kNN with
     the probe's voting, its ``k`` chosen per run on val among ``knn_k_choices`` that do not
-    exceed the labelled bank, ties to the smaller ``k``) and fully fine-tuned (``finetune``: encoder + fresh linear layer). The
-    full fine-tune runs at ``finetune_fractions`` only (it costs as much as a segmentation run).
+    exceed the labelled bank, ties to the smaller ``k``) and fully fine-tuned (``finetune``:
+    encoder + fresh linear layer). The full fine-tune runs at ``finetune_fractions`` only (it
+    costs as much as a segmentation run).
     """
 
     inits: list[Literal["random", "seco", "moco", "moco_tp", "dense", "cscl"]] = Field(min_length=1)

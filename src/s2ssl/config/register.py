@@ -15,8 +15,9 @@ class PromotionPolicy(StrictModel):
 
     ``metric`` (``null``: the task's headline, mIoU for segmentation, balanced accuracy for
     scenes) must be higher by at least ``min_improvement`` (absolute, metric units); both must
-    have been scored on the same test set when ``require_same_test_set``; and no per-class score (``iou.<class>`` /
-    ``acc.<class>``) may drop by more than ``max_class_drop`` (``null``: no such guard rail).
+    have been scored on the same test set when ``require_same_test_set``; and no per-class score
+    (``iou.<class>`` / ``acc.<class>``) may drop by more than ``max_class_drop`` (``null``: no
+    such guard rail).
     """
 
     metric: str | None = Field(pattern=r"^[a-z0-9_.]+$")

@@ -5,7 +5,8 @@ random flips and 90° rotations applied jointly to images and label maps, AdamW 
 weights may get a scaled learning rate) and either a cosine schedule over the step budget or,
 for CSCL stage 2, the paper's exponential decay per epoch started afresh (Tarasiou et al.
 2021/22). It is validated every ``val_every`` steps; the state with the best validation score
-(mIoU for segmentation, balanced accuracy for scenes) is kept in memory and is what :func:`fit` returns.
+(mIoU for segmentation, balanced accuracy for scenes) is kept in memory and is what :func:`fit`
+returns.
 :func:`predict` and :func:`score` apply a network to a split in evaluation mode.
 """
 
