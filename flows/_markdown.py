@@ -25,7 +25,7 @@ def read_json(path: Path) -> dict[str, Any] | None:
 
 _HEADLINE = re.compile(
     r"^(?P<task>[^.]+)\.in_domain\.(?P<init>[^.]+)\.(?P<protocol>[^.]+)\.f(?P<pct>\d+)"
-    r"\.(?P<metric>miou|top1)$"
+    r"\.(?P<metric>miou|balanced_accuracy)$"
 )
 
 
@@ -41,8 +41,9 @@ class MetricRow:
 
 
 def key_metrics(metrics: Mapping[str, Any]) -> list[MetricRow]:
-    """The headline of each task: in-domain mIoU (segmentation) or top-1 (scenes) of every init
-    and protocol at the task's largest label fraction, with the gain over random init."""
+    """The headline of each task: in-domain mIoU (segmentation) or balanced accuracy (scenes) of
+    every init and protocol at the task's largest label fraction, with the gain over random
+    init."""
     rows: list[MetricRow] = []
     for key, value in metrics.items():
         m = _HEADLINE.match(key)

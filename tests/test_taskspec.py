@@ -46,7 +46,11 @@ def test_scene_reads_the_landcover_dataset() -> None:
     assert spec.kind is TaskKind.SCENE
     assert (spec.dataset, spec.labels) == ("landcover", "landcover")
     assert spec.classes == LANDCOVER_CLASSES
-    assert (spec.headline, spec.headline_label, spec.class_prefix) == ("top1", "top-1", "acc.")
+    assert (spec.headline, spec.headline_label, spec.class_prefix) == (
+        "balanced_accuracy",
+        "balanced accuracy",
+        "acc.",
+    )
     assert spec.is_scene_level
 
 

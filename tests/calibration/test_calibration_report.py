@@ -13,7 +13,7 @@ def test_the_report_shows_every_part() -> None:
     records = [
         record("landcover", "10", 0.4),
         record("landcover", "100", 0.7, zero_shot=0.5),
-        record("scene", "100", 0.8, metric="top1"),
+        record("scene", "100", 0.8, metric="balanced_accuracy"),
     ]
     summary = {"landcover.pixel.f100.miou": 0.55, "scene.pixel_stats.f100.top1": 0.6}
     season = SeasonalResult("croptype", (0, 7, 15), 16, (0.2, 0.4, 0.3), 0.5, 100)
@@ -28,7 +28,7 @@ def test_the_report_shows_every_part() -> None:
     assert "Not measured" in text and "zero_shot_drop_min" in text
     assert "| 100 % | 5 | 0.700 | 0.700 | 20 | 20 | 0.100 | 2 |" in text
     assert "| b | – | – |" in text  # a class absent from the test split
-    assert "test top-1" in text
+    assert "test balanced accuracy" in text
     assert "| landcover | mIoU | 0.700 | 0.500 | 0.200 | 3 |" in text
     assert "| `landcover.pixel.f100.miou` | 0.550 |" in text
     assert "| date 8 of 16 | 0.400 |" in text and "| best single date (8) | 0.400 |" in text

@@ -38,7 +38,7 @@ def test_a_calibration_writes_every_report(tiny_validated: Path, tmp_path: Path)
     summary = json.loads((reports / "summary.json").read_text(encoding="utf-8"))
     assert summary == result.summary
     for key in keys:
-        metric = "top1" if key.startswith("scene") else "miou"
+        metric = "balanced_accuracy" if key.startswith("scene") else "miou"
         for name in (metric, f"val_{metric}", "best_step", "last_step", "val_gain_second_half"):
             assert f"{key}.{name}" in summary, f"{key}.{name}"
     for key in (
@@ -46,6 +46,8 @@ def test_a_calibration_writes_every_report(tiny_validated: Path, tmp_path: Path)
         "croptype.pixel.f100.miou",
         "scene.pixel_stats.f50.top1",
         "scene.pixel_stats.f100.top1",
+        "scene.pixel_stats.f50.balanced_accuracy",
+        "scene.pixel_stats.f100.balanced_accuracy",
         "season.croptype.gap",
         "season.landcover.seasonal.miou",
         "targets.landcover_f100_min.met",
@@ -54,7 +56,8 @@ def test_a_calibration_writes_every_report(tiny_validated: Path, tmp_path: Path)
     ):
         assert key in summary, key
     assert not any("zero_shot" in k for k in summary)  # no held-out region in the tiny params
-    assert all(0.0 <= v <= 1.0 for k, v in summary.items() if k.endswith(("miou", "top1")))
+    scores = ("miou", "top1", "balanced_accuracy")
+    assert all(0.0 <= v <= 1.0 for k, v in summary.items() if k.endswith(scores))
 
     with (reports / "curves.csv").open(encoding="utf-8") as f:
         rows = list(csv.DictReader(f))
@@ -87,7 +90,7 @@ def test_zero_shot_transfer_to_the_held_out_region(holdout_world: Path, tmp_path
     s = result.summary
     assert s["landcover.random.zero_shot.miou"] == zero["score"]
     assert s["landcover.random.zero_shot_drop"] == pytest.approx(zero["drop"])
-    assert "scene.random.zero_shot.top1" in s and "scene.random.zero_shot_drop" in s
+    assert "scene.random.zero_shot.balanced_accuracy" in s and "scene.random.zero_shot_drop" in s
     assert 0.0 <= s["landcover.pixel.zero_shot.miou"] <= 1.0
     assert s["targets.zero_shot_drop_min.value"] == pytest.approx(zero["drop"])
     assert "targets.croptype_f100_min.value" not in s  # croptype not calibrated: left out

@@ -37,7 +37,7 @@ def _everything() -> dict[str, float]:
         record("landcover", "10", 0.6),
         record("landcover", "100", 0.7, zero_shot=0.5),
         record("croptype", "100", 0.55),
-        record("scene", "100", 0.8, metric="top1"),
+        record("scene", "100", 0.8, metric="balanced_accuracy"),
     ]
     baselines = {
         "landcover.pixel.f100.miou": 0.6,
@@ -58,7 +58,8 @@ def test_summary_keys_of_runs_baselines_and_the_season() -> None:
     assert s["landcover.random.zero_shot.miou"] == 0.5
     assert s["landcover.random.zero_shot_drop"] == pytest.approx(0.2)
     assert "croptype.random.zero_shot.miou" not in s  # measured at the largest fraction only
-    assert s["scene.random.f100.top1"] == 0.8 and s["scene.random.f100.val_top1"] == 0.8
+    assert s["scene.random.f100.balanced_accuracy"] == 0.8
+    assert s["scene.random.f100.val_balanced_accuracy"] == 0.8
     assert s["landcover.pixel.f100.miou"] == 0.6 and s["scene.pixel_stats.f100.top1"] == 0.5
     assert s["season.croptype.single_date_mean.miou"] == pytest.approx(0.3)
     assert s["season.croptype.best_single_date.miou"] == 0.4

@@ -47,9 +47,12 @@ def seg_test(miou: float, **extra: Any) -> dict[str, Any]:
     return test
 
 
-def scene_test(top1: float, **extra: Any) -> dict[str, Any]:
+def scene_test(balanced_accuracy: float, **extra: Any) -> dict[str, Any]:
+    """A scene test-metrics dict scored ``balanced_accuracy`` (the headline); top-1 is 0.7 unless
+    given, so a table or claim that reads top-1 instead of the headline shows."""
     test: dict[str, Any] = {
-        "top1": top1,
+        "balanced_accuracy": balanced_accuracy,
+        "top1": extra.pop("top1", 0.7),
         "macro_f1": extra.pop("macro_f1", 0.5),
         "kappa": extra.pop("kappa", 0.4),
         **{f"acc.{name}": 0.5 for name in LANDCOVER_CLASSES},
@@ -82,7 +85,7 @@ def run(
         "steps": 10,
         "best_step": 8,
         "val_score": 0.5,
-        "val_metric": "top1" if task == "scene" else "miou",
+        "val_metric": "balanced_accuracy" if task == "scene" else "miou",
         "wall_s": wall_s,
         "bands": ["B02", "B03", "B04"],
         "encoder": None if init == "random" else f"models/pretrain/{init}/encoder.pt",
@@ -105,9 +108,9 @@ def ct(init: str, fraction: float, boundary: float, interior: float) -> dict[str
 
 
 def sc(
-    init: str, protocol: str, fraction: float, top1: float, setting: str = "in_domain"
+    init: str, protocol: str, fraction: float, balanced: float, setting: str = "in_domain"
 ) -> dict[str, Any]:
-    return run("scene", setting, init, protocol, fraction, scene_test(top1))
+    return run("scene", setting, init, protocol, fraction, scene_test(balanced))
 
 
 def write_runs(runs_dir: Path, records: list[dict[str, Any]]) -> None:

@@ -20,7 +20,13 @@ from runkit import (
     write_runs,
 )
 
-from s2ssl.evaluation.records import collect_runs, flat_metrics, gains, majority_baseline
+from s2ssl.evaluation.records import (
+    collect_runs,
+    flat_metrics,
+    gains,
+    majority_baseline,
+    majority_baselines,
+)
 
 # ------------------------------------------------------------------------------------------ gains
 
@@ -46,7 +52,7 @@ def test_gains_are_differences_to_random_init_in_the_same_group() -> None:
         "in_domain.dense.finetune.f10",
     }
     # a metric the records lack has no gain at all
-    assert gains(records, "top1") == {}
+    assert gains(records, "balanced_accuracy") == {}
 
 
 def test_gains_do_not_mix_protocols_or_settings() -> None:
@@ -59,14 +65,14 @@ def test_gains_do_not_mix_protocols_or_settings() -> None:
         sc("seco", "linear", 0.1, 0.40, setting="transfer"),  # +0.30
         sc("seco", "finetune", 1.0, 0.90),  # no random fine-tuned run
     ]
-    assert gains(records, "top1") == pytest.approx(
+    assert gains(records, "balanced_accuracy") == pytest.approx(
         {
             "in_domain.seco.linear.f10": 0.20,
             "in_domain.seco.knn.f10": 0.05,
             "transfer.seco.linear.f10": 0.30,
         }
     )
-    assert len(gains(records, "top1")) == 3
+    assert len(gains(records, "balanced_accuracy")) == 3
 
 
 # ----------------------------------------------------------------------------------- flat metrics
@@ -97,13 +103,19 @@ def test_flat_metrics_keys_values_gains_and_nan_left_out() -> None:
         "landcover.in_domain.dense.finetune.f10.overall_accuracy.gain": 0.05,
         "landcover.in_domain.dense.finetune.f10.kappa": 0.55,
         "landcover.in_domain.dense.finetune.f10.kappa.gain": 0.05,
-        "scene.in_domain.random.linear.f1.top1": 0.25,
+        "scene.in_domain.random.linear.f1.balanced_accuracy": 0.25,
+        "scene.in_domain.random.linear.f1.top1": 0.7,
         "scene.in_domain.random.linear.f1.macro_f1": 0.5,
-        "scene.in_domain.seco.linear.f1.top1": 0.45,
-        "scene.in_domain.seco.linear.f1.top1.gain": 0.20,
+        "scene.in_domain.seco.linear.f1.balanced_accuracy": 0.45,
+        "scene.in_domain.seco.linear.f1.balanced_accuracy.gain": 0.20,
+        "scene.in_domain.seco.linear.f1.top1": 0.7,
+        "scene.in_domain.seco.linear.f1.top1.gain": 0.0,
         "scene.in_domain.seco.linear.f1.macro_f1": 0.5,
         "scene.in_domain.seco.linear.f1.macro_f1.gain": 0.0,
+        # SCENE_CONFUSION: test rows 12, 5, 3 -> always class 0 is right 12 / 20 times, and
+        # recalls 1, 0, 0 over the three classes present
         "scene.majority_baseline.top1": 0.6,
+        "scene.majority_baseline.balanced_accuracy": 0.333333,
     }
     assert sorted(flat) == sorted(expected)
     # values are rounded to 6 decimals: the float noise of the subtraction is gone
@@ -118,7 +130,7 @@ def test_flat_metrics_croptype_reports_boundary_and_interior() -> None:
     assert flat["croptype.in_domain.cscl.finetune.f100.boundary.miou"] == 0.45
     assert flat["croptype.in_domain.cscl.finetune.f100.boundary.miou.gain"] == 0.15
     assert flat["croptype.in_domain.cscl.finetune.f100.interior.miou.gain"] == 0.02
-    assert "scene.majority_baseline.top1" not in flat
+    assert not [k for k in flat if k.startswith("scene.")]
 
 
 # ------------------------------------------------------------------------------ majority baseline
@@ -130,6 +142,14 @@ def test_majority_baseline_from_the_confusion_matrix() -> None:
     assert majority_baseline(record) == pytest.approx(0.5)
     assert majority_baseline({"test": {"confusion": SCENE_CONFUSION}}) == pytest.approx(0.6)
     assert math.isnan(majority_baseline({"test": {"confusion": [[0, 0], [0, 0]]}}))
+
+
+def test_majority_baselines_balanced_accuracy_is_one_over_the_classes_in_the_truth() -> None:
+    # classes 0 and 2 in the truth (rows 3 + 1 and 6), class 1 never: 1 / 2; top-1 6 / 10
+    record = {"test": {"confusion": [[3, 1, 0], [0, 0, 0], [0, 0, 6]]}}
+    assert majority_baselines(record) == pytest.approx({"top1": 0.6, "balanced_accuracy": 0.5})
+    empty = majority_baselines({"test": {"confusion": [[0, 0], [0, 0]]}})
+    assert math.isnan(empty["top1"]) and math.isnan(empty["balanced_accuracy"])
 
 
 # ------------------------------------------------------------------------------------ collect_runs

@@ -178,9 +178,11 @@ def test_write_evaluation_end_to_end(tmp_path: Path) -> None:
     assert metrics["landcover.in_domain.dense.finetune.f1.miou"] == 0.35
     assert metrics["landcover.in_domain.dense.finetune.f1.miou.gain"] == 0.15
     assert metrics["landcover.transfer.dense.finetune.f10.miou.gain"] == 0.03
-    assert metrics["scene.in_domain.seco.finetune.f100.top1.gain"] == 0.10
+    assert metrics["scene.in_domain.seco.finetune.f100.balanced_accuracy.gain"] == 0.10
+    assert metrics["scene.in_domain.seco.finetune.f100.top1"] == 0.7
     assert metrics["scene.majority_baseline.top1"] == 0.6
-    assert not [k for k in metrics if ".moco." in k and k.endswith(".top1")]
+    assert metrics["scene.majority_baseline.balanced_accuracy"] == 0.333333
+    assert not [k for k in metrics if ".moco." in k and k.endswith(".balanced_accuracy")]
 
     # plots/<task>.csv: one row per run with a finite headline score
     fields = ["fraction_pct", "score", "init", "setting", "protocol", "metric", "gain"]
@@ -207,7 +209,7 @@ def test_write_evaluation_end_to_end(tmp_path: Path) -> None:
     ]
     random_rows = [r for r in tables["landcover"] if r["init"] == "random"]
     assert {r["gain"] for r in random_rows} == {""}
-    assert {r["metric"] for r in tables["scene"]} == {"top1"}
+    assert {r["metric"] for r in tables["scene"]} == {"balanced_accuracy"}
     assert {r["init"] for r in tables["scene"]} == {
         "random",
         "seco",
@@ -250,7 +252,13 @@ def test_write_evaluation_end_to_end(tmp_path: Path) -> None:
     # the NaN run has a dash, and no difference
     assert "| moco | – | – | – |" in lines
     assert "| seco | 80.0 (+10.0) |" in lines
-    assert "Majority-class baseline (always the most frequent test class): 60.0 % top-1." in lines
+    assert (
+        "Majority-class baseline (always the most frequent test class): 60.0 % top-1, 33.3 % "
+        "balanced accuracy (1 / the number of classes in the test truth)."
+    ) in lines
+    # top-1 is reported next to the headline: 0.7 for every scene run
+    assert "**top1 — linear, in domain**" in lines
+    assert "| seco | 70.0 (+0.0) | 70.0 (+0.0) | 70.0 (+0.0) |" in lines
     assert "Training samples per fraction — 1 %: 2, 10 %: 20, 100 %: 200." in lines
     assert f"`{params.holdout_region}`" in report
     assert "**Embedding Earth**" in report and "**holds** in this run" in report

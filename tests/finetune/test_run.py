@@ -40,6 +40,15 @@ def test_stage_runs_resumes_an_interrupted_run_and_exports(
         load_task_data("scene", tiny_validated, "in_domain", None, scene_tile=32).train
     )
     assert 0.0 <= record["test"]["top1"] <= 1.0 and not math.isnan(record["val_score"])
+    # k chosen on val among knn_k_choices that fit the labelled bank (else the bank size)
+    fitting = [k for k in params.finetune.scene.knn_k_choices if k <= record["n_train"]]
+    assert record["val_metric"] == "balanced_accuracy"
+    assert record["protocol_choice"]["knn_k"] in (fitting or [record["n_train"]])
+    linear = json.loads((reports / "scene/runs/in_domain.random.linear.f100.json").read_text())
+    decays = params.finetune.scene.linear.weight_decay_choices
+    assert linear["protocol_choice"]["linear_weight_decay"] in decays
+    tuned = json.loads((reports / "scene/runs/in_domain.random.finetune.f100.json").read_text())
+    assert tuned["protocol_choice"] is None
     assert first.selected == "in_domain.random.finetune.f100"
     model, meta = load_model(out / "scene/model")
     assert isinstance(model, SceneNet) and meta["selected_run"] == first.selected

@@ -109,9 +109,11 @@ METRICS = {
     "landcover.in_domain.dense.finetune.f100.miou.gain": 0.04,
     "landcover.in_domain.dense.finetune.f100.overall_accuracy": 0.9,
     "landcover.transfer.dense.finetune.f10.miou": 0.5,
-    "scene.in_domain.seco.linear.f100.top1": 0.81,
-    "scene.in_domain.seco.linear.f100.top1.gain": -0.02,
+    "scene.in_domain.seco.linear.f100.balanced_accuracy": 0.81,
+    "scene.in_domain.seco.linear.f100.balanced_accuracy.gain": -0.02,
+    "scene.in_domain.seco.linear.f100.top1": 0.9,
     "scene.majority_baseline.top1": 0.4,
+    "scene.majority_baseline.balanced_accuracy": 0.25,
 }
 
 DECISIONS = {

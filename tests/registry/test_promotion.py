@@ -11,7 +11,13 @@ from registrykit import CONFIG
 
 from s2ssl.config import PromotionPolicy
 from s2ssl.registry.listing import list_models
-from s2ssl.registry.promotion import ModelRecord, class_prefix, promote, should_promote
+from s2ssl.registry.promotion import (
+    ModelRecord,
+    class_prefix,
+    headline_metric,
+    promote,
+    should_promote,
+)
 from s2ssl.registry.registration import register_model
 from s2ssl.registry.versions import CHALLENGER, CHAMPION
 
@@ -32,7 +38,7 @@ def _rec(
     model_hash: str | None = None,
     **classes: float,
 ) -> ModelRecord:
-    metrics = {} if miou is None else {"miou" if task != "scene" else "top1": miou}
+    metrics = {} if miou is None else {headline_metric(task): miou}
     metrics.update({f"{class_prefix(task)}{k}": v for k, v in classes.items()})
     return ModelRecord(task, version, metrics, test_set, model_hash or f"h{version}")
 
@@ -122,7 +128,7 @@ CASES = [
         ">=",
     ),
     (
-        "scenes use top1 and per-class accuracy",
+        "scenes use balanced accuracy and per-class accuracy",
         _rec("2", 0.80, task="scene", water=0.2),
         _rec("1", 0.70, task="scene", water=0.9),
         POLICY,

@@ -7,6 +7,7 @@ import math
 import pytest
 import torch
 from labelkit import CORNER_AND_VERTICAL, lab
+from torchmetrics.classification import MulticlassRecall
 
 from s2ssl.classes import LABEL_IGNORE
 from s2ssl.training.metrics import (
@@ -204,7 +205,7 @@ def test_segmentation_metrics_rejects_bad_inputs() -> None:
 def test_classification_metrics_hand_example() -> None:
     # truth [0, 0, 1, 1, 2, 2] + one ignored sample; prediction [0, 1, 1, 1, 2, 0]
     # confusion [[1, 1, 0], [0, 2, 0], [1, 0, 1]]
-    # top1 = 4/6; recall = 1/2, 2/2, 1/2
+    # top1 = 4/6; recall = 1/2, 2/2, 1/2 -> balanced accuracy (1/2 + 1 + 1/2) / 3 = 2/3
     # F1_0 = 2/(2+1+1) = 1/2, F1_1 = 4/(4+1+0) = 4/5, F1_2 = 2/(2+0+1) = 2/3 -> macro 59/90
     # kappa: p_o = 4/6, rows (2, 2, 2), cols (2, 3, 1): p_e = (4 + 6 + 2)/36 = 1/3
     #        kappa = (2/3 − 1/3) / (1 − 1/3) = 1/2
@@ -215,12 +216,14 @@ def test_classification_metrics_hand_example() -> None:
     result = metrics.compute()
     assert result["confusion"] == [[1, 1, 0], [0, 2, 0], [1, 0, 1]]
     assert result["top1"] == pytest.approx(4 / 6)
+    assert result["balanced_accuracy"] == pytest.approx(2 / 3)
     assert result["acc.water"] == pytest.approx(1 / 2)
     assert result["acc.forest"] == pytest.approx(1.0)
     assert result["acc.urban"] == pytest.approx(1 / 2)
     assert result["macro_f1"] == pytest.approx(59 / 90)
     assert result["kappa"] == pytest.approx(1 / 2)
     assert set(result) == {
+        "balanced_accuracy",
         "top1",
         "macro_f1",
         "kappa",
@@ -243,6 +246,24 @@ def test_classification_metrics_class_absent_from_target_is_nan() -> None:
     assert math.isnan(result["acc.2"])
     assert result["acc.1"] == pytest.approx(1 / 2)
     assert result["top1"] == pytest.approx(2 / 3)
+    # recall 1 (class 0) and 1/2 (class 1); class 2 is only predicted and is left out
+    assert result["balanced_accuracy"] == pytest.approx(3 / 4)
+    # torchmetrics' macro recall would count class 2 with recall 0: (1 + 1/2 + 0) / 3
+    macro_recall = MulticlassRecall(num_classes=3, average="macro")
+    assert float(macro_recall(torch.tensor([0, 1, 2]), torch.tensor([0, 1, 1]))) == pytest.approx(
+        1 / 2
+    )
+
+
+def test_balanced_accuracy_of_a_constant_classifier_is_one_over_the_present_classes() -> None:
+    # 6 samples of class 0, 3 of class 1, 1 of class 2, none of class 3; always predict 0:
+    # top1 = 6/10, balanced accuracy = (1 + 0 + 0) / 3 (class 3 is absent from the target)
+    target = torch.tensor([0] * 6 + [1] * 3 + [2])
+    metrics = ClassificationMetrics(4)
+    metrics.update(torch.zeros(10, dtype=torch.long), target)
+    result = metrics.compute()
+    assert result["top1"] == pytest.approx(0.6)
+    assert result["balanced_accuracy"] == pytest.approx(1 / 3)
 
 
 def test_segmentation_metrics_without_ignore_index() -> None:

@@ -72,8 +72,10 @@ def test_apply_changes_exactly_the_best_keys_and_keeps_comments(
             "    lr: 1.5e-05              # AdamW, cosine decay over the steps",
         ),
         (
-            "    linear: {epochs: 200, lr: 0.05, weight_decay: 0.001}",
-            "    linear: {epochs: 200, lr: 0.125, weight_decay: 0.001}",
+            "    linear: {epochs: 200, lr: 0.05, weight_decay_choices: [0.0, 0.0001, 0.001, 0.01, "
+            "0.1]}",
+            "    linear: {epochs: 200, lr: 0.125, weight_decay_choices: [0.0, 0.0001, 0.001, 0.01, "
+            "0.1]}",
         ),
     ]
     params = load_params(params_copy)

@@ -216,7 +216,8 @@ def fit_scene_model(
 def score_scene_model(
     model: Any, features: np.ndarray, labels: Any, classes: Sequence[str]
 ) -> dict[str, MetricValue]:
-    """Scene metrics (``top1``, ``acc.<class>``, ...) of ``model`` on per-tile ``features``."""
+    """Scene metrics (``balanced_accuracy``, ``top1``, ``acc.<class>``, ...) of ``model`` on
+    per-tile ``features``."""
     pred = np.asarray(model.predict(features), dtype=np.int64)
     metrics = ClassificationMetrics(len(classes), class_names=classes)
     metrics.update(torch.from_numpy(pred), torch.as_tensor(_array(labels)).long())

@@ -234,7 +234,8 @@ def _scene_baseline(params: Params, data: TaskData) -> dict[str, float]:
         seed = baseline_seed(params.seed, "scene.pixel_stats")
         model = fit_scene_model(train_features[positions], data.train.label[positions], cfg, seed)
         scores = score_scene_model(model, test_features, data.test.label, data.classes)
-        out[f"scene.pixel_stats.f{fraction_label(fraction)}.top1"] = _score(scores, "top1")
+        for metric in dict.fromkeys((task_spec("scene").headline, "top1")):
+            out[f"scene.pixel_stats.f{fraction_label(fraction)}.{metric}"] = _score(scores, metric)
     return out
 
 

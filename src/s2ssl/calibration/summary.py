@@ -7,7 +7,8 @@ Keys (``<pct>`` as :func:`s2ssl.finetune.plan.fraction_label`: ``f1``, ``f10``, 
 * ``<task>.random.zero_shot.<metric>`` and ``<task>.random.zero_shot_drop`` — the largest
   fraction's model on the held-out region's test split (with ``holdout_region`` only);
 * the baselines: ``landcover.pixel.f<pct>.miou``, ``landcover.pixel.zero_shot.miou``,
-  ``croptype.pixel.f<pct>.miou``, ``scene.pixel_stats.f<pct>.top1``;
+  ``croptype.pixel.f<pct>.miou``, ``scene.pixel_stats.f<pct>.balanced_accuracy`` and
+  ``.top1``;
 * ``season.<labels>.{single_date_mean,best_single_date,seasonal}.miou`` and
   ``season.<labels>.gap``;
 * ``targets.<name>.value`` / ``.threshold`` / ``.met`` (1 or 0) for each target whose inputs

@@ -121,11 +121,25 @@ class CroptypeFinetune(SupervisedTraining):
 
 
 class LinearProbeConfig(StrictModel):
-    """Logistic regression on frozen, standardised global-pooled features (full batch)."""
+    """Logistic regression on frozen, standardised global-pooled features (full batch).
+
+    One probe is fitted per ``weight_decay_choices`` entry on the run's labelled train subset;
+    the one with the best val balanced accuracy is kept (ties: the larger weight decay), see
+    :func:`s2ssl.finetune.frozen.fit_linear_probe_selected`.
+    """
 
     epochs: PositiveInt
     lr: float = Field(gt=0, le=10)
-    weight_decay: float = Field(ge=0, le=10)
+    weight_decay_choices: list[float] = Field(
+        min_length=1, description="AdamW weight decays tried per run, chosen on val"
+    )
+
+    @field_validator("weight_decay_choices")
+    @classmethod
+    def _weight_decays(cls, v: list[float]) -> list[float]:
+        if any(not 0 <= w <= 10 for w in v):
+            raise ValueError(f"every weight decay must lie in [0, 10], got {v}")
+        return sorted(unique_items(v, "weight_decay_choices"))
 
 
 class SceneFinetune(SupervisedTraining):
@@ -133,8 +147,10 @@ class SceneFinetune(SupervisedTraining):
     labelled with its majority land-cover class (whole 64 px patches are nearly all "cropland").
 
     Each encoder is evaluated frozen (``linear``: logistic regression; ``knn``: cosine kNN with
-    the probe's voting) and fully fine-tuned (``finetune``: encoder + fresh linear layer). The
-    full fine-tune runs at ``finetune_fractions`` only (it costs as much as a segmentation run).
+    the probe's voting, its ``k`` chosen per run on val among ``knn_k_choices`` that do not
+    exceed the labelled bank, ties to the smaller ``k``) and fully fine-tuned (``finetune``:
+    encoder + fresh linear layer). The full fine-tune runs at ``finetune_fractions`` only (it
+    costs as much as a segmentation run).
     """
 
     inits: list[Init] = Field(min_length=1)
@@ -144,13 +160,20 @@ class SceneFinetune(SupervisedTraining):
     depth: Literal[18, 50]
     bands: Literal["rgb", "all"]
     linear: LinearProbeConfig
-    knn_k: PositiveInt
+    knn_k_choices: list[PositiveInt] = Field(
+        min_length=1, description="kNN neighbour counts tried per run, chosen on val"
+    )
     knn_temperature: float = Field(gt=0, le=10)
 
     @field_validator("protocols")
     @classmethod
     def _protocols(cls, v: list[str]) -> list[str]:
         return unique_items(v, "protocols")
+
+    @field_validator("knn_k_choices")
+    @classmethod
+    def _knn_k_choices(cls, v: list[int]) -> list[int]:
+        return sorted(unique_items(v, "knn_k_choices"))
 
 
 class RegionTransferConfig(StrictModel):

@@ -13,10 +13,11 @@ __all__ = ["PromotionPolicy", "RegisterConfig"]
 class PromotionPolicy(StrictModel):
     """When a registered ``challenger`` may replace the ``champion`` (:func:`should_promote`).
 
-    ``metric`` (``null``: the task's headline, mIoU for segmentation, top-1 for scenes) must be
-    higher by at least ``min_improvement`` (absolute, metric units); both must have been scored
-    on the same test set when ``require_same_test_set``; and no per-class score (``iou.<class>`` /
-    ``acc.<class>``) may drop by more than ``max_class_drop`` (``null``: no such guard rail).
+    ``metric`` (``null``: the task's headline, mIoU for segmentation, balanced accuracy for
+    scenes) must be higher by at least ``min_improvement`` (absolute, metric units); both must
+    have been scored on the same test set when ``require_same_test_set``; and no per-class score
+    (``iou.<class>`` / ``acc.<class>``) may drop by more than ``max_class_drop`` (``null``: no
+    such guard rail).
     """
 
     metric: str | None = Field(pattern=r"^[a-z0-9_.]+$")

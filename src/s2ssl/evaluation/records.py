@@ -5,7 +5,9 @@
 :func:`flat_metrics` makes ``metrics.json``, flat keys for ``dvc metrics show/diff``:
 ``<task>.<setting>.<init>.<protocol>.f<pct>.<metric>`` and, for every pre-trained init, the
 same key with ``.gain`` appended: the difference to random init in the same task, setting,
-protocol and label fraction (:func:`gains`, the number a regression shows up in).
+protocol and label fraction (:func:`gains`, the number a regression shows up in). Scenes also
+get the scores of the majority-class baseline (:func:`majority_baselines`):
+``scene.majority_baseline.top1`` and ``scene.majority_baseline.balanced_accuracy``.
 """
 
 from __future__ import annotations
@@ -20,7 +22,15 @@ import numpy as np
 
 from s2ssl.taskspec import task_spec
 
-__all__ = ["REPORTED", "collect_runs", "flat_metrics", "gains", "majority_baseline", "score"]
+__all__ = [
+    "REPORTED",
+    "collect_runs",
+    "flat_metrics",
+    "gains",
+    "majority_baseline",
+    "majority_baselines",
+    "score",
+]
 
 REPORTED: Final[dict[str, tuple[str, ...]]] = {
     "landcover": ("miou", "overall_accuracy", "macro_f1", "kappa"),
@@ -34,9 +44,10 @@ REPORTED: Final[dict[str, tuple[str, ...]]] = {
         "boundary.overall_accuracy",
         "interior.overall_accuracy",
     ),
-    "scene": ("top1", "macro_f1", "kappa"),
+    "scene": ("balanced_accuracy", "top1", "macro_f1", "kappa"),
 }
-"""The metrics of each task that go to ``metrics.json`` (per-class scores stay in the runs)."""
+"""The metrics of each task that go to ``metrics.json`` (per-class scores stay in the runs); the
+first is the task's headline (:attr:`s2ssl.taskspec.TaskSpec.headline`)."""
 
 
 def collect_runs(runs_dir: str | Path, tasks: Iterable[str]) -> dict[str, list[dict[str, Any]]]:
@@ -108,7 +119,9 @@ def flat_metrics(runs: Mapping[str, Sequence[Mapping[str, Any]]]) -> dict[str, f
                 if r["key"] in gain:
                     flat[f"{base}.gain"] = round(gain[r["key"]], 6)
         if task_spec(task).is_scene_level and records:
-            flat["scene.majority_baseline.top1"] = round(majority_baseline(records[0]), 6)
+            for metric, value in majority_baselines(records[0]).items():
+                if math.isfinite(value):
+                    flat[f"scene.majority_baseline.{metric}"] = round(value, 6)
     return flat
 
 
@@ -117,6 +130,20 @@ def majority_baseline(record: Mapping[str, Any]) -> float:
     confusion = np.asarray(record["test"]["confusion"], dtype=np.float64)
     total = confusion.sum()
     return float(confusion.sum(axis=1).max() / total) if total else math.nan
+
+
+def majority_baselines(record: Mapping[str, Any]) -> dict[str, float]:
+    """``top1`` and ``balanced_accuracy`` of always predicting the most frequent test class.
+
+    Its balanced accuracy is ``1 / K``, ``K`` the number of classes present in the test truth
+    (recall 1 for the majority class, 0 for the others); both are NaN without a test sample.
+    """
+    confusion = np.asarray(record["test"]["confusion"], dtype=np.float64)
+    present = int((confusion.sum(axis=1) > 0).sum())
+    return {
+        "top1": majority_baseline(record),
+        "balanced_accuracy": 1.0 / present if present else math.nan,
+    }
 
 
 def score(r: Mapping[str, Any], metric: str) -> float | None:

@@ -29,7 +29,7 @@ from typing import Any, Final
 
 from s2ssl.config import Params
 from s2ssl.evaluation.figures import confusion_png, curves_png, strip_png
-from s2ssl.evaluation.records import collect_runs, flat_metrics, gains, majority_baseline, score
+from s2ssl.evaluation.records import collect_runs, flat_metrics, gains, majority_baselines, score
 from s2ssl.io import atomic_path, write_json_atomic
 from s2ssl.taskspec import task_spec
 
@@ -169,11 +169,12 @@ def claims(runs: Mapping[str, Sequence[Mapping[str, Any]]]) -> list[str]:
         )
     sc = runs.get("scene", [])
     if sc:
+        metric, label = task_spec("scene").headline, task_spec("scene").headline_label
         parts, wins, total = [], 0, 0
         for protocol in ("linear", "knn", "finetune"):
             for frac in sorted({float(r["fraction"]) for r in sc if r["protocol"] == protocol}):
                 scope = {"setting": "in_domain", "protocol": protocol, "fraction": frac}
-                best_init, best_value = _best(sc, "top1", **scope)
+                best_init, best_value = _best(sc, metric, **scope)
                 seco = [
                     r
                     for r in sc
@@ -186,13 +187,13 @@ def claims(runs: Mapping[str, Sequence[Mapping[str, Any]]]) -> list[str]:
                 wins += best_init == "seco"
                 parts.append(
                     f"{protocol} {label} %: best {best_init} ({best_value * 100:.1f})"
-                    + ("" if best_init == "seco" else f", seco {score(seco[0], 'top1') * 100:.1f}")  # type: ignore[operator]
+                    + ("" if best_init == "seco" else f", seco {score(seco[0], metric) * 100:.1f}")  # type: ignore[operator]
                 )
         if total:
             verdict = "holds" if wins == total else ("partly holds" if wins else "does not hold")
             lines.append(
                 f"- **SeCo** — SeCo pre-training beats the other inits on scene classification. "
-                f"Here (top-1 %): {'; '.join(parts)}. SeCo is best in {wins} of {total} "
+                f"Here ({label} %): {'; '.join(parts)}. SeCo is best in {wins} of {total} "
                 f"settings: the claim **{verdict}** in this run."
             )
     return lines
@@ -273,9 +274,15 @@ def report_markdown(params: Params, runs: Mapping[str, Sequence[Mapping[str, Any
                 if table:
                     out += [f"**{part} pixels mIoU — in domain**", "", *table, ""]
         if task_spec(task).is_scene_level:
+            for protocol in dict.fromkeys(r["protocol"] for r in records):
+                table = _table(records, "top1", "in_domain", protocol)
+                if table:
+                    out += [f"**top1 — {protocol}, in domain**", "", *table, ""]
+            baseline = majority_baselines(records[0])
             out += [
                 f"Majority-class baseline (always the most frequent test class): "
-                f"{majority_baseline(records[0]) * 100:.1f} % top-1.",
+                f"{baseline['top1'] * 100:.1f} % top-1, {baseline['balanced_accuracy'] * 100:.1f} "
+                f"% balanced accuracy (1 / the number of classes in the test truth).",
                 "",
             ]
         walls = sum(float(r["wall_s"]) for r in records)

@@ -15,7 +15,12 @@ import numpy as np
 import torch
 
 from s2ssl.config import RANDOM_INITS, Params
-from s2ssl.finetune.frozen import extract_features, fit_linear_probe, knn_predict
+from s2ssl.finetune.frozen import (
+    extract_features,
+    fit_linear_probe_selected,
+    knn_predict,
+    select_knn_k,
+)
 from s2ssl.finetune.inits import initial_model
 from s2ssl.finetune.plan import (
     RunSpec,
@@ -188,6 +193,7 @@ def execute_run(
     started = time.perf_counter()
     history: list[dict[str, float]] = []
     steps = best_step = 0
+    choice: dict[str, Any] | None = None
     if spec.protocol == "finetune":
         fitted = fit_run(params, spec, data, models_dir)
         model, info, train = fitted.model, fitted.info, fitted.train
@@ -206,18 +212,33 @@ def execute_run(
         k = len(data.classes)
         bank = feats["train"][torch.as_tensor(positions)]
         bank_labels = train.label
+        val_feats, val_labels = feats["val"], data.val.label
         if spec.protocol == "linear":
-            layer = fit_linear_probe(bank, bank_labels, k, cfg.linear, seed)
+            probe = fit_linear_probe_selected(
+                bank, bank_labels, val_feats, val_labels, k, cfg.linear, seed
+            )
+            layer = probe.layer
+            choice = {"linear_weight_decay": probe.weight_decay}
             model.classifier.load_state_dict(layer.state_dict())
 
             def classify(f: torch.Tensor) -> torch.Tensor:
                 with torch.no_grad():
                     return layer(f).argmax(1)
         else:
+            knn = select_knn_k(
+                bank,
+                bank_labels,
+                val_feats,
+                val_labels,
+                k,
+                k_choices=cfg.knn_k_choices,
+                temperature=cfg.knn_temperature,
+            )
+            choice = {"knn_k": knn.k}
 
             def classify(f: torch.Tensor) -> torch.Tensor:
                 return knn_predict(
-                    bank, bank_labels, f, k, k=cfg.knn_k, temperature=cfg.knn_temperature
+                    bank, bank_labels, f, k, k=knn.k, temperature=cfg.knn_temperature
                 )
 
         scores: dict[str, Any] = {}
@@ -226,7 +247,7 @@ def execute_run(
             pred = classify(feats[split])
             m.update(pred, labels)
             scores[split] = (m.compute(), pred)
-        best_val = float(scores["val"][0]["top1"])
+        best_val = float(scores["val"][0][task_spec(spec.task).headline])
         test_metrics, preds = scores["test"]
     wall = time.perf_counter() - started
     record = {
@@ -241,6 +262,7 @@ def execute_run(
         "best_step": best_step,
         "val_score": best_val,
         "val_metric": task_spec(spec.task).headline,
+        "protocol_choice": choice,
         "wall_s": wall,
         "bands": list(info.bands),
         "encoder": info.encoder,

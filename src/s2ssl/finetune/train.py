@@ -5,7 +5,8 @@ random flips and 90° rotations applied jointly to images and label maps, AdamW 
 weights may get a scaled learning rate) and either a cosine schedule over the step budget or,
 for CSCL stage 2, the paper's exponential decay per epoch started afresh (Tarasiou et al.
 2021/22). It is validated every ``val_every`` steps; the state with the best validation score
-(mIoU for segmentation, top-1 for scenes) is kept in memory and is what :func:`fit` returns.
+(mIoU for segmentation, balanced accuracy for scenes) is kept in memory and is what :func:`fit`
+returns.
 :func:`predict` and :func:`score` apply a network to a split in evaluation mode.
 """
 
@@ -31,6 +32,7 @@ from s2ssl.data.tensors import EpochBatchSampler, TensorDictDataset
 from s2ssl.finetune.data import TaskSplit
 from s2ssl.models.downstream import DownstreamNet, SceneNet, TimeSeriesSegmentationNet
 from s2ssl.seeding import derive_seed
+from s2ssl.taskspec import task_spec
 from s2ssl.training.metrics import ClassificationMetrics, MetricValue, SegmentationMetrics
 
 __all__ = [
@@ -225,9 +227,10 @@ class FinetuneTask(L.LightningModule):
 
 
 def val_metric(model: DownstreamNet) -> str:
-    """The validation score that selects a fine-tuned state: ``miou`` (segmentation) or ``top1``
-    (scenes); :class:`FinetuneTask` logs it as ``val/<name>``."""
-    return "top1" if isinstance(model, SceneNet) else "miou"
+    """The validation score that selects a fine-tuned state: the task's headline, ``miou``
+    (segmentation) or ``balanced_accuracy`` (scenes); :class:`FinetuneTask` logs it as
+    ``val/<name>``."""
+    return task_spec("scene").headline if isinstance(model, SceneNet) else "miou"
 
 
 def _metrics_for(model: DownstreamNet) -> SegmentationMetrics | ClassificationMetrics:
@@ -269,7 +272,7 @@ def fit(
 
     ``callbacks`` are extra Lightning callbacks (e.g. the Optuna pruning callback of
     :mod:`s2ssl.tuning`); the validation score is logged as ``val/miou`` (segmentation) or
-    ``val/top1`` (scenes) every ``cfg.val_every`` steps.
+    ``val/balanced_accuracy`` (scenes) every ``cfg.val_every`` steps.
     """
     if len(train) == 0:
         raise ValueError("the training subset is empty; raise finetune.min_train_samples")

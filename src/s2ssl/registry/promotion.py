@@ -41,7 +41,8 @@ if TYPE_CHECKING:
 
 
 def headline_metric(task: str) -> str:
-    """The metric a task's models are compared on by default: ``top1`` for scenes, else mIoU."""
+    """The metric a task's models are compared on by default: ``balanced_accuracy`` for scenes,
+    else mIoU."""
     return task_spec(task).headline
 
 

@@ -7,8 +7,8 @@ chooses the inputs, the averaging and the flat key names that ``dvc metrics show
 - :class:`SegmentationMetrics`: mIoU, per-class IoU, overall accuracy, macro F1, Cohen's kappa and
   the confusion matrix of a segmentation model, optionally also split into boundary / interior
   pixels (:func:`~s2ssl.training.labels.boundary_mask`, as in the evaluation of CSCL).
-- :class:`ClassificationMetrics`: top-1 accuracy, macro F1, Cohen's kappa, per-class accuracy
-  (recall) and the confusion matrix of a scene classifier.
+- :class:`ClassificationMetrics`: balanced accuracy, top-1 accuracy, macro F1, Cohen's kappa,
+  per-class accuracy (recall) and the confusion matrix of a scene classifier.
 
 Conventions shared by all of them:
 
@@ -21,6 +21,10 @@ Conventions shared by all of them:
   A class that is only predicted (never in the target) counts, with IoU 0. Per-class entries of
   an undefined class are reported as ``nan`` (``iou.<name>``: absent from target and
   predictions; ``acc.<name>``: absent from the target), never as a misleading 0.
+- **Balanced accuracy** (scenes) is the mean per-class recall over the classes present in the
+  *target* (scikit-learn's ``balanced_accuracy_score``), taken from torchmetrics' per-class
+  accuracy. It is not torchmetrics' ``MulticlassRecall(average="macro")``: that one also counts
+  a class that is only predicted (never in the target) with recall 0.
 - Inputs are predicted labels (integer tensors) or logits / scores with the class axis at
   position 1 (their arg-max is the prediction); all errors are :class:`ValueError` /
   :class:`TypeError` naming the expected and the received value.
@@ -330,8 +334,10 @@ class SegmentationMetrics(_ConfusionMetrics):
 class ClassificationMetrics(_ConfusionMetrics):
     """Scores of a scene classifier (one label per sample), accumulated over batches.
 
-    ``compute()`` returns flat keys: ``top1`` (correct / labelled samples, micro), ``macro_f1``
-    (mean per-class F1 over the classes present in the target or the predictions), ``kappa``
+    ``compute()`` returns flat keys: ``balanced_accuracy`` (mean per-class recall over the
+    classes present in the target, see the module docstring), ``top1`` (correct / labelled
+    samples, micro), ``macro_f1`` (mean per-class F1 over the classes present in the target or
+    the predictions), ``kappa``
     (Cohen's, unweighted), ``acc.<class_name>`` (per-class accuracy = recall; ``nan`` for a class
     absent from the target) and ``confusion`` (rows = target, columns = prediction, nested
     ints). Samples whose target is ``ignore_index`` are excluded.
@@ -374,6 +380,10 @@ class ClassificationMetrics(_ConfusionMetrics):
         self._check_computable()
         values = self._all.compute()
         present_in_target = values["confusion"].sum(dim=1) > 0
-        result: dict[str, MetricValue] = {"top1": float(values["accuracy"])}
+        recall = values["acc"][present_in_target]
+        result: dict[str, MetricValue] = {
+            "balanced_accuracy": float(recall.mean()),
+            "top1": float(values["accuracy"]),
+        }
         result.update(self._common(values, "acc", present_in_target))
         return result

@@ -4,9 +4,9 @@ Each trial applies its sampled values (``tune.space``) and ``tune.fixed`` as ove
 validated copy of the params, fine-tunes ``tune.init`` on ``tune.fraction`` of ``tune.task``'s
 train split with the fine-tuning stage's own code (:func:`s2ssl.finetune.fitting.fit_run`, same
 seed as that stage's run of the same init and fraction) and returns the best **validation**
-score (mIoU, or top-1 for scenes); the test split is never read. The TPE sampler proposes values,
-the median pruner stops trials whose validation score at an optimiser step falls below the
-median of earlier trials at that step (:class:`~s2ssl.tuning.pruning.PruningCallback`).
+score (mIoU, or balanced accuracy for scenes); the test split is never read. The TPE sampler
+proposes values, the median pruner stops trials whose validation score at an optimiser step falls
+below the median of earlier trials at that step (:class:`~s2ssl.tuning.pruning.PruningCallback`).
 
 **Storage and identity.** The study lives in a sqlite database (``<out>/study.db``, a DVC
 ``persist`` output). Its Optuna name is ``<tune.study_name>-<fingerprint>``: the fingerprint

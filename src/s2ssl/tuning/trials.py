@@ -42,7 +42,7 @@ def is_finished(trial: optuna.trial.FrozenTrial) -> bool:
 
 
 def metric_name(task: str) -> str:
-    """The name of a trial's score: ``val_top1`` for scenes, else ``val_miou``."""
+    """The name of a trial's score: ``val_balanced_accuracy`` for scenes, else ``val_miou``."""
     return f"val_{task_spec(task).headline}"
 
 
