@@ -99,6 +99,52 @@ def write_scene(path: Path, size: int, seed: int = 0) -> Path:
     return path
 
 
+def landcover_segmenter(tile: int = 256) -> Timed:
+    """The timed random-init ResNet-18 U-Net land-cover segmenter (13 bands, 7 classes)."""
+    torch.manual_seed(0)
+    unet = ResNetUNet(depth=18, in_channels=len(BAND_NAMES), out_channels=len(LANDCOVER_CLASSES))
+    return Timed(
+        TorchSegmenter(
+            unet,
+            BAND_NAMES,
+            LANDCOVER_CLASSES,
+            tile_size=tile,
+            mean=[0.15] * len(BAND_NAMES),
+            std=[0.1] * len(BAND_NAMES),
+        )
+    )
+
+
+def predict_once(
+    segmenter: Timed, scene: Path, out: Path, device: str, overlap: int, batch_size: int
+) -> dict[str, float | int | str]:
+    """One :func:`predict_raster` of ``scene`` on ``device`` and its throughput figures."""
+    segmenter.seconds = 0.0
+    res = predict_raster(
+        segmenter,
+        scene,
+        out,
+        overlap=overlap,
+        batch_size=batch_size,
+        device=device,
+        quicklook=False,
+    )
+    km2 = res.area_km2
+    name = torch.cuda.get_device_name(0) if device.startswith("cuda") else platform.processor()
+    return {
+        "device": res.device,
+        "device_name": name or platform.machine(),
+        "seconds": round(res.seconds, 3),
+        "area_km2": round(km2, 3),
+        "km2_per_s": round(km2 / res.seconds, 3),
+        "tiles": res.n_tiles,
+        "tiles_per_s": round(res.n_tiles / res.seconds, 3),
+        "megapixels_per_s": round(res.height * res.width / res.seconds / 1e6, 4),
+        "model_seconds": round(segmenter.seconds, 3),
+        "model_fraction": round(segmenter.seconds / res.seconds, 3),
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size", type=int, default=2048, help="raster edge in pixels")
@@ -117,18 +163,7 @@ def main() -> None:
         if args.devices == "auto"
         else [d.strip() for d in args.devices.split(",") if d.strip()]
     )
-    torch.manual_seed(0)
-    unet = ResNetUNet(depth=18, in_channels=len(BAND_NAMES), out_channels=len(LANDCOVER_CLASSES))
-    segmenter = Timed(
-        TorchSegmenter(
-            unet,
-            BAND_NAMES,
-            LANDCOVER_CLASSES,
-            tile_size=args.tile,
-            mean=[0.15] * len(BAND_NAMES),
-            std=[0.1] * len(BAND_NAMES),
-        )
-    )
+    segmenter = landcover_segmenter(args.tile)
     results: dict[str, dict[str, float | int | str]] = {}
     with tempfile.TemporaryDirectory(prefix="bench_predict_") as tmp:
         t = time.perf_counter()
@@ -136,32 +171,9 @@ def main() -> None:
         log(f"wrote a {args.size}x{args.size}x13 raster in {time.perf_counter() - t:.1f} s")
         for device in devices:
             log(f"predicting on {device} ...")
-            segmenter.seconds = 0.0
-            res = predict_raster(
-                segmenter,
-                scene,
-                Path(tmp) / f"out_{device}",
-                overlap=args.overlap,
-                batch_size=args.batch_size,
-                device=device,
-                quicklook=False,
+            results[device] = predict_once(
+                segmenter, scene, Path(tmp) / f"out_{device}", device, args.overlap, args.batch_size
             )
-            km2 = res.area_km2
-            name = (
-                torch.cuda.get_device_name(0) if device.startswith("cuda") else platform.processor()
-            )
-            results[device] = {
-                "device": res.device,
-                "device_name": name or platform.machine(),
-                "seconds": round(res.seconds, 3),
-                "area_km2": round(km2, 3),
-                "km2_per_s": round(km2 / res.seconds, 3),
-                "tiles": res.n_tiles,
-                "tiles_per_s": round(res.n_tiles / res.seconds, 3),
-                "megapixels_per_s": round(res.height * res.width / res.seconds / 1e6, 4),
-                "model_seconds": round(segmenter.seconds, 3),
-                "model_fraction": round(segmenter.seconds / res.seconds, 3),
-            }
             log(f"{device}: {results[device]}")
     print(
         json.dumps(

@@ -30,7 +30,9 @@ import platform
 import statistics
 import sys
 import time
+from collections.abc import Callable
 from contextlib import nullcontext
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -79,15 +81,50 @@ def fake_batch(
     return {k: v.to(device) for k, v in batch.items()}
 
 
-def bench_method(method: str, args: argparse.Namespace, device: torch.device) -> dict[str, Any]:
-    from torch.utils.flop_counter import FlopCounterMode
+def method_shapes(method: str, params: Any) -> tuple[int, int]:
+    """``(dates, patch edge)`` of the samples ``method`` trains on in the synthetic world."""
+    synthetic = params.fetch.synthetic
+    if method != "cscl":
+        return synthetic.unlabelled.n_dates, synthetic.unlabelled.patch_size
+    if params.pretrain.cscl.labels == "croptype":
+        return synthetic.croptype.n_dates, synthetic.croptype.patch_size
+    return 1, synthetic.landcover.patch_size
 
-    from s2ssl.config import load_params
+
+@dataclass
+class MethodStep:
+    """One method's task on ``device`` with a batch of random data and its training step."""
+
+    task: Any
+    step: Callable[[int], None]  # one full optimiser step; the argument seeds the views
+    batch_size: int
+    channels_last: bool
+    input: list[int]  # [dates, bands, height, width] of a sample
+
+    @property
+    def trainable_params_m(self) -> float:
+        return sum(p.numel() for p in self.task.parameters() if p.requires_grad) / 1e6
+
+
+def build_method_step(
+    method: str,
+    params: Any,
+    device: torch.device,
+    *,
+    batch_size: int | None = None,
+    precision: str = "fp32",
+    channels_last: str | None = None,
+) -> MethodStep:
+    """The task of ``method`` as ``build_task`` makes it, and one training step of it.
+
+    ``precision``: ``fp32`` or ``bf16`` (``torch.autocast``); ``channels_last``: ``on`` / ``off``
+    or None for ``pretrain.channels_last`` (what the stage does); ``batch_size`` None: the
+    method's configured one.
+    """
     from s2ssl.data.stats import NormStats
     from s2ssl.ssl.datamodule import method_data
     from s2ssl.ssl.methods import build_task
 
-    params = load_params(args.params)
     cfg = params.pretrain
     mcfg = cfg.method_config(method)
     data = method_data(method, mcfg)
@@ -96,66 +133,86 @@ def bench_method(method: str, args: argparse.Namespace, device: torch.device) ->
         bands, (0.2,) * len(bands), (0.1,) * len(bands), (0.02, 0.98), (0.0,) * len(bands),
         (0.5,) * len(bands), 1,
     )  # fmt: skip
-    num_dates = 16 if method == "cscl" else 5
-    size = {"cscl": 32}.get(method, 64)
+    num_dates, size = method_shapes(method, params)
     torch.manual_seed(0)
     task = build_task(method, cfg, seed=0, bands=bands, norm_stats=stats, num_dates=num_dates).to(
         device
     )
-    if args.channels_last is not None:
-        task.channels_last = args.channels_last == "on"
+    if channels_last is not None:
+        task.channels_last = channels_last == "on"
     else:
         task.channels_last = cfg.channels_last
     # the stage's own decision (on_fit_start); False for the 3-D U-Net (CSCL)
-    channels_last = task.wants_channels_last() and task.use_channels_last()
+    uses_channels_last = task.wants_channels_last() and task.use_channels_last()
     task.train()
     opt = task.configure_optimizers()
     if isinstance(opt, dict):
         opt = opt["optimizer"]
     elif isinstance(opt, list | tuple):
         opt = opt[0][0] if isinstance(opt[0], list | tuple) else opt[0]
-    batch_size = args.batch_size or mcfg.batch_size
+    batch_size = batch_size or mcfg.batch_size
     batch = fake_batch(method, mcfg, batch_size, num_dates, len(bands), size, device)
     autocast = (
-        torch.autocast(device.type, dtype=torch.bfloat16)
-        if args.precision == "bf16"
-        else nullcontext()
+        torch.autocast(device.type, dtype=torch.bfloat16) if precision == "bf16" else nullcontext()
     )
 
     def step(i: int) -> None:
-        gen = torch.Generator(device="cpu").manual_seed(i)
+        # a generator on the training device, as PretrainTask.batch_generator
+        gen = torch.Generator(device=device).manual_seed(i)
         with autocast:
             out = task.shared_step(batch, gen)
         opt.zero_grad(set_to_none=True)
         out.loss.backward()
         opt.step()
 
-    for i in range(args.warmup):
-        step(i)
-    sync(device)
+    return MethodStep(
+        task, step, batch_size, uses_channels_last, [num_dates, len(bands), size, size]
+    )
+
+
+def step_flops(step: Callable[[int], None], seed: int = 10_000) -> int:
+    """Matmul and convolution FLOPs (forward + backward) of one call of ``step``."""
+    from torch.utils.flop_counter import FlopCounterMode
+
     counter = FlopCounterMode(display=False)
     with counter:
-        step(10_000)
-    flops = counter.get_total_flops()
+        step(seed)
+    return int(counter.get_total_flops())
+
+
+def bench_method(method: str, args: argparse.Namespace, device: torch.device) -> dict[str, Any]:
+    from s2ssl.config import load_params
+
+    ms = build_method_step(
+        method,
+        load_params(args.params),
+        device,
+        batch_size=args.batch_size,
+        precision=args.precision,
+        channels_last=args.channels_last,
+    )
+    for i in range(args.warmup):
+        ms.step(i)
+    sync(device)
+    flops = step_flops(ms.step)
     times = []
     for i in range(args.steps):  # per step: the median resists a neighbour's burst of work
         sync(device)
         t = time.perf_counter()
-        step(20_000 + i)
+        ms.step(20_000 + i)
         sync(device)
         times.append(time.perf_counter() - t)
     step_s = statistics.median(times)
     achieved = flops / step_s
-    params_m = sum(p.numel() for p in task.parameters() if p.requires_grad) / 1e6
     return {
-        "batch_size": batch_size,
-        "channels_last": channels_last,
-        "input": [num_dates, len(bands), size, size],
-        "trainable_params_m": round(params_m, 2),
-        "flops_per_step": int(flops),
+        "batch_size": ms.batch_size,
+        "channels_last": ms.channels_last,
+        "input": ms.input,
+        "trainable_params_m": round(ms.trainable_params_m, 2),
+        "flops_per_step": flops,
         "step_s": round(step_s, 4),
         "step_s_min_max": [round(min(times), 4), round(max(times), 4)],
-        "samples_per_s": round(batch_size / step_s, 1),
+        "samples_per_s": round(ms.batch_size / step_s, 1),
         "achieved_flops_per_s": achieved,
     }
 
