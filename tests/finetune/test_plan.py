@@ -19,17 +19,32 @@ from s2ssl.finetune.plan import (
 
 
 def test_plan_runs_keys_and_order(tiny_run_params: Path) -> None:
-    params = load_params(tiny_run_params, {"holdout_region": "north_west"})
+    params = load_params(
+        tiny_run_params,
+        {
+            "holdout_region": "north_west",
+            "finetune.region_transfer.inits": None,
+            "finetune.scene.inits": ["random", "seco"],
+        },
+    )
     keys = [r.key for r in plan_runs(params, "scene")]
-    one = [
-        "in_domain.random.linear.f50",
-        "in_domain.random.linear.f100",
-        "transfer.random.linear.f10",
+    one = ["in_domain.{}.{}.f50", "in_domain.{}.{}.f100", "transfer.{}.{}.f10"]
+    expected = [
+        f"r{r}." + k.format(init, protocol)
+        for protocol in ("linear", "knn")
+        for r in (0, 1)
+        for init in ("random", "seco")
+        for k in one
     ]
-    assert keys[:6] == [f"r0.{k}" for k in one] + [f"r1.{k}" for k in one]
-    assert keys[6:12] == [f"r{r}.{k.replace('linear', 'knn')}" for r in (0, 1) for k in one]
-    assert keys[12:] == ["r0.in_domain.random.finetune.f100", "r1.in_domain.random.finetune.f100"]
+    expected += [f"r{r}.in_domain.{i}.finetune.f100" for r in (0, 1) for i in ("random", "seco")]
+    assert keys == expected
     assert fraction_label(0.01) == "1" and fraction_label(0.005) == "0.5"
+    # random init alone on the held-out region compares with nothing: no transfer run
+    only_random = load_params(
+        tiny_run_params,
+        {"holdout_region": "north_west", "finetune.region_transfer.inits": ["random", "dense"]},
+    )
+    assert not [r for r in plan_runs(only_random, "scene") if r.setting == "transfer"]
 
 
 def test_runs_of_a_replicate_share_their_seed_across_inits_but_not_the_aa_control(

@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 
-from s2ssl.config import Params
+from s2ssl.config import RANDOM_INITS, Params
 from s2ssl.data.subsets import fraction_label, pretrain_unit
 from s2ssl.seeding import derive_seed
 from s2ssl.taskspec import task_spec
@@ -64,6 +64,9 @@ def plan_runs(params: Params, task: str) -> list[RunSpec]:
         else:
             in_domain = list(ft.fractions)
             across = list(ft.region_transfer.fractions) if transfer else []
+        transferring = [i for i in cfg.inits if _transfers(params, i)]
+        if not set(transferring) - set(RANDOM_INITS):
+            across = []  # random init alone on the held-out region compares with nothing
         for r in range(params.evaluate.replicates):
             for init in cfg.inits:
                 runs += [
