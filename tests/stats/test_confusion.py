@@ -68,7 +68,11 @@ def test_per_sample_confusion_of_scene_labels_is_one_hot() -> None:
             TypeError,
             "mask",
         ),
-        ({"pred": np.zeros(2, int), "target": np.zeros(2, int), "num_classes": 1}, ValueError, ">="),
+        (
+            {"pred": np.zeros(2, int), "target": np.zeros(2, int), "num_classes": 1},
+            ValueError,
+            ">=",
+        ),
     ],
 )
 def test_per_sample_confusion_rejects_bad_input(kwargs, error, match) -> None:
