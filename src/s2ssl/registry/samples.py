@@ -10,6 +10,7 @@ the version tag :data:`~s2ssl.registry.versions.TAG_TEST_SAMPLES`; promotion dow
 from __future__ import annotations
 
 import tempfile
+import zipfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Final
 
@@ -48,13 +49,12 @@ def read_test_samples(path: str | Path) -> TestSamples:
     """
     try:
         with np.load(Path(path), allow_pickle=False) as data:
-            if not {"ids", "confusion"} <= set(data.files):
-                raise ValueError(
-                    f"{path} must hold arrays 'ids' and 'confusion', has {sorted(data.files)}"
-                )
-            ids, confusion = data["ids"], data["confusion"]
-    except (OSError, EOFError) as e:
+            arrays = {name: data[name] for name in data.files}
+    except (OSError, EOFError, ValueError, TypeError, AttributeError, zipfile.BadZipFile) as e:
         raise ValueError(f"cannot read per-sample test results {path}: {e}") from None
+    if not {"ids", "confusion"} <= set(arrays):
+        raise ValueError(f"{path} must hold arrays 'ids' and 'confusion', has {sorted(arrays)}")
+    ids, confusion = arrays["ids"], arrays["confusion"]
     if ids.ndim != 1 or ids.dtype.kind != "U":
         raise ValueError(f"{path}: 'ids' must be a (n,) str array, got {ids.dtype} {ids.shape}")
     if (
