@@ -361,6 +361,8 @@ def test_a_challenger_that_cannot_clear_the_bar_is_not_promoted(
     landcover = decisions["tasks"]["landcover"]
     assert landcover["promoted"] is False and landcover["candidate_version"] == "2"
     assert landcover["champion_version"] == "1"
-    assert "+ 0.9 (champion version 1)" in landcover["reason"]
+    # the interval's lower bound is not above 0.9, or (a model exported without per-sample
+    # results) there is nothing to compare: either way the reason names the champion
+    assert "champion version 1" in landcover["reason"]
     assert "not promoted" in third.stdout
     assert decisions["tasks"]["scene"]["reason"].startswith("no challenger")

@@ -34,4 +34,5 @@ def models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
         "better": segmentation_model(root, "better", 1, 0.50),
         "worse": segmentation_model(root, "worse", 2, 0.30),
         "best": segmentation_model(root, "best", 3, 0.60),
+        "bare": segmentation_model(root, "bare", 4, 0.70, samples=False),
     }

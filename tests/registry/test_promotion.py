@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import math
 import multiprocessing as mp
+from dataclasses import replace
 from pathlib import Path
 
+import numpy as np
 import pytest
-from registrykit import CONFIG
+from registrykit import CONFIG, pixel_results, scene_results
 
 from s2ssl.config import PromotionPolicy
 from s2ssl.registry.listing import list_models
@@ -19,7 +21,8 @@ from s2ssl.registry.promotion import (
     should_promote,
 )
 from s2ssl.registry.registration import register_model
-from s2ssl.registry.versions import CHALLENGER, CHAMPION
+from s2ssl.registry.versions import CHALLENGER, CHAMPION, TAG_TEST_SAMPLES
+from s2ssl.stats import paired_difference, score_from_confusion
 
 
 def promotion_policy(**changes: object) -> PromotionPolicy:
@@ -32,41 +35,69 @@ POLICY = promotion_policy(min_improvement=0.01, max_class_drop=0.1)
 
 def _rec(
     version: str,
-    miou: float | None,
+    score: float | None,
     test_set: str | None = "T",
     task: str = "landcover",
     model_hash: str | None = None,
+    *,
+    samples: bool = True,
+    seed: int | None = None,
     **classes: float,
 ) -> ModelRecord:
-    metrics = {} if miou is None else {headline_metric(task): miou}
+    """A record whose headline test score is computed from per-sample results of quality
+    ``score`` (:func:`pixel_results`, :func:`scene_results`); ``samples=False``: none kept."""
+    metric = headline_metric(task)
+    results = None
+    metrics: dict[str, float] = {}
+    if score is not None and math.isfinite(score):
+        results = (
+            scene_results(score)
+            if task == "scene"
+            else pixel_results(score, int(version) if seed is None else seed)
+        )
+        metrics[metric] = float(score_from_confusion(results[1].sum(axis=0), metric))
+    elif score is not None:
+        metrics[metric] = score
     metrics.update({f"{class_prefix(task)}{k}": v for k, v in classes.items()})
-    return ModelRecord(task, version, metrics, test_set, model_hash or f"h{version}")
+    return ModelRecord(
+        task, version, metrics, test_set, model_hash or f"h{version}", results if samples else None
+    )
+
+
+def _renamed(record: ModelRecord, prefix: str) -> ModelRecord:
+    assert record.test_samples is not None
+    ids, confusion = record.test_samples
+    return replace(record, test_samples=(np.char.add(prefix, ids), confusion))
 
 
 CASES = [
     # (id, candidate, champion, policy, promote?, reason fragment)
     ("first model", _rec("1", 0.30), None, POLICY, True, "no champion yet"),
-    ("clearly better", _rec("2", 0.40), _rec("1", 0.30), POLICY, True, "miou 0.4000 >= 0.3000"),
-    ("exactly the margin", _rec("2", 0.31), _rec("1", 0.30), POLICY, True, ">= 0.3000 + 0.01"),
-    ("below the margin", _rec("2", 0.305), _rec("1", 0.30), POLICY, False, "< 0.3000 + 0.01"),
-    ("equal", _rec("2", 0.30), _rec("1", 0.30), POLICY, False, "< 0.3000"),
-    ("worse", _rec("2", 0.20), _rec("1", 0.30), POLICY, False, "miou 0.2000 < 0.3000"),
     (
-        "zero margin needs strictly better",
-        _rec("2", 0.30),
+        "clearly better",
+        _rec("2", 0.40),
+        _rec("1", 0.30),
+        POLICY,
+        True,
+        "> min_improvement 0.01 (paired bootstrap over 30 test samples, champion version 1)",
+    ),
+    (
+        "slightly better, the interval crosses the margin",
+        _rec("2", 0.42),
+        _rec("1", 0.40),
+        POLICY,
+        False,
+        "lower bound not above min_improvement 0.01",
+    ),
+    (
+        "identical results need a strictly positive lower bound",
+        _rec("2", 0.30, seed=1),
         _rec("1", 0.30),
         promotion_policy(min_improvement=0.0),
         False,
-        "< 0.3000 + 0",
+        "mIoU +0.0000 [95 % CI +0.0000, +0.0000]: lower bound not above min_improvement 0 ",
     ),
-    (
-        "zero margin, better",
-        _rec("2", 0.3001),
-        _rec("1", 0.30),
-        promotion_policy(min_improvement=0.0),
-        True,
-        ">=",
-    ),
+    ("worse", _rec("2", 0.20), _rec("1", 0.30), POLICY, False, "mIoU -0.1000 [95 % CI -0.1"),
     (
         "same model hash",
         _rec("2", 0.9, model_hash="x"),
@@ -100,9 +131,50 @@ CASES = [
         _rec("1", 0.3, "T"),
         promotion_policy(require_same_test_set=False),
         True,
-        ">=",
+        "> min_improvement",
     ),
     ("champion lacks the metric", _rec("2", 0.3), _rec("1", None), POLICY, True, "no finite"),
+    (
+        "candidate without per-sample results",
+        _rec("2", 0.9, samples=False),
+        _rec("1", 0.3),
+        POLICY,
+        False,
+        "candidate version 2 has no per-sample test results (test_samples.npz); a comparison "
+        "without uncertainty is not a finding",
+    ),
+    (
+        "champion without per-sample results",
+        _rec("2", 0.9),
+        _rec("1", 0.3, samples=False),
+        POLICY,
+        False,
+        "champion version 1 has no per-sample test results",
+    ),
+    (
+        "neither with per-sample results",
+        _rec("2", 0.9, samples=False),
+        _rec("1", 0.3, samples=False),
+        POLICY,
+        False,
+        "candidate version 2 and champion version 1 have no per-sample",
+    ),
+    (
+        "per-sample results of other test samples",
+        _renamed(_rec("2", 0.9), "x"),
+        _rec("1", 0.3),
+        POLICY,
+        False,
+        "cover other test samples (30 only the candidate's, e.g. ['xtile-000', 'xtile-001']",
+    ),
+    (
+        "a metric that is not a function of the confusion matrix",
+        _rec("2", 0.9, water=0.9),
+        _rec("1", 0.3, water=0.3),
+        promotion_policy(metric="iou.water"),
+        False,
+        "'iou.water' is not computed from confusion matrices",
+    ),
     (
         "a class collapses",
         _rec("2", 0.50, water=0.10, forest=0.9),
@@ -117,7 +189,7 @@ CASES = [
         _rec("1", 0.40, water=0.35, forest=0.5),
         POLICY,
         True,
-        ">=",
+        "> min_improvement",
     ),
     (
         "guard rail off",
@@ -125,23 +197,31 @@ CASES = [
         _rec("1", 0.40, water=0.9),
         promotion_policy(max_class_drop=None),
         True,
-        ">=",
+        "> min_improvement",
     ),
     (
         "scenes use balanced accuracy and per-class accuracy",
-        _rec("2", 0.80, task="scene", water=0.2),
+        _rec("2", 0.90, task="scene", water=0.2),
         _rec("1", 0.70, task="scene", water=0.9),
         POLICY,
         False,
         "acc.water drops",
     ),
     (
+        "scenes: a better top-1",
+        _rec("2", 0.90, task="scene"),
+        _rec("1", 0.70, task="scene"),
+        POLICY,
+        True,
+        "top-1 +0.2000 [95 % CI +0.",
+    ),
+    (
         "another metric",
-        ModelRecord("landcover", "2", {"miou": 0.2, "kappa": 0.8}, "T"),
-        ModelRecord("landcover", "1", {"miou": 0.5, "kappa": 0.6}, "T"),
+        replace(_rec("2", 0.5), metrics={"miou": 0.2, "kappa": 0.8}),
+        replace(_rec("1", 0.3), metrics={"miou": 0.5, "kappa": 0.6}),
         promotion_policy(metric="kappa"),
         True,
-        "kappa 0.8000",
+        "kappa +0.",
     ),
 ]
 
@@ -163,6 +243,25 @@ def test_should_promote_table(
     assert fragment in decision.reason
 
 
+def test_the_reason_states_the_paired_bootstrap_interval() -> None:
+    candidate, champion = _rec("2", 0.40), _rec("1", 0.30)
+    assert candidate.test_samples is not None and champion.test_samples is not None
+    decision = should_promote(candidate, champion, POLICY)
+    expected = paired_difference(
+        candidate.test_samples[1], champion.test_samples[1], "miou", confidence=0.95, n_boot=2000
+    )
+    assert decision.promote
+    assert decision.reason == (
+        f"mIoU +0.1000 [95 % CI {expected.lo:+.4f}, {expected.hi:+.4f}] > min_improvement 0.01 "
+        "(paired bootstrap over 30 test samples, champion version 1)"
+    )
+    # the champion's samples in another order are aligned by id: the same decision
+    ids, confusion = champion.test_samples
+    order = np.random.default_rng(0).permutation(ids.size)
+    shuffled = replace(champion, test_samples=(ids[order], confusion[order]))
+    assert should_promote(candidate, shuffled, POLICY) == decision  # ids sorted: any order
+
+
 def test_should_promote_is_pure() -> None:
     cand, champ = _rec("2", 0.5, water=0.4), _rec("1", 0.4, water=0.45)
     before = (dict(cand.metrics), dict(champ.metrics))
@@ -172,7 +271,7 @@ def test_should_promote_is_pure() -> None:
 
 
 def test_promotion_moves_champion_only_when_the_policy_holds(
-    uri: str, models: dict[str, Path]
+    uri: str, models: dict[str, Path], capfd: pytest.CaptureFixture[str]
 ) -> None:
     from mlflow import MlflowClient
 
@@ -185,7 +284,11 @@ def test_promotion_moves_champion_only_when_the_policy_holds(
     register_model(CONFIG, "landcover", models["worse"], uri=uri)
     rejected = promote(CONFIG, "landcover", uri=uri)
     assert not rejected.promoted
-    assert rejected.reason.startswith("miou 0.3000 < 0.4000 + 0.005")
+    assert rejected.reason.startswith("mIoU -0.1000 [95 % CI -0.1")
+    assert rejected.reason.endswith(
+        "lower bound not above min_improvement 0.005 (paired bootstrap over 30 test samples, "
+        "champion version 1)"
+    )
     assert rejected.champion_version == "1" and rejected.candidate_version == "2"
     assert str(client.get_model_version_by_alias("s2ssl-landcover", CHAMPION).version) == "1"
     assert str(client.get_model_version_by_alias("s2ssl-landcover", CHALLENGER).version) == "2"
@@ -195,7 +298,10 @@ def test_promotion_moves_champion_only_when_the_policy_holds(
     assert tags["s2ssl.promotion.champion_version"] == "1"
 
     register_model(CONFIG, "landcover", models["better"], uri=uri)
+    capfd.readouterr()
     won = promote(CONFIG, "landcover", uri=uri)
+    assert "Downloading" not in "".join(capfd.readouterr())  # no MLflow progress bars
+    assert won.reason.startswith("mIoU +0.1000 [95 % CI +0.")
     assert won.promoted and won.champion_version == "3" and won.previous_champion_version == "1"
     assert str(client.get_model_version_by_alias("s2ssl-landcover", CHAMPION).version) == "3"
     model = client.get_registered_model("s2ssl-landcover")
@@ -213,6 +319,15 @@ def test_promotion_moves_champion_only_when_the_policy_holds(
     rows = list_models(uri=uri)
     assert [(r.version, r.aliases) for r in rows] == [("1", (CHAMPION,)), ("2", ()), ("3", ())]
     assert rows[1].decision == "rejected" and rows[1].value == pytest.approx(0.30)
+
+    register_model(CONFIG, "landcover", models["bare"], uri=uri)  # no test_samples.npz
+    assert TAG_TEST_SAMPLES not in client.get_model_version("s2ssl-landcover", "4").tags
+    assert (
+        client.get_model_version("s2ssl-landcover", "1").tags[TAG_TEST_SAMPLES].startswith("runs:/")
+    )
+    bare = promote(CONFIG, "landcover", uri=uri)
+    assert not bare.promoted and bare.candidate_version == "4"
+    assert bare.reason.startswith("candidate version 4 has no per-sample test results")
 
 
 def test_promote_without_registration_is_a_clear_error(uri: str) -> None:

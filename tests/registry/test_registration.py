@@ -5,10 +5,12 @@ from __future__ import annotations
 import textwrap
 from pathlib import Path
 
+import numpy as np
 import pytest
 from registrykit import CONFIG, segmentation_model
 
 from s2ssl.registry.registration import dvc_lineage, model_hash, register_model
+from s2ssl.registry.samples import TEST_SAMPLES_FILE, download_test_samples, read_test_samples
 from s2ssl.registry.versions import CHALLENGER
 
 
@@ -71,12 +73,28 @@ def test_register_is_idempotent_and_tags_lineage(
     assert tags["s2ssl.init"] == "dense"
     assert tags["s2ssl.test_set"] == "T1"
     assert float(tags["metric.miou"]) == pytest.approx(0.40)
+    samples = tags["s2ssl.test_samples"]
+    assert samples == f"runs:/{first.run_id}/test_samples/test_samples.npz"
+    ids, confusion = download_test_samples(versions[0], uri)  # what promotion compares
+    expected_ids, expected = read_test_samples(models["a"] / TEST_SAMPLES_FILE)
+    np.testing.assert_array_equal(ids, expected_ids)
+    np.testing.assert_array_equal(confusion, expected)
     assert "git.commit" in tags
     alias = client.get_model_version_by_alias("s2ssl-landcover", CHALLENGER)
     assert str(alias.version) == "1"
     run = client.get_run(first.run_id)
     assert run.data.tags["dvc.stage"] == "register"
     assert run.data.metrics["test.miou"] == pytest.approx(0.40)
+
+
+def test_register_refuses_unreadable_per_sample_results(uri: str, tmp_path: Path) -> None:
+    path = segmentation_model(tmp_path, "m", 0, 0.4)
+    np.savez(path / TEST_SAMPLES_FILE, ids=np.array(["a", "a"]), confusion=np.ones((2, 2, 2)))
+    with pytest.raises(ValueError, match=r"test_samples\.npz: 'confusion' must be"):
+        register_model(CONFIG, "landcover", path, uri=uri)
+    from mlflow import MlflowClient
+
+    assert MlflowClient(tracking_uri=uri).search_registered_models() == []
 
 
 def test_register_refuses_a_model_of_another_task(uri: str, tmp_path: Path) -> None:

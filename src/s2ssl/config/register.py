@@ -13,17 +13,20 @@ __all__ = ["PromotionPolicy", "RegisterConfig"]
 class PromotionPolicy(StrictModel):
     """When a registered ``challenger`` may replace the ``champion`` (:func:`should_promote`).
 
-    ``metric`` (``null``: the task's headline, mIoU for segmentation, balanced accuracy for
-    scenes) must be higher by at least ``min_improvement`` (absolute, metric units); both must
-    have been scored on the same test set when ``require_same_test_set``; and no per-class score
-    (``iou.<class>`` / ``acc.<class>``) may drop by more than ``max_class_drop`` (``null``: no
-    such guard rail).
+    The lower bound of the ``confidence`` interval of the difference in ``metric`` (``null``: the
+    task's headline: mIoU for segmentation, balanced accuracy for scenes), from a paired bootstrap over the test samples
+    with ``bootstrap_samples`` draws, must exceed ``min_improvement`` (absolute, metric units);
+    both must have been scored on the same test set when ``require_same_test_set``; and no
+    per-class score (``iou.<class>`` / ``acc.<class>``) may drop by more than ``max_class_drop``
+    (``null``: no such guard rail).
     """
 
     metric: str | None = Field(pattern=r"^[a-z0-9_.]+$")
     min_improvement: float = Field(ge=0.0, le=1.0)
     require_same_test_set: bool
     max_class_drop: float | None = Field(ge=0.0, le=1.0)
+    confidence: float = Field(gt=0.0, lt=1.0, description="level of the bootstrap interval")
+    bootstrap_samples: int = Field(ge=100, description="bootstrap draws of the interval")
 
 
 class RegisterConfig(StrictModel):

@@ -2,7 +2,8 @@
 
 Modules: :mod:`.registration` (:func:`register_model`), :mod:`.promotion` (the policy and
 :func:`promote`), :mod:`.listing` (:func:`list_models`, :func:`resolve_model`), :mod:`.versions`
-(aliases, tags, versions and the per-model lock), :mod:`.pyfunc` (the ``python_function`` model).
+(aliases, tags, versions and the per-model lock), :mod:`.pyfunc` (the ``python_function`` model),
+:mod:`.samples` (per-test-sample results: reading, downloading, aligning).
 
 - :func:`register_model` logs a fine-tuned model directory (``models/finetune/<task>/model``) as
   a ``python_function`` model (:mod:`s2ssl.registry.pyfunc`: explicit tensor signature, input
@@ -12,7 +13,10 @@ Modules: :mod:`.registration` (:func:`register_model`), :mod:`.promotion` (the p
   registered is not registered again. A new version gets the alias ``challenger`` and lineage
   tags: git commit, the ``dvc.lock`` hashes of the fine-tuning stage's data, code, encoders and
   params, the pre-training method (init), the test set fingerprint and the test metrics.
-- :func:`should_promote` is the **pure** promotion policy (``register.promote`` in params).
+- :func:`should_promote` is the **pure** promotion policy (``register.promote`` in params): the
+  challenger wins only when the lower bound of a paired bootstrap interval over the test samples
+  (:mod:`.samples`: the per-sample confusion matrices registered with each version) of its gain
+  in the metric exceeds ``min_improvement``.
 - :func:`promote` applies it to the ``challenger`` (or a given version) against the
   ``champion``, moves ``champion`` only when it holds, and records the decision and its reason
   as version tags. Promotions of one model are serialised by a lock (a file lock next to a

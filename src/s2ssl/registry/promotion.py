@@ -2,7 +2,12 @@
 
 :func:`should_promote` is a pure function of two registered models' records (no I/O, no MLflow):
 whether a ``challenger`` replaces the ``champion`` under ``register.promote``
-(:class:`s2ssl.config.PromotionPolicy`). :func:`promote` reads the records from the registry,
+(:class:`s2ssl.config.PromotionPolicy`). The comparison is statistical: both models' per-test-
+sample confusion matrices (:mod:`s2ssl.registry.samples`) are aligned by sample id, and the
+difference of the metric gets a paired bootstrap interval over the test samples
+(:func:`s2ssl.stats.paired_difference`); the challenger wins only when the interval's lower bound
+exceeds ``min_improvement``. Two headline numbers without their uncertainty are never enough.
+:func:`promote` reads the records (and downloads the per-sample results) from the registry,
 applies the decision, moves the ``champion`` alias and records the decision as version tags.
 """
 
@@ -11,9 +16,10 @@ from __future__ import annotations
 import datetime as dt
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
+from s2ssl.registry.samples import TestSamples, align_samples, download_test_samples
 from s2ssl.registry.versions import (
     CHALLENGER,
     CHAMPION,
@@ -30,6 +36,7 @@ from s2ssl.registry.versions import (
     registry_lock,
     safe_uri,
 )
+from s2ssl.stats import METRICS, paired_difference
 from s2ssl.taskspec import task_spec
 from s2ssl.tracking.backend import tracking_uri
 from s2ssl.tracking.flatten import MAX_TAG_VAL_LENGTH
@@ -41,8 +48,7 @@ if TYPE_CHECKING:
 
 
 def headline_metric(task: str) -> str:
-    """The metric a task's models are compared on by default: ``balanced_accuracy`` for scenes,
-    else mIoU."""
+    """The metric a task's models are compared on by default: the task spec's headline."""
     return task_spec(task).headline
 
 
@@ -60,6 +66,8 @@ class ModelRecord:
     metrics: Mapping[str, float]
     test_set: str | None = None
     model_hash: str | None = None
+    test_samples: TestSamples | None = field(default=None, compare=False, repr=False)
+    """``(ids, confusion)``: the per-test-sample confusion matrices, when known."""
 
 
 @dataclass(frozen=True)
@@ -70,8 +78,45 @@ class Decision:
     reason: str
 
 
-def _fmt(value: float) -> str:
-    return f"{value:.4f}"
+def _label(task: str, metric: str) -> str:
+    spec = task_spec(task)
+    return spec.headline_label if metric == spec.headline else metric
+
+
+def _missing_samples(candidate: ModelRecord, champion: ModelRecord) -> str:
+    """Why the two records cannot be compared sample by sample: per-sample results missing."""
+    lacking = [
+        f"{who} version {record.version}"
+        for who, record in (("candidate", candidate), ("champion", champion))
+        if record.test_samples is None
+    ]
+    return (
+        f"{' and '.join(lacking)} {'has' if len(lacking) == 1 else 'have'} no per-sample test "
+        "results (test_samples.npz); a comparison without uncertainty is not a finding"
+    )
+
+
+def _class_drop(
+    candidate: ModelRecord, champion: ModelRecord, policy: PromotionPolicy
+) -> tuple[float, str] | None:
+    """The largest per-class drop beyond ``policy.max_class_drop``, or ``None``."""
+    if policy.max_class_drop is None:
+        return None
+    prefix = class_prefix(candidate.task)
+    drops = sorted(
+        (
+            (champion.metrics[k] - candidate.metrics[k], k)
+            for k in champion.metrics
+            if k.startswith(prefix)
+            and k in candidate.metrics
+            and math.isfinite(candidate.metrics[k])
+            and math.isfinite(champion.metrics[k])
+        ),
+        reverse=True,
+    )
+    if drops and drops[0][0] > policy.max_class_drop:
+        return drops[0]
+    return None
 
 
 def should_promote(
@@ -82,9 +127,13 @@ def should_promote(
     Rules, in order: no champion → promote; the same model (hash or version) → no; the metric
     (``policy.metric`` or :func:`headline_metric`) missing or not finite on the candidate → no;
     different test sets while ``policy.require_same_test_set`` → no (an unknown test set counts
-    as different); the champion without the metric → promote; the candidate not better by at
-    least ``policy.min_improvement`` (and strictly better) → no; any per-class score
-    (:func:`class_prefix`) dropping by more than ``policy.max_class_drop`` → no; else promote.
+    as different); the champion without the metric → promote; either without per-sample test
+    results, results on other test samples, or a metric that is not a function of the
+    confusion matrix (:data:`s2ssl.stats.METRICS`) → no; the lower bound of the
+    ``policy.confidence`` interval of ``metric(candidate) − metric(champion)`` (paired bootstrap
+    over the test samples, ``policy.bootstrap_samples`` draws) not above
+    ``policy.min_improvement`` → no; any per-class score (:func:`class_prefix`) dropping by more
+    than ``policy.max_class_drop`` → no; else promote. The reason states the interval.
     """
     metric = policy.metric or headline_metric(candidate.task)
     if champion is None:
@@ -114,39 +163,49 @@ def should_promote(
         return Decision(
             True, f"champion version {champion.version} has no finite {metric!r}; replaced"
         )
-    needed = best + policy.min_improvement
-    if not (value > best and value >= needed):
+    cand_samples, champ_samples = candidate.test_samples, champion.test_samples
+    if cand_samples is None or champ_samples is None:
+        return Decision(False, _missing_samples(candidate, champion))
+    aligned = align_samples(cand_samples, champ_samples)
+    if isinstance(aligned, str):
+        return Decision(False, f"{aligned} than champion version {champion.version}")
+    if metric not in METRICS:
         return Decision(
             False,
-            f"{metric} {_fmt(value)} < {_fmt(best)} + {policy.min_improvement:g} (champion "
-            f"version {champion.version})",
+            f"{metric!r} is not computed from confusion matrices (one of {list(METRICS)}), so "
+            "it has no bootstrap interval; set register.promote.metric to one of them",
         )
-    if policy.max_class_drop is not None:
-        prefix = class_prefix(candidate.task)
-        drops = sorted(
-            (
-                (champion.metrics[k] - candidate.metrics[k], k)
-                for k in champion.metrics
-                if k.startswith(prefix)
-                and k in candidate.metrics
-                and math.isfinite(candidate.metrics[k])
-                and math.isfinite(champion.metrics[k])
-            ),
-            reverse=True,
+    ids, ours, theirs = aligned
+    try:
+        estimate = paired_difference(
+            ours,
+            theirs,
+            metric,
+            confidence=policy.confidence,
+            n_boot=policy.bootstrap_samples,
         )
-        if drops and drops[0][0] > policy.max_class_drop:
-            drop, key = drops[0]
-            return Decision(
-                False,
-                f"{metric} {_fmt(value)} >= {_fmt(best)} + {policy.min_improvement:g}, but {key} "
-                f"drops by {drop:.4f} > {policy.max_class_drop:g} (guard rail "
-                "register.promote.max_class_drop)",
-            )
-    return Decision(
-        True,
-        f"{metric} {_fmt(value)} >= {_fmt(best)} + {policy.min_improvement:g} (champion version "
-        f"{champion.version})",
+    except ValueError as e:
+        return Decision(False, f"no interval for the difference in {metric}: {e}")
+    interval = (
+        f"{_label(candidate.task, metric)} {estimate.value:+.4f} [{policy.confidence * 100:g} % "
+        f"CI {estimate.lo:+.4f}, {estimate.hi:+.4f}]"
     )
+    source = f"(paired bootstrap over {ids.size} test samples, champion version {champion.version})"
+    if not estimate.lo > policy.min_improvement:
+        return Decision(
+            False,
+            f"{interval}: lower bound not above min_improvement {policy.min_improvement:g} "
+            f"{source}",
+        )
+    drop = _class_drop(candidate, champion, policy)
+    if drop is not None:
+        return Decision(
+            False,
+            f"{interval} > min_improvement {policy.min_improvement:g}, but {drop[1]} drops by "
+            f"{drop[0]:.4f} > {policy.max_class_drop:g} (guard rail "
+            "register.promote.max_class_drop)",
+        )
+    return Decision(True, f"{interval} > min_improvement {policy.min_improvement:g} {source}")
 
 
 @dataclass(frozen=True)
@@ -212,8 +271,11 @@ def promote(
     challenger loses the ``challenger`` alias, a rejected one keeps it. With ``force`` the policy
     is skipped (a manual roll-back) and the reason says so.
 
+    Both versions' per-test-sample results are downloaded for the policy's bootstrap.
+
     Raises:
-        ValueError: no such registered model or version, or nothing to promote.
+        ValueError: no such registered model or version, nothing to promote, or per-sample
+            results that are tagged but cannot be downloaded or read.
     """
     uri = tracking_uri(uri)
     name = config.model_name(task)
@@ -257,6 +319,9 @@ def promote(
         champion = by_alias(client, name, CHAMPION)
         cand = version_record(task, candidate)
         champ = None if champion is None else version_record(task, champion)
+        if champion is not None and champ is not None and not force:
+            cand = replace(cand, test_samples=download_test_samples(candidate, uri))
+            champ = replace(champ, test_samples=download_test_samples(champion, uri))
         if force:
             decision = Decision(
                 True,

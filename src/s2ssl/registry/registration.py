@@ -9,8 +9,7 @@ import logging
 import math
 import shutil
 import tempfile
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Mapping
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
@@ -21,14 +20,21 @@ import yaml
 import s2ssl
 from s2ssl.models.downstream import TimeSeriesSegmentationNet, load_model
 from s2ssl.registry.pyfunc import MODEL_ARTIFACT
+from s2ssl.registry.samples import (
+    TEST_SAMPLES_ARTIFACT_DIR,
+    TEST_SAMPLES_FILE,
+    read_test_samples,
+)
 from s2ssl.registry.versions import (
     CHALLENGER,
     METRIC_TAG_PREFIX,
     TAG_HASH,
     TAG_INIT,
     TAG_TASK,
+    TAG_TEST_SAMPLES,
     TAG_TEST_SET,
     model_versions,
+    quiet_mlflow,
     registry_client,
     registry_lock,
     registry_uri,
@@ -202,9 +208,13 @@ def register_model(
     """Register ``model_dir`` as a version of ``<prefix>-<task>`` unless its hash already is.
 
     A new version gets alias ``challenger``; its tags carry the lineage (see module docstring).
+    The model's per-test-sample results (``test_samples.npz``, :mod:`s2ssl.registry.samples`)
+    are logged with it; a model without them is registered, but can never be promoted over a
+    champion (a comparison without uncertainty is not a finding).
 
     Raises:
-        ValueError: ``model_dir`` is not a fine-tuned model, or is a model of another task.
+        ValueError: ``model_dir`` is not a fine-tuned model, is a model of another task, or
+            holds an unreadable ``test_samples.npz``.
     """
     import mlflow
 
@@ -214,6 +224,16 @@ def register_model(
     model, meta = load_model(model_dir)
     if meta.get("task") not in (None, task):
         raise ValueError(f"{model_dir} holds a {meta.get('task')!r} model, not {task!r}")
+    samples_file = Path(model_dir) / TEST_SAMPLES_FILE
+    if samples_file.is_file():
+        read_test_samples(samples_file)  # fail before registering anything
+    else:
+        _LOG.warning(
+            "%s has no %s: the version cannot be promoted over a champion (no per-sample test "
+            "results to compare with)",
+            model_dir,
+            TEST_SAMPLES_FILE,
+        )
     client = registry_client(uri)
     with registry_lock(uri, name):
         for version in model_versions(client, name):
@@ -252,7 +272,7 @@ def register_model(
             tempfile.TemporaryDirectory(prefix="s2ssl-register-") as tmp,
         ):
             mlflow.log_metrics({f"test.{k}": v for k, v in metrics.items() if math.isfinite(v)})
-            with _quiet_mlflow():
+            with quiet_mlflow():
                 info = mlflow.pyfunc.log_model(
                     name="model",
                     python_model=str(Path(__file__).with_name("pyfunc_model.py")),
@@ -264,6 +284,12 @@ def register_model(
                     metadata={"s2ssl_task": task, "s2ssl_model_hash": digest},
                 )
             version_tags = {**tags, **_lineage_of(run.run_id, uri)}
+            if samples_file.is_file():
+                with quiet_mlflow():
+                    mlflow.log_artifact(str(samples_file), artifact_path=TEST_SAMPLES_ARTIFACT_DIR)
+                version_tags[TAG_TEST_SAMPLES] = (
+                    f"runs:/{run.run_id}/{TEST_SAMPLES_ARTIFACT_DIR}/{TEST_SAMPLES_FILE}"
+                )
             with registry_uri(uri):
                 mv = mlflow.register_model(
                     info.model_uri,
@@ -279,26 +305,6 @@ def register_model(
         )
         client.set_registered_model_alias(name, CHALLENGER, mv.version)
         return Registration(task, name, str(mv.version), digest, True, run.run_id)
-
-
-@contextmanager
-def _quiet_mlflow() -> Iterator[None]:
-    """Silence MLflow's advice that does not apply here while logging a model: type hints on
-    ``predict`` (the tensor signature is explicit) and the artifact download progress bars."""
-    import os
-    import warnings
-
-    old = os.environ.get("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR")
-    os.environ["MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"] = "false"
-    try:
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", message=".*type hints.*")
-            yield
-    finally:
-        if old is None:
-            os.environ.pop("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", None)
-        else:
-            os.environ["MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"] = old
 
 
 def _lineage_of(run_id: str, uri: str) -> dict[str, str]:

@@ -29,6 +29,8 @@ TAG_DECISION: Final[str] = "s2ssl.promotion.decision"
 TAG_REASON: Final[str] = "s2ssl.promotion.reason"
 TAG_AGAINST: Final[str] = "s2ssl.promotion.champion_version"
 TAG_DECIDED_AT: Final[str] = "s2ssl.promotion.decided_at"
+TAG_TEST_SAMPLES: Final[str] = "s2ssl.test_samples"
+"""Version tag: the artifact URI of the version's per-test-sample confusion matrices."""
 METRIC_TAG_PREFIX: Final[str] = "metric."
 
 
@@ -83,6 +85,26 @@ def by_alias(client: MlflowClient, name: str, alias: str) -> ModelVersion | None
         if e.error_code in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"):
             return None
         raise
+
+
+@contextmanager
+def quiet_mlflow() -> Iterator[None]:
+    """Silence MLflow's advice that does not apply here while logging or downloading: type
+    hints on ``predict`` (the tensor signature is explicit) and the artifact progress bars."""
+    import os
+    import warnings
+
+    old = os.environ.get("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR")
+    os.environ["MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"] = "false"
+    try:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=".*type hints.*")
+            yield
+    finally:
+        if old is None:
+            os.environ.pop("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", None)
+        else:
+            os.environ["MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"] = old
 
 
 @contextmanager
