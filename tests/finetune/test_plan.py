@@ -25,6 +25,7 @@ def test_plan_runs_keys_and_order(tiny_run_params: Path) -> None:
             "holdout_region": "north_west",
             "finetune.region_transfer.inits": None,
             "finetune.scene.inits": ["random", "seco"],
+            "finetune.scene.protocols": ["linear", "knn", "finetune"],
         },
     )
     keys = [r.key for r in plan_runs(params, "scene")]

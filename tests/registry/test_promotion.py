@@ -208,12 +208,12 @@ CASES = [
         "acc.water drops",
     ),
     (
-        "scenes: a better top-1",
+        "scenes: a better balanced accuracy",
         _rec("2", 0.90, task="scene"),
         _rec("1", 0.70, task="scene"),
         POLICY,
         True,
-        "top-1 +0.2000 [95 % CI +0.",
+        "balanced accuracy +0.2000 [95 % CI +0.",
     ),
     (
         "another metric",

@@ -14,11 +14,11 @@ class PromotionPolicy(StrictModel):
     """When a registered ``challenger`` may replace the ``champion`` (:func:`should_promote`).
 
     The lower bound of the ``confidence`` interval of the difference in ``metric`` (``null``: the
-    task's headline: mIoU for segmentation, balanced accuracy for scenes), from a paired bootstrap over the test samples
-    with ``bootstrap_samples`` draws, must exceed ``min_improvement`` (absolute, metric units);
-    both must have been scored on the same test set when ``require_same_test_set``; and no
-    per-class score (``iou.<class>`` / ``acc.<class>``) may drop by more than ``max_class_drop``
-    (``null``: no such guard rail).
+    task's headline: mIoU for segmentation, balanced accuracy for scenes), from a paired
+    bootstrap over the test samples with ``bootstrap_samples`` draws, must exceed
+    ``min_improvement`` (absolute, metric units); both must have been scored on the same test
+    set when ``require_same_test_set``; and no per-class score (``iou.<class>`` /
+    ``acc.<class>``) may drop by more than ``max_class_drop`` (``null``: no such guard rail).
     """
 
     metric: str | None = Field(pattern=r"^[a-z0-9_.]+$")
