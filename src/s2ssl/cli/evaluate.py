@@ -24,7 +24,9 @@ def evaluate(
         "reports/evaluate"
     ),
 ) -> None:
-    """Compare every init with random init: metrics.json, plots, figures and report.md."""
+    """Compare every init with random init over the paired replicates: gains with confidence
+    intervals, the papers' claims as holds / refuted / inconclusive verdicts (rules fixed in
+    advance), the A/A control, metrics.json, verdicts.json, plots, figures and report.md."""
     from s2ssl.evaluation.report import write_evaluation
 
     cfg = load_or_exit(params)
@@ -32,7 +34,15 @@ def evaluate(
         result = write_evaluation(cfg, runs, data, out)
     except ValueError as e:
         raise fail(str(e)) from None
-    Console().print(
-        f"[green]✓[/] {result.n_runs} runs of {len(result.tasks)} task(s) evaluated\n"
+    console = Console()
+    console.print(f"[green]✓[/] {result.n_runs} runs of {len(result.tasks)} task(s) evaluated")
+    colour = {"holds": "green", "refuted": "red", "inconclusive": "yellow"}
+    for claim in result.claims:
+        verdict = claim.verdict or "not evaluated"
+        console.print(
+            f"  {escape(claim.name)}: [{colour.get(verdict, 'white')}]{verdict}[/]"
+            + (f" — {escape(claim.note)}" if claim.note else "")
+        )
+    console.print(
         f"  report → {escape(str(result.report))}\n  metrics → {escape(str(result.metrics))}"
     )

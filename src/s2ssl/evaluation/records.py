@@ -1,34 +1,37 @@
-"""Fine-tuning run records and the numbers derived from them for the ``evaluate`` stage.
+"""Fine-tuning run records and their per-test-sample results, grouped for the ``evaluate`` stage.
 
 :func:`collect_runs` reads the per-run results of the ``finetune`` stage
-(``reports/finetune/<task>/runs/*.json``: test metrics scored once after training);
-:func:`flat_metrics` makes ``metrics.json``, flat keys for ``dvc metrics show/diff``:
-``<task>.<setting>.<init>.<protocol>.f<pct>.<metric>`` and, for every pre-trained init, the
-same key with ``.gain`` appended: the difference to random init in the same task, setting,
-protocol and label fraction (:func:`gains`, the number a regression shows up in). Scenes also
-get the scores of the majority-class baseline (:func:`majority_baselines`):
-``scene.majority_baseline.top1`` and ``scene.majority_baseline.balanced_accuracy``.
+(``reports/finetune/<task>/runs/<key>.json``: test metrics scored once after training, one file
+per replicate); :func:`load_arms` stacks the per-test-sample confusion matrices of every arm
+(setting × init × protocol × fraction) over its replicates (``<key>.samples.npz``), the input of
+every bootstrap; :func:`replicate_scores` gives each arm's headline per replicate, the raw numbers
+behind every mean.
 """
 
 from __future__ import annotations
 
 import json
 import math
+import statistics
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
 import numpy as np
 
-from s2ssl.taskspec import task_spec
+from s2ssl.finetune.store import load_samples
 
 __all__ = [
     "REPORTED",
+    "Arm",
+    "ArmResults",
+    "arm_of",
     "collect_runs",
-    "flat_metrics",
-    "gains",
-    "majority_baseline",
+    "load_arms",
     "majority_baselines",
+    "mean_scores",
+    "replicate_scores",
     "score",
 ]
 
@@ -41,17 +44,56 @@ REPORTED: Final[dict[str, tuple[str, ...]]] = {
         "kappa",
         "boundary.miou",
         "interior.miou",
-        "boundary.overall_accuracy",
-        "interior.overall_accuracy",
     ),
     "scene": ("balanced_accuracy", "top1", "macro_f1", "kappa"),
 }
-"""The metrics of each task that go to ``metrics.json`` (per-class scores stay in the runs); the
-first is the task's headline (:attr:`s2ssl.taskspec.TaskSpec.headline`)."""
+"""The metrics of each task that go to ``metrics.json`` (mean over replicates; per-class scores
+stay in the runs); the first is the task's headline (:attr:`s2ssl.taskspec.TaskSpec.headline`)."""
+
+
+@dataclass(frozen=True, order=True)
+class Arm:
+    """One training configuration of a task, repeated once per replicate."""
+
+    setting: str
+    protocol: str
+    init: str
+    fraction: float
+
+    @property
+    def label(self) -> str:
+        """``<setting>.<init>.<protocol>.f<pct>``: the run key without the replicate."""
+        return f"{self.setting}.{self.init}.{self.protocol}.f{self.fraction * 100:.6g}"
+
+    def with_init(self, init: str) -> Arm:
+        """The same configuration with another init (e.g. the random-init baseline)."""
+        return Arm(self.setting, self.protocol, init, self.fraction)
+
+
+def arm_of(record: Mapping[str, Any]) -> Arm:
+    """The arm of a run record."""
+    return Arm(record["setting"], record["protocol"], record["init"], float(record["fraction"]))
+
+
+@dataclass(frozen=True)
+class ArmResults:
+    """The replicates of one arm: their records (replicate order) and per-test-sample confusion
+    matrices, ``parts[name]`` of shape ``(R, n, K, K)`` (``all``; crop type also ``boundary`` /
+    ``interior``), scored on the test samples ``ids``."""
+
+    arm: Arm
+    records: tuple[Mapping[str, Any], ...]
+    ids: tuple[str, ...]
+    parts: Mapping[str, np.ndarray]
+
+    @property
+    def replicates(self) -> tuple[int, ...]:
+        """The replicate numbers, in order."""
+        return tuple(int(r.get("replicate", 0)) for r in self.records)
 
 
 def collect_runs(runs_dir: str | Path, tasks: Iterable[str]) -> dict[str, list[dict[str, Any]]]:
-    """The run records of every task, sorted by setting, protocol, init and fraction.
+    """The run records of every task, sorted by setting, protocol, init, fraction, replicate.
 
     Raises:
         ValueError: a task has no run file (``finetune`` has not run) or an unreadable one.
@@ -73,63 +115,73 @@ def collect_runs(runs_dir: str | Path, tasks: Iterable[str]) -> dict[str, list[d
                 raise ValueError(
                     f"{path} is not valid JSON ({e}); re-run finetune@{task}"
                 ) from None
-        records.sort(key=lambda r: (r["setting"], r["protocol"], r["init"], r["fraction"]))
+        records.sort(key=lambda r: (arm_of(r), int(r.get("replicate", 0))))
         out[task] = records
     return out
 
 
-def _group_key(record: Mapping[str, Any]) -> tuple[str, str, str, float]:
-    return (record["task"], record["setting"], record["protocol"], float(record["fraction"]))
+def load_arms(
+    runs_dir: str | Path, task: str, records: Sequence[Mapping[str, Any]]
+) -> dict[Arm, ArmResults]:
+    """Every arm of ``task`` with its replicates' per-test-sample confusion matrices.
 
-
-def _random_of(records: Sequence[Mapping[str, Any]]) -> dict[tuple[str, str, str, float], Any]:
-    return {_group_key(r): r for r in records if r["init"] == "random"}
-
-
-def gains(records: Sequence[Mapping[str, Any]], metric: str) -> dict[str, float]:
-    """``run key -> score - random init's score`` (same task, setting, protocol, fraction).
-
-    Runs without a matching random-init run (or a NaN score) get no entry.
+    Raises:
+        ValueError: a missing ``<key>.samples.npz``, or replicates of one arm scored on different
+            test samples (then nothing about them can be paired).
     """
-    baseline = _random_of(records)
-    out: dict[str, float] = {}
+    grouped: dict[Arm, list[Mapping[str, Any]]] = {}
     for r in records:
-        base = baseline.get(_group_key(r))
-        if base is None or r["init"] == "random":
-            continue
-        value, ref = r["test"].get(metric), base["test"].get(metric)
-        numbers = isinstance(value, int | float) and isinstance(ref, int | float)
-        if numbers and math.isfinite(value) and math.isfinite(ref):
-            out[r["key"]] = float(value) - float(ref)
+        grouped.setdefault(arm_of(r), []).append(r)
+    folder = Path(runs_dir) / task / "runs"
+    out: dict[Arm, ArmResults] = {}
+    for arm, rows in sorted(grouped.items()):
+        rows = sorted(rows, key=lambda r: int(r.get("replicate", 0)))
+        ids: tuple[str, ...] | None = None
+        stacked: dict[str, list[np.ndarray]] = {}
+        for r in rows:
+            path = folder / f"{r['key']}.samples.npz"
+            if not path.is_file():
+                raise ValueError(
+                    f"{path} is missing: the run has no per-test-sample results to bootstrap; "
+                    f"run `dvc repro finetune@{task}` again"
+                )
+            run_ids, parts = load_samples(path)
+            if ids is not None and run_ids != ids:
+                raise ValueError(
+                    f"the replicates of {task} {arm.label} were scored on different test samples "
+                    f"({path}); run `dvc repro finetune@{task}` again"
+                )
+            ids = run_ids
+            for name, array in parts.items():
+                stacked.setdefault(name, []).append(array)
+        out[arm] = ArmResults(
+            arm,
+            tuple(rows),
+            ids or (),
+            {name: np.stack(arrays) for name, arrays in stacked.items()},
+        )
     return out
 
 
-def flat_metrics(runs: Mapping[str, Sequence[Mapping[str, Any]]]) -> dict[str, float]:
-    """The flat ``metrics.json`` (see the module docstring); NaN scores are left out."""
-    flat: dict[str, float] = {}
-    for task, records in runs.items():
-        for metric in REPORTED[task]:
-            gain = gains(records, metric)
-            for r in records:
-                value = r["test"].get(metric)
-                if not isinstance(value, int | float) or not math.isfinite(value):
-                    continue
-                base = f"{task}.{r['key']}.{metric}"
-                flat[base] = round(float(value), 6)
-                if r["key"] in gain:
-                    flat[f"{base}.gain"] = round(gain[r["key"]], 6)
-        if task_spec(task).is_scene_level and records:
-            for metric, value in majority_baselines(records[0]).items():
-                if math.isfinite(value):
-                    flat[f"scene.majority_baseline.{metric}"] = round(value, 6)
-    return flat
+def score(r: Mapping[str, Any], metric: str) -> float | None:
+    """The test score ``metric`` of run record ``r``; None where it is missing or not a number."""
+    value = r["test"].get(metric)
+    return float(value) if isinstance(value, int | float) else None
 
 
-def majority_baseline(record: Mapping[str, Any]) -> float:
-    """Top-1 of always predicting the most frequent test class (from the confusion matrix)."""
-    confusion = np.asarray(record["test"]["confusion"], dtype=np.float64)
-    total = confusion.sum()
-    return float(confusion.sum(axis=1).max() / total) if total else math.nan
+def replicate_scores(arm: ArmResults, metric: str) -> list[float]:
+    """``metric`` of every replicate of ``arm`` (NaN where a run lacks it)."""
+    values = [score(r, metric) for r in arm.records]
+    return [math.nan if v is None else v for v in values]
+
+
+def mean_scores(arm: ArmResults, metric: str) -> tuple[float, float]:
+    """``(mean, standard deviation)`` of ``metric`` over the replicates (sd NaN for one)."""
+    values = [v for v in replicate_scores(arm, metric) if math.isfinite(v)]
+    if not values:
+        return math.nan, math.nan
+    sd = statistics.stdev(values) if len(values) > 1 else math.nan
+    return statistics.fmean(values), sd
 
 
 def majority_baselines(record: Mapping[str, Any]) -> dict[str, float]:
@@ -139,14 +191,9 @@ def majority_baselines(record: Mapping[str, Any]) -> dict[str, float]:
     (recall 1 for the majority class, 0 for the others); both are NaN without a test sample.
     """
     confusion = np.asarray(record["test"]["confusion"], dtype=np.float64)
+    total = confusion.sum()
     present = int((confusion.sum(axis=1) > 0).sum())
     return {
-        "top1": majority_baseline(record),
+        "top1": float(confusion.sum(axis=1).max() / total) if total else math.nan,
         "balanced_accuracy": 1.0 / present if present else math.nan,
     }
-
-
-def score(r: Mapping[str, Any], metric: str) -> float | None:
-    """The test score ``metric`` of run record ``r``; None where it is missing or not a number."""
-    value = r["test"].get(metric)
-    return float(value) if isinstance(value, int | float) else None

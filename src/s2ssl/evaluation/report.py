@@ -1,35 +1,53 @@
-"""The ``evaluate`` stage: what each pre-training method buys over random initialisation.
+"""The ``evaluate`` stage: what each pre-training method buys over random initialisation, and how
+sure we are.
 
-Reads the per-run results of the ``finetune`` stage (``reports/finetune/<task>/runs/*.json``:
-test metrics scored once after training) and writes to ``reports/evaluate/``:
+Reads the per-run results of the ``finetune`` stage (one run per replicate, each with its
+per-test-sample confusion matrices), then writes to ``reports/evaluate/``:
 
-* ``metrics.json`` — flat keys for ``dvc metrics show/diff``:
-  ``<task>.<setting>.<init>.<protocol>.f<pct>.<metric>`` and, for every pre-trained init, the
-  same key with ``.gain`` appended: the difference to random init in the same task, setting,
-  protocol and label fraction (the number a regression shows up in);
-* ``plots/<task>.csv`` — long tables ``fraction_pct, score, init, ...`` for ``dvc plots show``
-  (one line per init, template ``.dvc/plots/fractions.json``);
-* ``figures/`` — PNGs a person looks at: label-fraction curves, confusion matrices, and a strip of
-  image / truth / prediction per task;
-* ``report.md`` — one table per task with each init's score and its difference to random init,
-  next to the claims of the papers, each checked mechanically against the numbers of this run.
+* ``report.md`` — first the pre-registered rules (:data:`s2ssl.evaluation.claims.RULES`), then
+  the verdict of every claim with its contrasts, intervals and minimum detectable effects, the
+  A/A control, and per task a forest plot of every paired gain, a table of scores and gains with
+  intervals, per-class gains and the usual figures;
+* ``metrics.json``, ``verdicts.json`` and ``plots/<task>.csv`` (:mod:`s2ssl.evaluation.summary`);
+* ``figures/`` (:mod:`s2ssl.evaluation.figures`).
 
 Nothing here is tuned or edited by hand: every number comes from the run files.
 """
 
 from __future__ import annotations
 
-import csv
-import io
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Final
+from typing import Final
 
 from s2ssl.config import Params
-from s2ssl.evaluation.figures import confusion_png, curves_png, strip_png
-from s2ssl.evaluation.records import collect_runs, flat_metrics, gains, majority_baselines, score
+from s2ssl.evaluation import claims as claim_tests
+from s2ssl.evaluation.claims import ClaimResult, Contrast
+from s2ssl.evaluation.comparisons import BASELINE, Gain, class_gains, gains
+from s2ssl.evaluation.figures import (
+    class_gains_png,
+    confusion_png,
+    curves_png,
+    forest_png,
+    strip_png,
+)
+from s2ssl.evaluation.records import (
+    Arm,
+    ArmResults,
+    collect_runs,
+    load_arms,
+    majority_baselines,
+    mean_scores,
+)
+from s2ssl.evaluation.summary import (
+    PLOT_FIELDS,
+    flat_metrics,
+    plot_rows,
+    verdicts_json,
+    write_csv,
+)
 from s2ssl.io import atomic_path, write_json_atomic
 from s2ssl.taskspec import task_spec
 
@@ -51,246 +69,166 @@ class EvaluationResult:
     metrics: Path
     report: Path
     figures: list[Path]
+    claims: list[ClaimResult]
 
 
-# ---------------------------------------------------------------------------------------- tables
+def _pts(x: float, sign: bool = True) -> str:
+    if not math.isfinite(x):
+        return "∞" if x > 0 else "−∞" if x < 0 else "–"
+    return f"{x * 100:+.1f}" if sign else f"{x * 100:.1f}"
 
 
-def _fmt(value: float | None, gain: float | None = None, *, pct: bool = True) -> str:
-    if value is None or not math.isfinite(value):
-        return "–"
-    scale = 100.0 if pct else 1.0
-    text = f"{value * scale:.1f}"
-    if gain is not None and math.isfinite(gain):
-        text += f" ({gain * scale:+.1f})"
-    return text
+def _interval(lo: float, hi: float) -> str:
+    return f"[{_pts(lo)}, {_pts(hi)}]"
 
 
-def _table(
-    records: Sequence[Mapping[str, Any]], metric: str, setting: str, protocol: str
-) -> list[str]:
-    rows = [r for r in records if r["setting"] == setting and r["protocol"] == protocol]
-    if not rows:
-        return []
-    fractions = sorted({float(r["fraction"]) for r in rows})
-    labels = {
-        f: next(r["fraction_label"] for r in rows if float(r["fraction"]) == f) for f in fractions
-    }
-    gain = gains(records, metric)
-    inits = list(dict.fromkeys(r["init"] for r in rows))
-    by = {(r["init"], float(r["fraction"])): r for r in rows}
-    header = "| init | " + " | ".join(f"{labels[f]} % labels" for f in fractions) + " |"
-    lines = [header, "|---|" + "---:|" * len(fractions)]
-    for init in inits:
-        cells = []
-        for f in fractions:
-            r = by.get((init, f))
-            cells.append(_fmt(score(r, metric), gain.get(r["key"])) if r else "–")
-        lines.append(f"| {init} | " + " | ".join(cells) + " |")
-    n_train = ", ".join(
-        f"{labels[f]} %: {next(r['n_train'] for r in rows if float(r['fraction']) == f)}"
-        for f in fractions
+def _contrast_row(claim: str, c: Contrast) -> str:
+    mde = "∞" if not math.isfinite(c.mde) else f"{c.mde * 100:.1f}"
+    reps = ", ".join(_pts(v) for v in c.estimate.per_replicate)
+    return (
+        f"| {claim} | {c.label} | {_pts(c.estimate.value)} | {_interval(c.lo, c.hi)} "
+        f"({c.confidence:.1%}) | {reps} | {mde} | **{c.verdict}** |"
     )
-    lines.append("")
-    lines.append(f"Training samples per fraction — {n_train}.")
-    return lines
 
 
-def _best(
-    records: Sequence[Mapping[str, Any]], metric: str, **where: Any
-) -> tuple[str | None, float]:
-    best: tuple[str | None, float] = (None, -math.inf)
-    for r in records:
-        if any(r.get(k) != v for k, v in where.items()):
-            continue
-        value = score(r, metric)
-        if value is not None and math.isfinite(value) and value > best[1]:
-            best = (r["init"], value)
-    return best
+def _verdict_section(results: Sequence[ClaimResult], replicates: int) -> list[str]:
+    out = [
+        "## Verdicts",
+        "",
+        "| claim | contrast | mean (points) | interval (level) | per replicate | MDE | verdict |",
+        "|---|---|---:|---|---|---:|---|",
+    ]
+    for claim in results:
+        for c in claim.contrasts:
+            out.append(_contrast_row(claim.name, c))
+    out += ["", "| claim | verdict | |", "|---|---|---|"]
+    for claim in results:
+        out.append(f"| {claim.name} | **{claim.verdict or 'not evaluated'}** | {claim.note} |")
+    out += [
+        "",
+        f"Points = metric × 100. MDE: the smallest true effect this design (R = {replicates}) "
+        "would detect with the configured power at the interval's level; an inconclusive "
+        "verdict with a large MDE says the experiment was too small, not that there is no effect.",
+        "",
+    ]
+    return out
 
 
-# ---------------------------------------------------------------------------------------- claims
+def _rules_section(params: Params) -> list[str]:
+    ev = params.evaluate
+    out = [
+        "## Rules (fixed before any number below was computed)",
+        "",
+        f"Every setting is run **R = {ev.replicates}** times (replicate seeds from "
+        f"`evaluate.replicate_seed` = {ev.replicate_seed}; the data are the world of `seed` = "
+        f"{params.seed}). Replicate r fixes the pre-training seed of every method, the label "
+        "subset and the fine-tuning seed, shared by every init, so `init − random` is a paired "
+        "difference. Pre-training never sees a label its downstream run may not use: CSCL stage "
+        "1 trains on the run's own label subset, self-supervised encoders are the last epoch "
+        "(the kNN probe is only a monitor).",
+        "",
+        f"Intervals ({ev.confidence:.0%}): two-level bootstrap ({ev.bootstrap_samples} draws) — "
+        "test samples resampled with replacement, one draw shared by every replicate and arm "
+        "(all are scored on the same test images), then the replicate mean with a Student-t "
+        "term (R − 1 degrees of freedom; a percentile bootstrap over three replicates would "
+        "call an effect 25 % of the time when there is none). A contrast **holds** when its "
+        "whole interval is above 0, is **refuted** when it is below 0, else it is "
+        "**inconclusive**.",
+        "",
+    ]
+    out += [f"- **{name}** — {rule}" for name, rule in claim_tests.RULES.items()]
+    return [*out, ""]
 
 
-def claims(runs: Mapping[str, Sequence[Mapping[str, Any]]]) -> list[str]:
-    """The papers' claims next to this run's numbers, each checked mechanically."""
-    lines: list[str] = []
-    lc = runs.get("landcover", [])
-    dense_gains = {
-        k: v
-        for k, v in gains(lc, "miou").items()
-        if ".dense." in f".{k}." and k.startswith("in_domain")
-    }
-    if dense_gains:
-        by_frac = {
-            next(r["fraction_label"] for r in lc if r["key"] == k): v
-            for k, v in dense_gains.items()
-        }
-        best_frac, best_gain = max(by_frac.items(), key=lambda kv: kv[1])
-        scarce = min(
-            ((float(r["fraction"]), dense_gains[r["key"]]) for r in lc if r["key"] in dense_gains),
-            default=(math.nan, math.nan),
-        )
-        largest_at_scarcest = math.isclose(scarce[1], max(dense_gains.values()))
-        transfer = {k: v for k, v in gains(lc, "miou").items() if k.startswith("transfer.dense.")}
-        verdict = "holds" if best_gain > 0 and largest_at_scarcest else "does not hold"
-        lines.append(
-            "- **Embedding Earth** — dense pre-training gains most mIoU at scarce labels (up to "
-            "+25 mIoU in the paper). Here: dense vs random "
-            + ", ".join(
-                f"{f} %: {v * 100:+.1f}"
-                for f, v in sorted(by_frac.items(), key=lambda kv: float(kv[0]))
-            )
-            + f" mIoU; largest at {best_frac} % ({best_gain * 100:+.1f}). "
-            + (
-                f"Unseen region: {', '.join(f'{v * 100:+.1f}' for v in transfer.values())} mIoU. "
-                if transfer
-                else ""
-            )
-            + f"The qualitative claim (a positive gain, largest at the scarcest fraction) "
-            f"**{verdict}** in this run."
-        )
-    ct = runs.get("croptype", [])
-    b_gain = gains(ct, "boundary.miou")
-    i_gain = gains(ct, "interior.miou")
-    keys = [k for k in b_gain if k in i_gain and ".cscl." in f".{k}." and k.startswith("in_domain")]
-    if keys:
-        per = ", ".join(
-            f"{next(r['fraction_label'] for r in ct if r['key'] == k)} %: boundary "
-            f"{b_gain[k] * 100:+.1f} / interior {i_gain[k] * 100:+.1f}"
-            for k in keys
-        )
-        wins = sum(b_gain[k] > i_gain[k] for k in keys)
-        verdict = "holds" if wins > len(keys) / 2 else "does not hold"
-        lines.append(
-            f"- **CSCL** — the largest gains of CSCL pre-training are at parcel boundaries. Here "
-            f"(mIoU gain vs random init): {per}. Boundary gain > interior gain at {wins} of "
-            f"{len(keys)} fractions: the claim **{verdict}** in this run."
-        )
-    sc = runs.get("scene", [])
-    if sc:
-        metric, label = task_spec("scene").headline, task_spec("scene").headline_label
-        parts, wins, total = [], 0, 0
-        for protocol in ("linear", "knn", "finetune"):
-            for frac in sorted({float(r["fraction"]) for r in sc if r["protocol"] == protocol}):
-                scope = {"setting": "in_domain", "protocol": protocol, "fraction": frac}
-                best_init, best_value = _best(sc, metric, **scope)
-                seco = [
-                    r
-                    for r in sc
-                    if r["init"] == "seco" and all(r[k] == v for k, v in scope.items())
-                ]
-                if not seco or best_init is None:
-                    continue
-                label = next(r["fraction_label"] for r in sc if float(r["fraction"]) == frac)
-                total += 1
-                wins += best_init == "seco"
-                parts.append(
-                    f"{protocol} {label} %: best {best_init} ({best_value * 100:.1f})"
-                    + ("" if best_init == "seco" else f", seco {score(seco[0], metric) * 100:.1f}")  # type: ignore[operator]
-                )
-        if total:
-            verdict = "holds" if wins == total else ("partly holds" if wins else "does not hold")
-            lines.append(
-                f"- **SeCo** — SeCo pre-training beats the other inits on scene classification. "
-                f"Here ({label} %): {'; '.join(parts)}. SeCo is best in {wins} of {total} "
-                f"settings: the claim **{verdict}** in this run."
-            )
-    return lines
-
-
-# ---------------------------------------------------------------------------------------- plots
-
-
-def _plot_rows(task: str, records: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+def _task_table(task: str, arms: Mapping[Arm, ArmResults], task_gains: Sequence[Gain]) -> list[str]:
     metric = task_spec(task).headline
-    gain = gains(records, metric)
-    rows = []
-    for r in records:
-        value = score(r, metric)
-        if value is None or not math.isfinite(value):
-            continue
-        rows.append(
-            {
-                "fraction_pct": float(r["fraction"]) * 100,
-                "score": round(value, 6),
-                "init": r["init"]
-                if r["protocol"] == "finetune"
-                else f"{r['init']} ({r['protocol']})",
-                "setting": r["setting"],
-                "protocol": r["protocol"],
-                "metric": metric,
-                "gain": round(gain[r["key"]], 6) if r["key"] in gain else "",
-            }
+    by_arm = {g.arm: g for g in task_gains if g.part == "all"}
+    out = [
+        f"| setting | protocol | init | fraction | {metric} (mean ± sd) | gain [interval] |",
+        "|---|---|---|---:|---:|---|",
+    ]
+    for arm, results in sorted(arms.items()):
+        mean, sd = mean_scores(results, metric)
+        spread = f" ± {sd * 100:.1f}" if math.isfinite(sd) else ""
+        g = by_arm.get(arm)
+        gain = f"{_pts(g.estimate.value)} {_interval(g.estimate.lo, g.estimate.hi)}" if g else "–"
+        out.append(
+            f"| {arm.setting} | {arm.protocol} | {arm.init} | {arm.fraction * 100:.6g} % | "
+            f"{_pts(mean, sign=False)}{spread} | {gain} |"
         )
+    n_train = sorted(
+        {(a.setting, a.fraction, int(r.records[0]["n_train"])) for a, r in arms.items()}
+    )
+    out += [
+        "",
+        "Training samples: " + ", ".join(f"{s} {f * 100:.6g} %: {n}" for s, f, n in n_train) + ".",
+    ]
+    return out
+
+
+def _class_rows(task: str, arms: Mapping[Arm, ArmResults]) -> list[tuple[str, object]]:
+    rows = []
+    for arm, results in sorted(arms.items()):
+        control = arms.get(arm.with_init(BASELINE))
+        if arm.init == BASELINE or control is None or arm.setting != "in_domain":
+            continue
+        label = f"{arm.init} · {arm.protocol} · {arm.fraction * 100:.6g} %"
+        rows.append((label, class_gains(task, results, control)))
     return rows
 
 
-def _write_csv(path: Path, rows: Sequence[Mapping[str, Any]]) -> Path:
-    buffer = io.StringIO()
-    fields = ["fraction_pct", "score", "init", "setting", "protocol", "metric", "gain"]
-    writer = csv.DictWriter(buffer, fieldnames=fields)
-    writer.writeheader()
-    writer.writerows(rows)
-    with atomic_path(path) as tmp:
-        tmp.write_text(buffer.getvalue(), encoding="utf-8")
-    return path
-
-
-# ---------------------------------------------------------------------------------------- report
-
-
-def report_markdown(params: Params, runs: Mapping[str, Sequence[Mapping[str, Any]]]) -> str:
-    """``report.md``: tables per task with differences to random init, and the claims."""
+def report_markdown(
+    params: Params,
+    arms_by_task: Mapping[str, Mapping[Arm, ArmResults]],
+    gains_by_task: Mapping[str, Sequence[Gain]],
+    results: Sequence[ClaimResult],
+    figures: Mapping[str, Sequence[Path]],
+) -> str:
+    """``report.md`` (see the module docstring)."""
     out = [
         "# s2ssl evaluation report",
         "",
-        "Test-split scores (in %) of every init after fine-tuning on a fraction of the labelled "
-        "train split; in brackets the difference to **random init** in the same setting. Each "
-        "run selected its state on the val split; the test split was scored once. One seed per "
-        "run: differences of a point or two are within run-to-run noise.",
+        "What pre-training buys over random initialisation on this data, and how sure we are.",
         "",
+        *_rules_section(params),
+        *_verdict_section(results, params.evaluate.replicates),
+    ]
+    aa = next((c for c in results if c.name == "A/A control"), None)
+    if aa is not None:
+        out += [f"**A/A control (the protocol's false-positive check):** {aa.note}.", ""]
+    out += [
         f"Region transfer: `{params.holdout_region}` is never seen in pre-training nor in the "
-        "in-domain fine-tuning; *unseen region* rows fine-tune and test there."
+        "in-domain fine-tuning; *transfer* rows fine-tune and test there."
         if params.holdout_region
         else "No region-transfer evaluation (params.holdout_region is null).",
         "",
-        "## The papers' claims, checked against this run",
-        "",
-        *claims(runs),
-        "",
     ]
-    for task, records in runs.items():
-        metric = task_spec(task).headline
-        out += [f"## {TASK_TITLES[task]}", ""]
-        for protocol in dict.fromkeys(r["protocol"] for r in records):
-            for setting, name in (("in_domain", "in domain"), ("transfer", "unseen region")):
-                table = _table(records, metric, setting, protocol)
-                if table:
-                    out += [f"**{metric} — {protocol}, {name}**", "", *table, ""]
-        if task == "croptype":
-            for part in ("boundary", "interior"):
-                table = _table(records, f"{part}.miou", "in_domain", "finetune")
-                if table:
-                    out += [f"**{part} pixels mIoU — in domain**", "", *table, ""]
-        if task_spec(task).is_scene_level:
-            for protocol in dict.fromkeys(r["protocol"] for r in records):
-                table = _table(records, "top1", "in_domain", protocol)
-                if table:
-                    out += [f"**top1 — {protocol}, in domain**", "", *table, ""]
-            baseline = majority_baselines(records[0])
+    for task, arms in arms_by_task.items():
+        out += [f"## {TASK_TITLES.get(task, task)}", ""]
+        for path in figures.get(task, ()):
+            out.append(f"![{task} {path.stem}](figures/{path.name})")
+        out += ["", *_task_table(task, arms, gains_by_task.get(task, ())), ""]
+        parts = [g for g in gains_by_task.get(task, ()) if g.part != "all"]
+        if parts:
+            out += ["Boundary / interior pixels (CSCL's evaluation), gain [interval]:", ""]
             out += [
-                f"Majority-class baseline (always the most frequent test class): "
-                f"{baseline['top1'] * 100:.1f} % top-1, {baseline['balanced_accuracy'] * 100:.1f} "
-                f"% balanced accuracy (1 / the number of classes in the test truth).",
+                f"- {g.arm.init} {g.arm.setting} {g.arm.fraction * 100:.6g} % {g.part}: "
+                f"{_pts(g.estimate.value)} {_interval(g.estimate.lo, g.estimate.hi)}"
+                for g in parts
+            ]
+            out.append("")
+        if task_spec(task).is_scene_level and arms:
+            base = majority_baselines(next(iter(arms.values())).records[0])
+            out += [
+                f"Majority-class baseline: {base['top1'] * 100:.1f} % top-1, "
+                f"{base['balanced_accuracy'] * 100:.1f} % balanced accuracy.",
                 "",
             ]
-        walls = sum(float(r["wall_s"]) for r in records)
-        out += [f"{len(records)} runs, {walls:.0f} s of training and scoring in total.", ""]
+        walls = sum(float(r["wall_s"]) for a in arms.values() for r in a.records)
+        n = sum(len(a.records) for a in arms.values())
         out += [
-            f"![{task} label fractions](figures/{task}_fractions.png)",
-            f"![{task} confusion](figures/{task}_confusion.png)",
-            f"![{task} strip](figures/{task}_strip.png)",
+            f"{n} runs, {walls:.0f} s of training and scoring. Every run's numbers: "
+            f"`plots/{task}.csv` (`dvc plots show`).",
             "",
         ]
     return "\n".join(out)
@@ -299,32 +237,65 @@ def report_markdown(params: Params, runs: Mapping[str, Sequence[Mapping[str, Any
 def write_evaluation(
     params: Params, runs_dir: str | Path, data_dir: str | Path, out_dir: str | Path
 ) -> EvaluationResult:
-    """Write ``metrics.json``, ``plots/``, ``figures/`` and ``report.md`` under ``out_dir``."""
+    """Write ``report.md``, ``metrics.json``, ``verdicts.json``, ``plots/`` and ``figures/``."""
     runs_dir, data_dir, out = Path(runs_dir), Path(data_dir), Path(out_dir)
     tasks = list(params.finetune.tasks)
+    cfg = params.evaluate
     runs = collect_runs(runs_dir, tasks)
-    figures: list[Path] = []
+    arms_by_task = {task: load_arms(runs_dir, task, records) for task, records in runs.items()}
+    gains_by_task = {task: gains(task, arms, cfg) for task, arms in arms_by_task.items()}
+    results: list[ClaimResult] = []
+    if "landcover" in arms_by_task:
+        results.append(claim_tests.embedding_earth(arms_by_task["landcover"], cfg))
+    if "croptype" in arms_by_task:
+        results.append(claim_tests.cscl(arms_by_task["croptype"], cfg))
+    results.append(claim_tests.seco(arms_by_task, cfg))
+    results.append(claim_tests.aa_control(arms_by_task, cfg))
+
     fig_dir = out / "figures"
     fig_dir.mkdir(parents=True, exist_ok=True)
+    figures: dict[str, list[Path]] = {}
     for task, records in runs.items():
-        _write_csv(out / "plots" / f"{task}.csv", _plot_rows(task, records))
-        figures.append(curves_png(task, records, fig_dir / f"{task}_fractions.png"))
-        figures.append(confusion_png(task, records, fig_dir / f"{task}_confusion.png"))
-        strip = strip_png(
-            task,
-            records,
-            runs_dir,
-            data_dir,
-            params.holdout_region,
-            params.evaluate.strip_samples,
-            fig_dir / f"{task}_strip.png",
-            scene_tile=params.finetune.scene.tile_size if task_spec(task).is_scene_level else None,
-        )
-        if strip is not None:
-            figures.append(strip)
+        arms = arms_by_task[task]
+        write_csv(out / "plots" / f"{task}.csv", plot_rows(task, arms), PLOT_FIELDS)
+        drawn = [
+            forest_png(task, gains_by_task[task], fig_dir / f"{task}_gains.png"),
+            class_gains_png(
+                task,
+                _class_rows(task, arms),
+                task_spec(task).classes,
+                fig_dir / f"{task}_class_gains.png",
+            ),
+            curves_png(task, records, fig_dir / f"{task}_fractions.png"),
+            confusion_png(task, records, fig_dir / f"{task}_confusion.png"),
+            strip_png(
+                task,
+                records,
+                runs_dir,
+                data_dir,
+                params.holdout_region,
+                cfg.strip_samples,
+                fig_dir / f"{task}_strip.png",
+                scene_tile=params.finetune.scene.tile_size
+                if task_spec(task).is_scene_level
+                else None,
+            ),
+        ]
+        figures[task] = [p for p in drawn if p is not None]
     metrics_path = out / "metrics.json"
-    write_json_atomic(metrics_path, flat_metrics(runs))
+    write_json_atomic(
+        metrics_path, flat_metrics(arms_by_task, gains_by_task, results, cfg.replicates)
+    )
+    write_json_atomic(out / "verdicts.json", verdicts_json(results))
     report = out / "report.md"
+    text = report_markdown(params, arms_by_task, gains_by_task, results, figures)
     with atomic_path(report) as tmp:
-        tmp.write_text(report_markdown(params, runs) + "\n", encoding="utf-8")
-    return EvaluationResult(tasks, sum(map(len, runs.values())), metrics_path, report, figures)
+        tmp.write_text(text + "\n", encoding="utf-8")
+    return EvaluationResult(
+        tasks,
+        sum(map(len, runs.values())),
+        metrics_path,
+        report,
+        [p for paths in figures.values() for p in paths],
+        results,
+    )

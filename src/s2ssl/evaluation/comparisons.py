@@ -1,0 +1,143 @@
+"""Paired gains over random init, with their intervals: what each init buys, per setting.
+
+For every arm of a task whose init is not ``random`` (the A/A control ``random_b`` included),
+:func:`gains` compares it with the ``random`` arm of the same setting, protocol and fraction:
+the gain ``score(init) − score(random)`` per replicate (paired: replicate ``r`` of both arms
+shares its seeds and label subset), its mean and interquartile mean over replicates, and a
+confidence interval from the two-level bootstrap of :func:`s2ssl.stats.contrast_bootstrap`
+(test samples resampled, shared by both arms; replicates by the Student-t step). Crop type is
+also compared on boundary and interior pixels (CSCL's evaluation). :func:`class_gains` gives the
+per-class gains (IoU, or recall for scenes), which show when a rare class switching on or off
+carries a headline difference.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import stats as scipy_stats
+
+from s2ssl.config import EvaluateConfig
+from s2ssl.evaluation.records import Arm, ArmResults
+from s2ssl.seeding import derive_seed
+from s2ssl.stats import Estimate, contrast_bootstrap, per_class_scores
+from s2ssl.taskspec import task_spec
+
+__all__ = ["Gain", "bootstrap", "class_gains", "detectable_effect", "gains", "parts_of"]
+
+BASELINE = "random"
+
+
+@dataclass(frozen=True)
+class Gain:
+    """``init − random`` in one arm's setting, on one part of the test pixels."""
+
+    task: str
+    arm: Arm
+    part: str
+    """``all``, or crop type's ``boundary`` / ``interior`` pixels."""
+    metric: str
+    estimate: Estimate
+    mde: float
+    """Minimum detectable effect at this R (:func:`detectable_effect`)."""
+
+    @property
+    def metric_key(self) -> str:
+        """``miou`` / ``boundary.miou`` …: the metric name in run records and metrics.json."""
+        return self.metric if self.part == "all" else f"{self.part}.{self.metric}"
+
+
+def parts_of(task: str) -> tuple[str, ...]:
+    """The parts of the test pixels a task is compared on."""
+    return ("all", "boundary", "interior") if task == "croptype" else ("all",)
+
+
+def bootstrap(
+    arms: Sequence[np.ndarray],
+    weights: Sequence[float],
+    metric: str,
+    cfg: EvaluateConfig,
+    label: str,
+    *,
+    confidence: float | None = None,
+) -> Estimate:
+    """:func:`~s2ssl.stats.contrast_bootstrap` with the ``evaluate`` settings and a seed derived
+    from ``label`` (the same contrast always gets the same draws)."""
+    digest = int(hashlib.sha256(label.encode("utf-8")).hexdigest()[:8], 16)
+    return contrast_bootstrap(
+        arms,
+        weights,
+        metric,
+        confidence=cfg.confidence if confidence is None else confidence,
+        n_boot=cfg.bootstrap_samples,
+        seed=derive_seed(cfg.replicate_seed, digest) & 0xFFFF_FFFF,
+    )
+
+
+def detectable_effect(estimate: Estimate, power: float) -> float:
+    """The smallest true effect this design detects with probability ``power`` at its level.
+
+    From the interval's half-width ``h = t_{1−α/2} · SE`` (``R − 1`` degrees of freedom): the
+    effect must sit ``t_{1−α/2} + t_{power}`` standard errors from 0, so
+    ``MDE = h · (1 + t_{power} / t_{1−α/2})``. Infinite with one replicate.
+    """
+    if estimate.n_replicates < 2 or not (math.isfinite(estimate.lo) and math.isfinite(estimate.hi)):
+        return math.inf
+    df = estimate.n_replicates - 1
+    t_alpha = float(scipy_stats.t.ppf(0.5 + estimate.confidence / 2.0, df))
+    t_power = float(scipy_stats.t.ppf(power, df))
+    half = (estimate.hi - estimate.lo) / 2.0
+    return half * (1.0 + t_power / t_alpha)
+
+
+def _paired(treated: ArmResults, control: ArmResults, task: str) -> None:
+    if treated.replicates != control.replicates or treated.ids != control.ids:
+        raise ValueError(
+            f"{task}: {treated.arm.label} and {control.arm.label} are not paired (replicates "
+            f"{treated.replicates} vs {control.replicates}, or different test samples); run "
+            f"`dvc repro finetune@{task}` again"
+        )
+
+
+def gains(task: str, arms: Mapping[Arm, ArmResults], cfg: EvaluateConfig) -> list[Gain]:
+    """Every non-random arm of ``task`` against random init (see the module docstring)."""
+    metric = task_spec(task).headline
+    out: list[Gain] = []
+    for arm, results in sorted(arms.items()):
+        if arm.init == BASELINE:
+            continue
+        control = arms.get(arm.with_init(BASELINE))
+        if control is None:
+            continue
+        _paired(results, control, task)
+        for part in parts_of(task):
+            if part not in results.parts or part not in control.parts:
+                continue
+            estimate = bootstrap(
+                [results.parts[part], control.parts[part]],
+                [1.0, -1.0],
+                metric,
+                cfg,
+                f"{task}.{arm.label}.{part}.gain",
+            )
+            out.append(
+                Gain(task, arm, part, metric, estimate, detectable_effect(estimate, cfg.power))
+            )
+    return out
+
+
+def class_gains(task: str, treated: ArmResults, control: ArmResults) -> np.ndarray:
+    """Per-class gain (IoU; recall for scenes), averaged over replicates; NaN where a class is
+    undefined in a replicate of either arm (absent from truth and prediction)."""
+    kind = "recall" if task_spec(task).is_scene_level else "iou"
+    a = per_class_scores(treated.parts["all"].sum(axis=1), kind)  # (R, K)
+    b = per_class_scores(control.parts["all"].sum(axis=1), kind)
+    diff = a - b
+    with np.errstate(invalid="ignore"):
+        counts = np.isfinite(diff).sum(axis=0)
+        total = np.nansum(diff, axis=0)
+    return np.where(counts > 0, total / np.maximum(counts, 1), np.nan)
