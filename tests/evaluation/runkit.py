@@ -1,7 +1,11 @@
-"""Hand-made fine-tuning run records for the evaluation tests (importable as ``runkit``).
+"""Hand-made fine-tuning runs for the evaluation tests (importable as ``runkit``).
 
-The records have the layout :func:`s2ssl.finetune.fitting.execute_run` writes to
-``<reports>/<task>/runs/<key>.json``.
+A run is what :func:`s2ssl.finetune.fitting.execute_run` and the finetune stage write: the
+record ``<reports>/<task>/runs/<key>.json`` and its per-test-sample confusion matrices
+``<key>.samples.npz``. Here every test sample's confusion matrix is built from a *quality* (the
+share of its pixels / tiles predicted right), so an arm's score and the effect between two arms
+are known by construction; the test samples' difficulty is shared by every arm and replicate
+(the same test images), as in a real run.
 """
 
 from __future__ import annotations
@@ -12,53 +16,66 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from s2ssl.classes import LANDCOVER_CLASSES
 from s2ssl.finetune.plan import RunSpec, fraction_label
+from s2ssl.finetune.store import save_samples
+from s2ssl.stats import score_from_confusion
 
 NAN = math.nan
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 K = len(LANDCOVER_CLASSES)
+N_TEST = 16
+PIXELS = 40
 
 
-def confusion(counts: dict[tuple[int, int], int], k: int = K) -> list[list[int]]:
-    """A ``k x k`` confusion matrix (rows: true class, columns: predicted class)."""
-    cm = [[0] * k for _ in range(k)]
-    for (true, pred), n in counts.items():
-        cm[true][pred] = n
-    return cm
+def _difficulty(n: int) -> np.ndarray:
+    """Per-test-sample offsets of the quality, the same for every arm (fixed seed)."""
+    return np.random.default_rng(12345).normal(0.0, 0.08, n)
 
 
-SEG_CONFUSION = confusion({(0, 0): 5, (1, 1): 3, (1, 0): 1, (2, 2): 4})
-# true-class totals 12 / 5 / 3 of 20 samples: always predicting class 0 scores 12 / 20 = 0.6
-SCENE_CONFUSION = confusion({(0, 0): 10, (0, 1): 2, (1, 1): 4, (1, 0): 1, (2, 2): 3})
+def segmentation_confusions(
+    quality: float, seed: int, *, n: int = N_TEST, k: int = K, pixels: int = PIXELS
+) -> np.ndarray:
+    """``(n, k, k)``: sample ``i`` has ``pixels`` of class ``i % k`` and of ``(i + 1) % k``;
+    each pixel is right with probability ``quality`` + the sample's difficulty offset (else
+    predicted as the next class)."""
+    rng = np.random.default_rng(seed)
+    out = np.zeros((n, k, k), dtype=np.int64)
+    offsets = _difficulty(n)
+    for i in range(n):
+        p = float(np.clip(quality + offsets[i], 0.0, 1.0))
+        for c in (i % k, (i + 1) % k):
+            right = int(rng.binomial(pixels, p))
+            out[i, c, c] += right
+            out[i, c, (c + 1) % k] += pixels - right
+    return out
 
 
-def seg_test(miou: float, **extra: Any) -> dict[str, Any]:
-    """A segmentation test-metrics dict; missing headline metrics derive from ``miou``."""
-    test: dict[str, Any] = {
-        "miou": miou,
-        "overall_accuracy": extra.pop("overall_accuracy", 0.9),
-        "macro_f1": extra.pop("macro_f1", 0.5),
-        "kappa": extra.pop("kappa", 0.4),
-        **{f"iou.{name}": NAN for name in LANDCOVER_CLASSES},
-        "confusion": SEG_CONFUSION,
-    }
-    test.update(extra)
-    return test
+def scene_confusions(quality: float, seed: int, *, n: int = 60, k: int = 3) -> np.ndarray:
+    """``(n, k, k)`` one-hot: scene ``i`` of class ``i % k``, right with probability
+    ``quality`` + its difficulty offset."""
+    rng = np.random.default_rng(seed)
+    out = np.zeros((n, k, k), dtype=np.int64)
+    offsets = _difficulty(n)
+    for i in range(n):
+        truth = i % k
+        right = rng.random() < float(np.clip(quality + offsets[i], 0.0, 1.0))
+        out[i, truth, truth if right else (truth + 1) % k] = 1
+    return out
 
 
-def scene_test(balanced_accuracy: float, **extra: Any) -> dict[str, Any]:
-    """A scene test-metrics dict scored ``balanced_accuracy`` (the headline); top-1 is 0.7 unless
-    given, so a table or claim that reads top-1 instead of the headline shows."""
-    test: dict[str, Any] = {
-        "balanced_accuracy": balanced_accuracy,
-        "top1": extra.pop("top1", 0.7),
-        "macro_f1": extra.pop("macro_f1", 0.5),
-        "kappa": extra.pop("kappa", 0.4),
-        **{f"acc.{name}": 0.5 for name in LANDCOVER_CLASSES},
-        "confusion": SCENE_CONFUSION,
-    }
-    test.update(extra)
+def _test_metrics(task: str, parts: dict[str, np.ndarray]) -> dict[str, Any]:
+    total = parts["all"].sum(axis=0)
+    metrics = ("balanced_accuracy", "top1", "macro_f1", "kappa") if task == "scene" else (
+        "miou", "overall_accuracy", "macro_f1", "kappa"
+    )  # fmt: skip
+    test: dict[str, Any] = {m: float(score_from_confusion(total, m)) for m in metrics}
+    for part in ("boundary", "interior"):
+        if part in parts:
+            test[f"{part}.miou"] = float(score_from_confusion(parts[part].sum(axis=0), "miou"))
+    test["confusion"] = total.tolist()
     return test
 
 
@@ -68,57 +85,78 @@ def run(
     init: str,
     protocol: str,
     fraction: float,
-    test: dict[str, Any],
+    replicate: int,
+    parts: dict[str, np.ndarray],
     *,
-    n_train: int | None = None,
     wall_s: float = 2.0,
 ) -> dict[str, Any]:
-    """One run record with the keys of ``s2ssl.finetune.fitting.execute_run``."""
-    spec = RunSpec(task, setting, init, protocol, fraction)
+    """One run record with the keys of ``s2ssl.finetune.fitting.execute_run`` (plus its parts,
+    popped by :func:`write_runs`)."""
+    spec = RunSpec(task, setting, init, protocol, fraction, replicate)
+    random = init in ("random", "random_b")
     return {
         **asdict(spec),
         "key": spec.key,
+        "arm": spec.arm,
         "fraction_label": fraction_label(fraction),
-        "n_train": n_train if n_train is not None else max(1, round(200 * fraction)),
+        "n_train": max(1, round(200 * fraction)),
         "n_val": 20,
-        "n_test": 20,
+        "n_test": int(parts["all"].shape[0]),
         "steps": 10,
         "best_step": 8,
         "val_score": 0.5,
         "val_metric": "balanced_accuracy" if task == "scene" else "miou",
         "wall_s": wall_s,
         "bands": ["B02", "B03", "B04"],
-        "encoder": None if init == "random" else f"models/pretrain/{init}/encoder.pt",
-        "encoder_sha256": None if init == "random" else "0" * 64,
-        "pretrain_method": None if init == "random" else init,
+        "encoder": None if random else f"models/pretrain/{init}/encoders/r{replicate}",
+        "encoder_sha256": None if random else "0" * 64,
+        "pretrain_method": None if random else init,
         "history": [{"step": 8.0, "val_score": 0.5}],
-        "test": test,
+        "test": _test_metrics(task, parts),
         "fingerprint": "f" * 64,
-        "seed": 1234,
+        "seed": 1234 + replicate,
+        "_parts": parts,
     }
 
 
-def lc(init: str, fraction: float, miou: float, setting: str = "in_domain", **extra: Any):
-    return run("landcover", setting, init, "finetune", fraction, seg_test(miou, **extra))
+def arm_runs(
+    task: str,
+    setting: str,
+    init: str,
+    protocol: str,
+    fraction: float,
+    qualities: list[float],
+    *,
+    boundary_shift: float = 0.0,
+    seed: int = 0,
+) -> list[dict[str, Any]]:
+    """One run per replicate of an arm, replicate ``r`` of quality ``qualities[r]``. Crop type
+    also gets boundary / interior parts: boundary quality = quality + ``boundary_shift``."""
+    out = []
+    for r, q in enumerate(qualities):
+        s = seed + 1000 * r + int(fraction * 100) + 7 * len(init)
+        if task == "scene":
+            parts = {"all": scene_confusions(q, s)}
+        else:
+            parts = {"all": segmentation_confusions(q, s)}
+            if task == "croptype":
+                boundary = segmentation_confusions(q + boundary_shift, s + 1)
+                interior = segmentation_confusions(q, s + 2)
+                parts = {"all": boundary + interior, "boundary": boundary, "interior": interior}
+        out.append(run(task, setting, init, protocol, fraction, r, parts))
+    return out
 
 
-def ct(init: str, fraction: float, boundary: float, interior: float) -> dict[str, Any]:
-    test = seg_test(0.5, **{"boundary.miou": boundary, "interior.miou": interior})
-    return run("croptype", "in_domain", init, "finetune", fraction, test)
-
-
-def sc(
-    init: str, protocol: str, fraction: float, balanced: float, setting: str = "in_domain"
-) -> dict[str, Any]:
-    return run("scene", setting, init, protocol, fraction, scene_test(balanced))
-
-
-def write_runs(runs_dir: Path, records: list[dict[str, Any]]) -> None:
-    """Write the records as the finetune stage does (``<task>/runs/<key>.json``, NaN as NaN)."""
+def write_runs(runs_dir: Path, records: list[dict[str, Any]], *, ids: int = 0) -> None:
+    """Write the records and their per-sample results as the finetune stage does."""
     for r in records:
+        parts = r.pop("_parts")
         folder = runs_dir / r["task"] / "runs"
         folder.mkdir(parents=True, exist_ok=True)
         (folder / f"{r['key']}.json").write_text(json.dumps(r, indent=2), encoding="utf-8")
+        n = parts["all"].shape[0]
+        test_ids = tuple(f"s{i + ids}" for i in range(n))
+        save_samples(folder / f"{r['key']}.samples.npz", test_ids, parts)
 
 
 def strict_json(text: str) -> Any:
@@ -128,3 +166,15 @@ def strict_json(text: str) -> Any:
         raise ValueError(f"non-standard JSON constant {token}")
 
     return json.loads(text, parse_constant=reject)
+
+
+def lc(init: str, fraction: float, quality: float, setting: str = "in_domain") -> dict[str, Any]:
+    """Replicate 0 of a land-cover run."""
+    return arm_runs("landcover", setting, init, "finetune", fraction, [quality])[0]
+
+
+def sc(
+    init: str, protocol: str, fraction: float, quality: float, setting: str = "in_domain"
+) -> dict[str, Any]:
+    """Replicate 0 of a scene run."""
+    return arm_runs("scene", setting, init, protocol, fraction, [quality])[0]
