@@ -106,3 +106,18 @@ def test_yaml_scalars_read_back_alike() -> None:
         token = yaml_scalar(value)
         assert yaml.safe_load(f"k: {token}") == {"k": value}, token
     assert yaml_scalar(1e-05) == "1.0e-05"
+
+
+def test_apply_writes_one_line_lists_and_refuses_mappings(params_copy: Path, tmp_path: Path) -> None:
+    best = _best(
+        tmp_path / "lists.yaml",
+        {"finetune.fractions": [0.01, 0.1, 1.0], "finetune.scene.protocols": ["linear", "knn"]},
+    )
+    changes = apply_best_params(best, params_copy)
+    text = params_copy.read_text(encoding="utf-8")
+    assert "  fractions: [0.01, 0.1, 1.0]" in text
+    assert [c.key for c in changes] == ["finetune.fractions"]  # protocols already equal
+    assert load_params(params_copy).finetune.fractions == [0.01, 0.1, 1.0]
+    mapping = _best(tmp_path / "mapping.yaml", {"finetune.region_transfer": [0.1]})
+    with pytest.raises(ValueError, match=r"region_transfer in .* is a mapping"):
+        apply_best_params(mapping, params_copy)

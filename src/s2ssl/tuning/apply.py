@@ -82,14 +82,20 @@ def read_best_params(path: str | Path) -> dict[str, Any]:
     if not isinstance(values, dict) or not values:
         raise ValueError(f"{p} has no `params` mapping of dotted keys to values")
     for key, value in values.items():
-        if not isinstance(key, str) or isinstance(value, dict | list):
-            raise ValueError(f"{p}: `params` must map dotted keys to single values; got {key!r}")
+        scalars = isinstance(value, list) and not any(isinstance(v, dict | list) for v in value)
+        if not isinstance(key, str) or isinstance(value, dict) or (
+            isinstance(value, list) and not scalars
+        ):
+            raise ValueError(
+                f"{p}: `params` must map dotted keys to single values or lists of them; "
+                f"got {key!r}"
+            )
     return doc
 
 
 def _value_node(root: Any, key: str, source: Path) -> Any:
     """The ruamel node of ``key``'s value (a ScalarNode), or ValueError naming what is missing."""
-    from ruamel.yaml.nodes import MappingNode, ScalarNode
+    from ruamel.yaml.nodes import MappingNode, ScalarNode, SequenceNode
 
     node = root
     parts = key.split(".")
@@ -106,8 +112,13 @@ def _value_node(root: Any, key: str, source: Path) -> Any:
                 "changed since"
             )
         node = found[0]
+    if isinstance(node, SequenceNode) and node.flow_style:
+        return node  # a one-line list, e.g. fractions: [0.01, 1.0]
     if not isinstance(node, ScalarNode):
-        raise ValueError(f"{key} in {source} is a list or mapping, not a single value")
+        raise ValueError(
+            f"{key} in {source} is a mapping or a multi-line list, not a single value or a "
+            "one-line [a, b] list"
+        )
     return node
 
 
@@ -158,7 +169,12 @@ def apply_best_params(
         set_dotted(expected, key, new)
         if type(current) is type(new) and current == new:
             continue
-        edits.append((node.start_mark.index, node.end_mark.index, yaml_scalar(new)))
+        token = (
+            "[" + ", ".join(yaml_scalar(v) for v in new) + "]"
+            if isinstance(new, list)
+            else yaml_scalar(new)
+        )
+        edits.append((node.start_mark.index, node.end_mark.index, token))
         changes.append(Change(key, current, new))
     for start, end, token in sorted(edits, reverse=True):
         text = _splice(text, start, end, token)
