@@ -108,7 +108,9 @@ def test_yaml_scalars_read_back_alike() -> None:
     assert yaml_scalar(1e-05) == "1.0e-05"
 
 
-def test_apply_writes_one_line_lists_and_refuses_mappings(params_copy: Path, tmp_path: Path) -> None:
+def test_apply_writes_one_line_lists_and_refuses_mappings(
+    params_copy: Path, tmp_path: Path
+) -> None:
     best = _best(
         tmp_path / "lists.yaml",
         {"finetune.fractions": [0.01, 0.1, 1.0], "finetune.scene.protocols": ["linear", "knn"]},

@@ -83,12 +83,13 @@ def read_best_params(path: str | Path) -> dict[str, Any]:
         raise ValueError(f"{p} has no `params` mapping of dotted keys to values")
     for key, value in values.items():
         scalars = isinstance(value, list) and not any(isinstance(v, dict | list) for v in value)
-        if not isinstance(key, str) or isinstance(value, dict) or (
-            isinstance(value, list) and not scalars
+        if (
+            not isinstance(key, str)
+            or isinstance(value, dict)
+            or (isinstance(value, list) and not scalars)
         ):
             raise ValueError(
-                f"{p}: `params` must map dotted keys to single values or lists of them; "
-                f"got {key!r}"
+                f"{p}: `params` must map dotted keys to single values or lists of them; got {key!r}"
             )
     return doc
 
