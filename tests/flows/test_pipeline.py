@@ -241,8 +241,11 @@ def test_the_flow_runs_every_stage_then_dvc_skips_them_all(
     plan = _dvc.pipeline_stages(project)
     assert list(dict.fromkeys(s.split("@")[0] for s in ran)) == plan  # all, in dvc.yaml order
     for method in ("seco", "moco", "moco_tp", "dense", "cscl"):
-        assert f"pretrain@{method}" in ran
-        assert (project / "models" / "pretrain" / method / "encoder" / "weights.pt").is_file()
+        assert (f"pretrain@{method}" if method != "cscl" else "pretrain_cscl") in ran
+        units = ["r0", "r1"] if method != "cscl" else ["r0.in_domain.f50", "r1.in_domain.f100"]
+        for unit in units:  # one encoder per replicate (CSCL: and label subset)
+            encoder = project / "models" / "pretrain" / method / "encoders" / unit
+            assert (encoder / "weights.pt").is_file()
         assert (project / "reports" / "pretrain" / method / "metrics.json").is_file()
     for name in ("unlabelled", "landcover", "croptype"):
         assert (project / "data" / "raw" / name / "index.parquet").is_file()
@@ -250,6 +253,10 @@ def test_the_flow_runs_every_stage_then_dvc_skips_them_all(
     assert (project / "reports" / "fetch" / "ndvi_curves.png").is_file()
     assert (project / "reports" / "validate" / "datadocs" / "index.html").is_file()
     assert (project / "reports" / "evaluate" / "metrics.json").is_file()
+    verdicts = json.loads((project / "reports" / "evaluate" / "verdicts.json").read_text())
+    assert {"embedding_earth", "cscl", "seco", "aa_control"} <= set(verdicts)
+    report = (project / "reports" / "evaluate" / "report.md").read_text(encoding="utf-8")
+    assert "## Rules" in report and "A/A control" in report
     md = artifact_of(first, ARTIFACT_KEY)
     assert "| landcover | random | finetune | 100 % | miou |" in md
 
@@ -361,8 +368,7 @@ def test_a_challenger_that_cannot_clear_the_bar_is_not_promoted(
     landcover = decisions["tasks"]["landcover"]
     assert landcover["promoted"] is False and landcover["candidate_version"] == "2"
     assert landcover["champion_version"] == "1"
-    # the interval's lower bound is not above 0.9, or (a model exported without per-sample
-    # results) there is nothing to compare: either way the reason names the champion
-    assert "champion version 1" in landcover["reason"]
+    # the interval's lower bound is not above 0.9: the reason states the interval
+    assert "champion version 1" in landcover["reason"] and "CI" in landcover["reason"]
     assert "not promoted" in third.stdout
     assert decisions["tasks"]["scene"]["reason"].startswith("no challenger")

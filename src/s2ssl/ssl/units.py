@@ -58,13 +58,10 @@ def plan_units(params: Params, method: str) -> list[PretrainUnit]:
         return [PretrainUnit(r, seed) for r, seed in enumerate(seeds)]
     ft = params.finetune
     transfer = ft.region_transfer
+    enabled, fractions, inits = transfer.enabled, sorted(transfer.fractions), transfer.inits
     subsets: list[tuple[str, float]] = [("in_domain", f) for f in ft.fractions]
-    if (
-        transfer.enabled
-        and params.holdout_region is not None
-        and (transfer.inits is None or "cscl" in transfer.inits)
-    ):
-        subsets += [("transfer", f) for f in sorted(transfer.fractions)]
+    if enabled and params.holdout_region is not None and (inits is None or "cscl" in inits):
+        subsets += [("transfer", f) for f in fractions]
     return [
         PretrainUnit(
             r,
