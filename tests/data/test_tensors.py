@@ -44,3 +44,20 @@ def test_each_rank_gets_a_disjoint_share_of_the_same_permutation(
     other_epoch = _rank_batches(monkeypatch, n, batch, world, epoch=4)
     assert other_epoch != ranks  # a new permutation every epoch, the same one on every rank
     assert _rank_batches(monkeypatch, n, batch, world, epoch=3) == ranks
+
+
+def test_an_epoch_size_cycles_a_small_subset_as_often_as_the_full_split_holds(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(tensors, "dist_rank_world", lambda: (0, 1))
+    sampler = EpochBatchSampler(3, 4, seed=7, epoch_size=10)
+    batches = list(sampler)
+    drawn = [i for b in batches for i in b]
+    # 10 draws → 2 full batches of 4 (drop_last); each permutation of the 3 items in turn
+    assert len(batches) == len(sampler) == 2 and len(drawn) == 8
+    assert sorted(drawn[:3]) == [0, 1, 2] and sorted(drawn[3:6]) == [0, 1, 2]
+    # without epoch_size nothing changes: the same first permutation as before
+    plain = [i for b in EpochBatchSampler(3, 4, seed=7, drop_last=False) for i in b]
+    assert plain == drawn[:3]
+    with pytest.raises(ValueError, match=r"epoch_size must be >= n"):
+        EpochBatchSampler(5, 2, seed=0, epoch_size=4)
