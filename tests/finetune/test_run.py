@@ -115,7 +115,12 @@ def test_stage_logs_a_parent_run_with_nested_runs(
     tiny_validated: Path, tiny_run_params: Path, tmp_path: Path
 ) -> None:
     params = load_params(
-        tiny_run_params, {"finetune.fractions": [1.0], "finetune.scene.protocols": ["knn"]}
+        tiny_run_params,
+        {
+            "finetune.fractions": [1.0],
+            "finetune.scene.protocols": ["knn"],
+            "evaluate.replicates": 1,
+        },
     )
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     result = run_finetune(
