@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 import json
 import math
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -251,7 +252,9 @@ def test_minimum_detectable_effect_by_hand() -> None:
         n_samples=10,
         draws=np.array([0.0, 0.04]),
     )
-    # t_{0.975, 2} = 4.3027, t_{0.8, 2} = 1.0607
-    assert minimum_detectable_effect(estimate) == pytest.approx((4.302653 + 1.060660) * 0.01)
+    # half-width 0.02 = t_{0.975, 2} · SE with t_{0.975, 2} = 4.3027, t_{0.8, 2} = 1.0607
+    assert minimum_detectable_effect(estimate) == pytest.approx(0.02 * (1 + 1.060660 / 4.302653))
+    unbounded = replace(estimate, lo=-math.inf, hi=math.inf)
+    assert minimum_detectable_effect(unbounded) == math.inf
     with pytest.raises(ValueError, match="power"):
         minimum_detectable_effect(estimate, power=1.0)

@@ -14,17 +14,20 @@ carries a headline difference.
 from __future__ import annotations
 
 import hashlib
-import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import stats as scipy_stats
 
 from s2ssl.config import EvaluateConfig
 from s2ssl.evaluation.records import Arm, ArmResults
 from s2ssl.seeding import derive_seed
-from s2ssl.stats import Estimate, contrast_bootstrap, per_class_scores
+from s2ssl.stats import (
+    Estimate,
+    contrast_bootstrap,
+    minimum_detectable_effect,
+    per_class_scores,
+)
 from s2ssl.taskspec import task_spec
 
 __all__ = ["Gain", "bootstrap", "class_gains", "detectable_effect", "gains", "parts_of"]
@@ -79,19 +82,9 @@ def bootstrap(
 
 
 def detectable_effect(estimate: Estimate, power: float) -> float:
-    """The smallest true effect this design detects with probability ``power`` at its level.
-
-    From the interval's half-width ``h = t_{1−α/2} · SE`` (``R − 1`` degrees of freedom): the
-    effect must sit ``t_{1−α/2} + t_{power}`` standard errors from 0, so
-    ``MDE = h · (1 + t_{power} / t_{1−α/2})``. Infinite with one replicate.
-    """
-    if estimate.n_replicates < 2 or not (math.isfinite(estimate.lo) and math.isfinite(estimate.hi)):
-        return math.inf
-    df = estimate.n_replicates - 1
-    t_alpha = float(scipy_stats.t.ppf(0.5 + estimate.confidence / 2.0, df))
-    t_power = float(scipy_stats.t.ppf(power, df))
-    half = (estimate.hi - estimate.lo) / 2.0
-    return half * (1.0 + t_power / t_alpha)
+    """The minimum detectable effect of ``estimate`` at ``power``
+    (:func:`s2ssl.stats.minimum_detectable_effect`: from the interval's half-width)."""
+    return minimum_detectable_effect(estimate, power=power)
 
 
 def _paired(treated: ArmResults, control: ArmResults, task: str) -> None:
