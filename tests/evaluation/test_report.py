@@ -95,3 +95,16 @@ def test_write_evaluation_end_to_end(tmp_path: Path) -> None:
     for path in result.figures:
         assert path.read_bytes()[:8] == PNG_SIGNATURE
     assert not math.isnan(metrics["scene.in_domain.seco.linear.f100.balanced_accuracy"])
+
+
+def test_a_gain_shows_the_same_interval_in_the_task_table_and_in_its_claim(tmp_path: Path) -> None:
+    params = load_params(
+        REPO_PARAMS,
+        overrides={"finetune.tasks": ["landcover", "scene"], "evaluate.bootstrap_samples": 300},
+    )
+    write_runs(tmp_path / "finetune", _fake_runs())
+    write_evaluation(params, tmp_path / "finetune", tmp_path / "none", tmp_path / "out")
+    metrics = json.loads((tmp_path / "out" / "metrics.json").read_text(encoding="utf-8"))
+    gain = "landcover.in_domain.dense.finetune.f1.miou"
+    assert metrics["claims.embedding_earth.0.lo"] == metrics[f"{gain}.gain_lo"]
+    assert metrics["claims.embedding_earth.0.hi"] == metrics[f"{gain}.gain_hi"]

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from typing import Final
 
 from s2ssl.config import EvaluateConfig
-from s2ssl.evaluation.comparisons import BASELINE, bootstrap, detectable_effect
+from s2ssl.evaluation.comparisons import BASELINE, bootstrap, detectable_effect, gain_label
 from s2ssl.evaluation.records import Arm, ArmResults
 from s2ssl.stats import Estimate, Verdict, combine, holm, verdict_from_interval
 from s2ssl.taskspec import task_spec
@@ -144,7 +144,9 @@ def embedding_earth(arms: Arms, cfg: EvaluateConfig) -> ClaimResult:
         low, high = fractions[0], fractions[-1]
         scarce = Arm("in_domain", "finetune", "dense", low)
         full = Arm("in_domain", "finetune", "dense", high)
-        e = bootstrap(_gain_arms(arms, scarce), [1, -1], metric, cfg, "ee.scarce")
+        e = bootstrap(
+            _gain_arms(arms, scarce), [1, -1], metric, cfg, gain_label("landcover", scarce)
+        )
         contrasts.append(_tested(f"dense − random at {_pct(low)} labels", e, cfg))
         e = bootstrap(
             _gain_arms(arms, scarce) + _gain_arms(arms, full),
@@ -156,7 +158,7 @@ def embedding_earth(arms: Arms, cfg: EvaluateConfig) -> ClaimResult:
         contrasts.append(_tested(f"gain at {_pct(low)} − gain at {_pct(high)}", e, cfg))
     for f in _fractions(arms, "transfer", "finetune", "dense", BASELINE):
         arm = Arm("transfer", "finetune", "dense", f)
-        e = bootstrap(_gain_arms(arms, arm), [1, -1], metric, cfg, f"ee.transfer.{f}")
+        e = bootstrap(_gain_arms(arms, arm), [1, -1], metric, cfg, gain_label("landcover", arm))
         contrasts.append(_tested(f"dense − random on the unseen region, {_pct(f)}", e, cfg))
     return _result(
         "Embedding Earth", contrasts, "needs land-cover inits random and dense at two fractions"
@@ -169,7 +171,7 @@ def cscl(arms: Arms, cfg: EvaluateConfig) -> ClaimResult:
     contrasts: list[Contrast] = []
     for f in _fractions(arms, "in_domain", "finetune", "cscl", BASELINE):
         arm = Arm("in_domain", "finetune", "cscl", f)
-        e = bootstrap(_gain_arms(arms, arm), [1, -1], metric, cfg, f"cscl.gain.{f}")
+        e = bootstrap(_gain_arms(arms, arm), [1, -1], metric, cfg, gain_label("croptype", arm))
         contrasts.append(_tested(f"cscl − random at {_pct(f)} labels", e, cfg))
     for f in _fractions(arms, "in_domain", "finetune", "cscl", BASELINE):
         arm = Arm("in_domain", "finetune", "cscl", f)
@@ -223,7 +225,7 @@ def aa_control(arms_by_task: Mapping[str, Arms], cfg: EvaluateConfig) -> ClaimRe
             if arm.init != "random_b" or arm.with_init(BASELINE) not in arms:
                 continue
             estimates.append(
-                bootstrap(_gain_arms(arms, arm), [1, -1], metric, cfg, f"aa.{task}.{arm.label}")
+                bootstrap(_gain_arms(arms, arm), [1, -1], metric, cfg, gain_label(task, arm))
             )
             labels.append(f"{task} {arm.setting} {arm.protocol} {_pct(arm.fraction)}")
     contrasts = _corrected(labels, estimates, cfg) if estimates else []

@@ -30,7 +30,15 @@ from s2ssl.stats import (
 )
 from s2ssl.taskspec import task_spec
 
-__all__ = ["Gain", "bootstrap", "class_gains", "detectable_effect", "gains", "parts_of"]
+__all__ = [
+    "Gain",
+    "bootstrap",
+    "class_gains",
+    "detectable_effect",
+    "gain_label",
+    "gains",
+    "parts_of",
+]
 
 BASELINE = "random"
 
@@ -52,6 +60,12 @@ class Gain:
     def metric_key(self) -> str:
         """``miou`` / ``boundary.miou`` …: the metric name in run records and metrics.json."""
         return self.metric if self.part == "all" else f"{self.part}.{self.metric}"
+
+
+def gain_label(task: str, arm: Arm, part: str = "all") -> str:
+    """The bootstrap label (hence seed) of ``arm − random``: the same gain gets the same draws
+    wherever it is computed (the task tables and the claims show one interval)."""
+    return f"{task}.{arm.label}.{part}.gain"
 
 
 def parts_of(task: str) -> tuple[str, ...]:
@@ -115,7 +129,7 @@ def gains(task: str, arms: Mapping[Arm, ArmResults], cfg: EvaluateConfig) -> lis
                 [1.0, -1.0],
                 metric,
                 cfg,
-                f"{task}.{arm.label}.{part}.gain",
+                gain_label(task, arm, part),
             )
             out.append(
                 Gain(task, arm, part, metric, estimate, detectable_effect(estimate, cfg.power))
