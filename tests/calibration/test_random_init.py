@@ -80,7 +80,7 @@ def test_a_stored_run_with_the_same_fingerprint_is_not_trained_again(
     path = reports / "runs" / "croptype.random.f100.json"
     path.write_text("{not json", encoding="utf-8")  # e.g. a file truncated by hand
     third = run_calibration(params, tiny_validated, reports)
-    assert calls == ["in_domain.random.finetune.f100"] and third.executed == [
+    assert calls == ["r0.in_domain.random.finetune.f100"] and third.executed == [
         "croptype.random.f100"
     ]
     assert (

@@ -19,7 +19,7 @@ from testkit import REPO_ROOT
 
 def test_pipeline_stages_follow_dvc_yaml_without_targeted_only_stages(tmp_path: Path) -> None:
     repo = _dvc.pipeline_stages(REPO_ROOT)
-    assert repo[:5] == ["fetch", "validate", "pretrain", "finetune", "evaluate"]
+    assert repo[:6] == ["fetch", "validate", "pretrain", "pretrain_cscl", "finetune", "evaluate"]
     assert "tune" not in repo and "calibrate" not in repo
     assert [s for s in repo if s in _dvc.REGISTRY_STAGES] == [
         s for s in ("register", "promote") if _dvc.has_stage(REPO_ROOT, s)

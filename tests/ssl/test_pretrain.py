@@ -316,23 +316,24 @@ def test_cscl_stage_one_trains_on_exactly_the_label_subset_of_its_downstream_run
 
     params = tiny_params(
         **{
-            "finetune.fractions": [0.5, 1.0],
+            "finetune.fractions": [0.2, 1.0],
+            "finetune.min_train_samples": 1,
             "finetune.region_transfer.enabled": False,
             "pretrain.cscl.max_epochs": 1,
         }
     )
     result = pretrain(params, "cscl", tiny_validated, tmp_path / "m", tmp_path / "r")
-    assert [u.unit for u in result.units] == ["r0.in_domain.f50", "r0.in_domain.f100"]
+    assert [u.unit for u in result.units] == ["r0.in_domain.f20", "r0.in_domain.f100"]
     data = load_task_data("croptype", tiny_validated, "in_domain", params.holdout_region)
     seed = replicate_seed_of(
-        params, RunSpec("croptype", "in_domain", "cscl", "finetune", 0.5).replicate
+        params, RunSpec("croptype", "in_domain", "cscl", "finetune", 0.2).replicate
     )
-    for unit, fraction in (("r0.in_domain.f50", 0.5), ("r0.in_domain.f100", 1.0)):
+    for unit, fraction in (("r0.in_domain.f20", 0.2), ("r0.in_domain.f100", 1.0)):
         meta = json.loads((tmp_path / "m" / "cscl" / "encoders" / unit / "meta.json").read_text())
         expected = data.fraction(fraction, seed, params.finetune.min_train_samples).ids
         assert meta["label_subset_ids"] == list(expected)
     half = json.loads(
-        (tmp_path / "m" / "cscl" / "encoders" / "r0.in_domain.f50" / "meta.json").read_text()
+        (tmp_path / "m" / "cscl" / "encoders" / "r0.in_domain.f20" / "meta.json").read_text()
     )
     assert 0 < len(half["label_subset_ids"]) < len(data.train)
 

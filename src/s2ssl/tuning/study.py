@@ -180,7 +180,11 @@ def run_study(
     inputs = _inputs(params, data_dir, models_dir)
     dataset = inputs[next(iter(inputs))]
     fingerprint = study_fingerprint(
-        params, hash_input(dataset), encoder_sha256(models_dir, cfg.init)
+        params,
+        hash_input(dataset),
+        encoder_sha256(
+            models_dir, RunSpec(cfg.task, "in_domain", cfg.init, "finetune", cfg.fraction)
+        ),
     )
     name = optuna_name(params, fingerprint)
     db_path = out / STUDY_DB
