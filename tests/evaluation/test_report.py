@@ -71,7 +71,13 @@ def test_write_evaluation_end_to_end(tmp_path: Path) -> None:
     assert set(verdicts) == {claim_slug(c) for c in ("Embedding Earth", "SeCo", "A/A control")}
     ee = verdicts["embedding_earth"]
     assert [c["verdict"] for c in ee["contrasts"]] == ["holds", "holds", "inconclusive"]
-    assert ee["verdict"] == "inconclusive" and len(ee["contrasts"][0]["per_replicate"]) == 3
+    assert ee["verdict"] == "inconclusive"
+    assert len(ee["contrasts"][0]["estimate"]["per_replicate"]) == 3
+    seco = verdicts["seco"]["contrasts"]
+    # Holm: the interval a verdict was decided on is at the adjusted level, wider than 95 %
+    widest = max(seco, key=lambda c: c["confidence"])
+    assert widest["confidence"] > 0.95
+    assert widest["hi"] - widest["lo"] > widest["estimate"]["hi"] - widest["estimate"]["lo"]
     assert verdicts["aa_control"]["verdict"] == "inconclusive"
 
     # the report states the rules before any number, then the verdicts

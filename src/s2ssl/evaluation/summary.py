@@ -100,8 +100,10 @@ def flat_metrics(
 
 
 def verdicts_json(claims: Sequence[ClaimResult]) -> dict[str, Any]:
-    """Every claim with its rule, contrasts (interval at their level, per-replicate values,
-    minimum detectable effect) and verdict."""
+    """Every claim with its rule, contrasts and verdict. A contrast's ``lo`` / ``hi`` are its
+    interval at ``confidence``, the level its verdict was decided at (Holm-adjusted in a
+    corrected family); ``estimate`` holds the mean, the per-replicate values, the p-value and
+    the interval at the configured level."""
 
     def num(x: float) -> float | None:
         return float(x) if math.isfinite(x) else None
@@ -120,7 +122,7 @@ def verdicts_json(claims: Sequence[ClaimResult]) -> dict[str, Any]:
                     "lo": num(k.lo),
                     "hi": num(k.hi),
                     "mde": num(k.mde),
-                    **k.estimate.as_dict(),
+                    "estimate": k.estimate.as_dict(),
                 }
                 for k in c.contrasts
             ],
