@@ -8,12 +8,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 from runkit import arm_runs, write_runs
-from scipy import stats
 
 from s2ssl.config import EvaluateConfig
-from s2ssl.evaluation.comparisons import class_gains, detectable_effect, gains
+from s2ssl.evaluation.comparisons import class_gains, gains
 from s2ssl.evaluation.records import Arm, collect_runs, load_arms
-from s2ssl.stats import Estimate, score_from_confusion
+from s2ssl.stats import score_from_confusion
 
 CFG = EvaluateConfig(
     replicates=3,
@@ -89,16 +88,3 @@ def test_class_gains_are_per_class_differences_averaged_over_replicates(tmp_path
 
     expected = (iou(dense.parts["all"].sum(axis=1)) - iou(random.parts["all"].sum(axis=1))).mean(0)
     assert got == pytest.approx(expected) and np.all(got > 0)
-
-
-def _estimate(lo: float, hi: float, r: int, confidence: float = 0.95) -> Estimate:
-    return Estimate(
-        "miou", (lo + hi) / 2, lo, hi, confidence, 0.5, 1.0, 0.0, (0.0,) * r, r, 10, np.zeros(0)
-    )
-
-
-def test_detectable_effect_from_the_interval_half_width() -> None:
-    # R = 3: t(2) quantiles; half-width 0.1 -> MDE = 0.1 * (1 + t_0.8 / t_0.975)
-    expected = 0.1 * (1 + stats.t.ppf(0.8, 2) / stats.t.ppf(0.975, 2))
-    assert detectable_effect(_estimate(-0.05, 0.15, 3), 0.8) == pytest.approx(expected)
-    assert detectable_effect(_estimate(-math.inf, math.inf, 1), 0.8) == math.inf

@@ -28,9 +28,16 @@ from dataclasses import dataclass
 from typing import Final
 
 from s2ssl.config import EvaluateConfig
-from s2ssl.evaluation.comparisons import BASELINE, bootstrap, detectable_effect, gain_label
+from s2ssl.evaluation.comparisons import BASELINE, bootstrap, gain_label
 from s2ssl.evaluation.records import Arm, ArmResults
-from s2ssl.stats import Estimate, Verdict, combine, holm, verdict_from_interval
+from s2ssl.stats import (
+    Estimate,
+    Verdict,
+    combine,
+    holm,
+    minimum_detectable_effect,
+    verdict_from_interval,
+)
 from s2ssl.taskspec import task_spec
 
 __all__ = ["RULES", "ClaimResult", "Contrast", "aa_control", "cscl", "embedding_earth", "seco"]
@@ -103,7 +110,7 @@ def _tested(label: str, estimate: Estimate, cfg: EvaluateConfig) -> Contrast:
         estimate.hi,
         estimate.confidence,
         verdict,
-        detectable_effect(estimate, cfg.power),
+        minimum_detectable_effect(estimate, power=cfg.power),
     )
 
 
@@ -119,7 +126,7 @@ def _corrected(
             h.hi,
             h.adjusted_confidence,
             h.verdict,
-            detectable_effect(e, cfg.power),
+            minimum_detectable_effect(e, power=cfg.power),
         )
         for label, e, h in zip(labels, estimates, results, strict=True)
     ]

@@ -34,7 +34,6 @@ __all__ = [
     "Gain",
     "bootstrap",
     "class_gains",
-    "detectable_effect",
     "gain_label",
     "gains",
     "parts_of",
@@ -54,7 +53,7 @@ class Gain:
     metric: str
     estimate: Estimate
     mde: float
-    """Minimum detectable effect at this R (:func:`detectable_effect`)."""
+    """Minimum detectable effect at this R (:func:`s2ssl.stats.minimum_detectable_effect`)."""
 
     @property
     def metric_key(self) -> str:
@@ -95,12 +94,6 @@ def bootstrap(
     )
 
 
-def detectable_effect(estimate: Estimate, power: float) -> float:
-    """The minimum detectable effect of ``estimate`` at ``power``
-    (:func:`s2ssl.stats.minimum_detectable_effect`: from the interval's half-width)."""
-    return minimum_detectable_effect(estimate, power=power)
-
-
 def _paired(treated: ArmResults, control: ArmResults, task: str) -> None:
     if treated.replicates != control.replicates or treated.ids != control.ids:
         raise ValueError(
@@ -132,7 +125,14 @@ def gains(task: str, arms: Mapping[Arm, ArmResults], cfg: EvaluateConfig) -> lis
                 gain_label(task, arm, part),
             )
             out.append(
-                Gain(task, arm, part, metric, estimate, detectable_effect(estimate, cfg.power))
+                Gain(
+                    task,
+                    arm,
+                    part,
+                    metric,
+                    estimate,
+                    minimum_detectable_effect(estimate, power=cfg.power),
+                )
             )
     return out
 

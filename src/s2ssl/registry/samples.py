@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Final
 
 import numpy as np
 
+from s2ssl.finetune.store import TEST_SAMPLES_FILE
 from s2ssl.registry.versions import TAG_TEST_SAMPLES, quiet_mlflow, registry_uri
 
 if TYPE_CHECKING:
@@ -29,9 +30,6 @@ __all__ = [
     "download_test_samples",
     "read_test_samples",
 ]
-
-TEST_SAMPLES_FILE: Final[str] = "test_samples.npz"
-"""The per-test-sample confusion matrices in a fine-tuned model directory."""
 
 TEST_SAMPLES_ARTIFACT_DIR: Final[str] = "test_samples"
 """Where registration logs :data:`TEST_SAMPLES_FILE` among the ``register`` run's artifacts."""

@@ -10,7 +10,7 @@ from s2ssl.config import Params
 from s2ssl.data.subsets import pretrain_unit
 from s2ssl.ssl.datamodule import LabelSubset
 
-__all__ = ["PretrainUnit", "cscl_task", "plan_units"]
+__all__ = ["PretrainUnit", "plan_units"]
 
 
 @dataclass(frozen=True)
@@ -40,11 +40,6 @@ class PretrainUnit:
                 "min_samples": self.subset.min_samples,
             }
         return out
-
-
-def cscl_task(params: Params) -> str:
-    """The downstream task CSCL stage 1 feeds: ``croptype`` or ``landcover`` (its labels)."""
-    return params.pretrain.cscl.labels
 
 
 def plan_units(params: Params, method: str) -> list[PretrainUnit]:
