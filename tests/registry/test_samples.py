@@ -64,3 +64,9 @@ def test_align_samples_says_why_not() -> None:
     assert "other classes (2 vs 3)" in str(
         align_samples(cand, (np.array(["a", "b"]), np.ones((2, 3, 3), int)))
     )
+
+
+def test_the_registry_reads_the_file_name_the_finetune_store_writes() -> None:
+    from s2ssl.finetune.store import TEST_SAMPLES_FILE as WRITTEN
+
+    assert TEST_SAMPLES_FILE == WRITTEN

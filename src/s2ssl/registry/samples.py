@@ -16,7 +16,6 @@ from typing import TYPE_CHECKING, Final
 
 import numpy as np
 
-from s2ssl.finetune.store import TEST_SAMPLES_FILE
 from s2ssl.registry.versions import TAG_TEST_SAMPLES, quiet_mlflow, registry_uri
 
 if TYPE_CHECKING:
@@ -33,6 +32,11 @@ __all__ = [
 
 TEST_SAMPLES_ARTIFACT_DIR: Final[str] = "test_samples"
 """Where registration logs :data:`TEST_SAMPLES_FILE` among the ``register`` run's artifacts."""
+
+TEST_SAMPLES_FILE: Final[str] = "test_samples.npz"
+"""The per-test-sample confusion matrices in a fine-tuned model directory (the name
+:mod:`s2ssl.finetune.store` writes; the register / promote stages do not load the fine-tuning
+code, so the registry names it itself)."""
 
 TestSamples = tuple[np.ndarray, np.ndarray]
 """``(ids (n,) str, confusion (n, K, K) int64)`` of one model's test set."""
