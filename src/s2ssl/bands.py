@@ -1,8 +1,9 @@
 """Sentinel-2 MSI bands, their order in s2ssl arrays, and the DN <-> reflectance convention.
 
-Every image array in s2ssl has its band axis in :data:`BAND_NAMES` order (the 13 MSI bands, as in
-Level-1C products and in the CSCL / eo-learn data). Level-2A products have no B10 (cirrus); sources
-that cannot provide a band fill it and say so in the dataset's metadata.
+An image array holds a list of bands in Sentinel-2 order (:data:`BAND_NAMES`, the 13 MSI bands of
+Level-1C products): a dataset records the bands it holds, a model the bands it takes, and bands are
+always matched by name (:func:`band_positions`, :func:`select_bands`), never by position. Presets
+(:data:`BAND_PRESETS`) name the common lists: Level-2A products have no B10 (cirrus).
 
 Radiometry (ESA processing baseline 04.00, in force for scenes acquired since 2022-01-25):
 ``reflectance = (DN + offset) / 10000`` with ``offset = -1000`` for baseline >= 04.00 and ``0``
@@ -12,7 +13,9 @@ before. DN are stored as ``uint16``; the offset is recorded per acquisition in t
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from types import MappingProxyType
 from typing import Final
 
 import numpy as np
@@ -60,6 +63,17 @@ RGB: Final[tuple[str, str, str]] = ("B04", "B03", "B02")
 L2A_BAND_NAMES: Final[tuple[str, ...]] = tuple(n for n in BAND_NAMES if n != "B10")
 """Level-2A has no cirrus band."""
 
+BAND_PRESETS: Final[Mapping[str, tuple[str, ...]]] = MappingProxyType(
+    {
+        "l2a": L2A_BAND_NAMES,
+        "l1c": BAND_NAMES,
+        "rgb": ("B02", "B03", "B04"),
+        "pastis": ("B02", "B03", "B04", "B05", "B06", "B07", "B08", "B8A", "B11", "B12"),
+    }
+)
+"""Named band lists (Sentinel-2 order): ``l2a`` (Level-2A: 12 bands, no B10), ``l1c`` (all 13),
+``rgb`` (B02, B03, B04: what SeCo pre-trains on), ``pastis`` (the 10 bands at 10 and 20 m)."""
+
 # Per-pixel quality mask convention shared by every source (uint8).
 MASK_CLEAR: Final[int] = 0
 MASK_CLOUD: Final[int] = 1
@@ -88,6 +102,81 @@ def band_index(name: str) -> int:
 def band_indices(names: list[str] | tuple[str, ...]) -> list[int]:
     """Positions of several bands (order kept)."""
     return [band_index(n) for n in names]
+
+
+def resolve_bands(spec: str | Sequence[str]) -> tuple[str, ...]:
+    """A band list from a preset name (:data:`BAND_PRESETS`) or a list of band names.
+
+    The result is in Sentinel-2 order whatever the order given; an unknown preset or band, a
+    repeated band or an empty list raises ``ValueError`` saying what is valid.
+    """
+    if isinstance(spec, str):
+        preset = BAND_PRESETS.get(spec)
+        if preset is None:
+            raise ValueError(
+                f"unknown band preset {spec!r}; use one of {', '.join(BAND_PRESETS)} "
+                f"or a list of band names ({', '.join(BAND_NAMES)})"
+            )
+        return preset
+    names = [str(b) for b in spec]
+    if not names:
+        raise ValueError("a band list needs at least one band")
+    unknown = [b for b in names if b not in BAND_NAMES]
+    if unknown:
+        raise ValueError(
+            f"unknown Sentinel-2 band(s) {', '.join(unknown)}; valid bands are "
+            f"{', '.join(BAND_NAMES)}"
+        )
+    repeated = sorted({b for b in names if names.count(b) > 1})
+    if repeated:
+        raise ValueError(f"band(s) {', '.join(repeated)} listed more than once")
+    return tuple(b for b in BAND_NAMES if b in names)
+
+
+def missing_bands(have: Sequence[str], want: Sequence[str]) -> tuple[str, ...]:
+    """The bands of ``want`` that ``have`` lacks (``want``'s order)."""
+    present = set(have)
+    return tuple(b for b in want if b not in present)
+
+
+def band_positions(
+    have: Sequence[str], want: Sequence[str], *, what: str = "the data"
+) -> list[int]:
+    """Where each band of ``want`` sits in ``have`` (selection by name, ``want``'s order).
+
+    Raises:
+        ValueError: ``have`` (described as ``what``) lacks some of ``want``; the message names
+            the missing bands and what ``have`` holds.
+    """
+    missing = missing_bands(have, want)
+    if missing:
+        raise ValueError(
+            f"{what} lacks band(s) {', '.join(missing)} (it holds {', '.join(have) or 'none'}; "
+            f"needed: {', '.join(want)})"
+        )
+    index = {b: i for i, b in enumerate(have)}
+    return [index[b] for b in want]
+
+
+def select_bands(
+    array: np.ndarray,
+    have: Sequence[str],
+    want: Sequence[str],
+    *,
+    axis: int = -3,
+    what: str = "the data",
+) -> np.ndarray:
+    """The bands ``want`` of ``array`` whose band axis ``axis`` holds ``have`` (by name).
+
+    A superset is reduced to ``want``; a missing band raises ``ValueError`` naming it (never a
+    filled band). The band axis must have ``len(have)`` entries.
+    """
+    if array.shape[axis] != len(have):
+        raise ValueError(
+            f"{what}: the band axis has {array.shape[axis]} entries but {len(have)} band names "
+            f"were given ({', '.join(have)})"
+        )
+    return np.take(array, band_positions(have, want, what=what), axis=axis)
 
 
 def bands_at_resolution(resolution_m: int) -> tuple[str, ...]:
@@ -138,8 +227,12 @@ def reflectance_to_dn(reflectance: np.ndarray, offset: int | np.ndarray) -> np.n
     return dn.astype(np.uint16)
 
 
-def ndvi(reflectance: np.ndarray, band_axis: int = -3) -> np.ndarray:
-    """NDVI = (B08 - B04) / (B08 + B04) along ``band_axis`` of a 13-band reflectance array."""
-    nir = np.take(reflectance, band_index("B08"), axis=band_axis).astype(np.float32)
-    red = np.take(reflectance, band_index("B04"), axis=band_axis).astype(np.float32)
+def ndvi(
+    reflectance: np.ndarray, band_axis: int = -3, bands: Sequence[str] = BAND_NAMES
+) -> np.ndarray:
+    """NDVI = (B08 - B04) / (B08 + B04) along ``band_axis`` of a reflectance array holding
+    ``bands`` (default: all 13)."""
+    nir_at, red_at = band_positions(bands, ("B08", "B04"), what="the NDVI input")
+    nir = np.take(reflectance, nir_at, axis=band_axis).astype(np.float32)
+    red = np.take(reflectance, red_at, axis=band_axis).astype(np.float32)
     return (nir - red) / np.maximum(nir + red, 1e-6)

@@ -7,8 +7,9 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import Field, ValidationError, model_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 
+from s2ssl.bands import resolve_bands
 from s2ssl.config.calibrate import CalibrateConfig
 from s2ssl.config.common import ConfigError, StrictModel, describe_error, set_dotted
 from s2ssl.config.evaluate import EvaluateConfig
@@ -26,6 +27,9 @@ class Params(StrictModel):
     """The whole ``params.yaml``."""
 
     seed: int = Field(ge=0, le=2**32 - 1)
+    bands: str | list[str]
+    """The bands every stage works on: a preset (``l2a``, ``l1c``, ``rgb``, ``pastis``) or a list
+    of band names; see :data:`s2ssl.bands.BAND_PRESETS`."""
     fetch: FetchConfig
     validation: ValidateConfig = Field(alias="validate")
     """The ``validate`` section (a field called ``validate`` would shadow pydantic's method)."""
@@ -40,6 +44,17 @@ class Params(StrictModel):
     """The Optuna sweep (``dvc repro tune/dvc.yaml`` only; never part of a plain ``dvc repro``)."""
     calibrate: CalibrateConfig
     """Random-init and baseline calibration of the tasks (``dvc repro calibrate/dvc.yaml`` only)."""
+
+    @field_validator("bands")
+    @classmethod
+    def _known_bands(cls, v: str | list[str]) -> str | list[str]:
+        resolve_bands(v)
+        return v
+
+    @property
+    def band_names(self) -> tuple[str, ...]:
+        """:attr:`bands` resolved to band names, in Sentinel-2 order."""
+        return resolve_bands(self.bands)
 
     @model_validator(mode="after")
     def _register_tasks(self) -> Params:

@@ -15,6 +15,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from s2ssl.classes import ClassSet
 from s2ssl.data.store.format import (
     INDEX_FILE,
     META_FILE,
@@ -125,6 +126,40 @@ class ShardedDataset:
     attrs: dict[str, Any]
     index: pd.DataFrame
     specs: dict[str, ArraySpec]
+
+    @property
+    def bands(self) -> tuple[str, ...]:
+        """The bands on the ``image`` array's band axis (attr ``bands``), by name.
+
+        Raises:
+            StoreError: the dataset records no band list (written by an older s2ssl: fetch again).
+        """
+        bands = self.attrs.get("bands")
+        if not isinstance(bands, list) or not bands:
+            raise StoreError(
+                f"{self.path} records no band list (attrs 'bands'); re-create it with "
+                "`s2ssl fetch` / `dvc repro fetch`"
+            )
+        return tuple(str(b) for b in bands)
+
+    def classes(self, label: str) -> ClassSet:
+        """The classes of label array ``label`` (attr ``classes``, else ``<label>_classes``).
+
+        Raises:
+            StoreError: the dataset declares no classes for ``label``.
+        """
+        declared = (self.attrs.get("classes") or {}).get(label)
+        if declared is None:
+            declared = self.attrs.get(f"{label}_classes")
+        if declared is None:
+            raise StoreError(
+                f"{self.path} declares no classes for its label array {label!r} (attrs "
+                f"'classes.{label}'); re-create it with `s2ssl fetch`"
+            )
+        try:
+            return ClassSet.from_json(declared)
+        except ValueError as e:
+            raise StoreError(f"{self.path}: the classes of {label!r} are invalid: {e}") from None
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path).absolute()
