@@ -1,8 +1,8 @@
 """The downstream tasks: one registry of what every stage decides by task name.
 
 Each task names its kind (the shape of its output, equal to the ``kind`` a saved downstream model
-records), the validated dataset and label array it reads, its classes and colours, and its
-headline metric: the score that model selection, evaluation, promotion and the CLI compare.
+records), the validated dataset and label array it reads (the classes are the dataset's own), and
+its headline metric: the score that model selection, evaluation, promotion and the CLI compare.
 """
 
 from __future__ import annotations
@@ -12,8 +12,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Final
-
-from s2ssl.classes import CROP_CLASSES, CROP_COLOURS, LANDCOVER_CLASSES, LANDCOVER_COLOURS
 
 __all__ = ["TASKS", "TASK_NAMES", "TaskKind", "TaskSpec", "task_spec"]
 
@@ -38,10 +36,8 @@ class TaskSpec:
     dataset: str
     """The validated dataset the task trains and tests on."""
     labels: str
-    """The label array of :attr:`dataset` its targets come from."""
-    classes: tuple[str, ...]
-    colours: tuple[str, ...]
-    """A display colour per class."""
+    """The label array of :attr:`dataset` its targets come from (its classes are the dataset's
+    own: :meth:`s2ssl.data.store.ShardedDataset.classes`)."""
     headline: str
     """The test / validation score the task is compared on: ``miou``, or ``balanced_accuracy``
     for scenes (mean per-class recall: their classes are imbalanced, a constant classifier of
@@ -57,25 +53,19 @@ class TaskSpec:
         return self.kind is TaskKind.SCENE
 
 
-def _pixel_task(
-    name: str, kind: TaskKind, classes: tuple[str, ...], colours: tuple[str, ...]
-) -> TaskSpec:
-    return TaskSpec(name, kind, name, name, classes, colours, "miou", "mIoU", "iou.")
+def _pixel_task(name: str, kind: TaskKind) -> TaskSpec:
+    return TaskSpec(name, kind, name, name, "miou", "mIoU", "iou.")
 
 
 TASKS: Final[Mapping[str, TaskSpec]] = MappingProxyType(
     {
-        "landcover": _pixel_task(
-            "landcover", TaskKind.SEGMENTATION, LANDCOVER_CLASSES, LANDCOVER_COLOURS
-        ),
-        "croptype": _pixel_task("croptype", TaskKind.TIMESERIES, CROP_CLASSES, CROP_COLOURS),
+        "landcover": _pixel_task("landcover", TaskKind.SEGMENTATION),
+        "croptype": _pixel_task("croptype", TaskKind.TIMESERIES),
         "scene": TaskSpec(
             "scene",
             TaskKind.SCENE,
             "landcover",
             "landcover",
-            LANDCOVER_CLASSES,
-            LANDCOVER_COLOURS,
             "balanced_accuracy",
             "balanced accuracy",
             "acc.",

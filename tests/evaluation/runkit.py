@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from s2ssl.classes import LANDCOVER_CLASSES
+from s2ssl.classes import LANDCOVER_CLASSES, ClassSet
 from s2ssl.finetune.plan import RunSpec, fraction_label
 from s2ssl.finetune.store import save_samples
 from s2ssl.stats import score_from_confusion
@@ -108,6 +108,9 @@ def run(
         "val_metric": "balanced_accuracy" if task == "scene" else "miou",
         "wall_s": wall_s,
         "bands": ["B02", "B03", "B04"],
+        "classes": ClassSet.from_names(
+            [f"class{i}" for i in range(parts["all"].shape[-1])]
+        ).to_json(),
         "encoder": None if random else f"models/pretrain/{init}/encoders/r{replicate}",
         "encoder_sha256": None if random else "0" * 64,
         "pretrain_method": None if random else init,

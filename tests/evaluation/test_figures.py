@@ -17,7 +17,7 @@ from runkit import (
 )
 
 from s2ssl.bands import BAND_NAMES
-from s2ssl.classes import LANDCOVER_CLASSES
+from s2ssl.classes import ClassSet
 from s2ssl.evaluation.figures import strip_png
 
 # ---------------------------------------------------------------------------------------- strip
@@ -47,7 +47,13 @@ def _fake_test_split(
         label=label if scene else label.view(n, 1, 1).expand(n, 6, 6).clone(),
     )
     monkeypatch.setattr(
-        s2ssl.evaluation.figures, "load_task_data", lambda *a, **k: SimpleNamespace(test=test)
+        s2ssl.evaluation.figures,
+        "load_task_data",
+        lambda *a, **k: SimpleNamespace(
+            test=test,
+            bands=BAND_NAMES,
+            class_set=ClassSet.from_names([f"class{i}" for i in range(8)]),
+        ),
     )
 
 
@@ -100,7 +106,7 @@ def test_scene_strip_titles_pair_truth_and_guess(
     assert strip_png("scene", records, tmp_path, tmp_path, None, 4, path) == path
     assert path.read_bytes()[:8] == PNG_SIGNATURE
     titles = [ax.get_title() for ax in drawn[0].axes]
-    water, grassland = LANDCOVER_CLASSES[0], LANDCOVER_CLASSES[2]
+    water, grassland = "class0", "class2"  # the data's own class names
     assert titles == [f"true {grassland}\nseco: {grassland}", f"true {water}\nseco: {water}"]
 
 

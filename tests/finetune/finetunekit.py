@@ -20,4 +20,5 @@ def task_split(image: torch.Tensor, label: torch.Tensor) -> TaskSplit:
         label=label,
         ids=tuple(f"p{i}" for i in range(n)),
         strata=np.zeros(n, np.int64),
+        bands=tuple(BAND_NAMES),
     )

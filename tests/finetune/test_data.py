@@ -21,14 +21,14 @@ def test_scene_tiles_cut_patches_and_label_by_majority() -> None:
             [[255, 255, 6, 6], [255, 255, 6, 1], [2, 2, 2, 2], [2, 2, 2, 2]],
         ]
     )
-    tiles = scene_tiles(task_split(image, label), 2)
+    tiles = scene_tiles(task_split(image, label), 2, 7)
     # patch 1's first tile has no labelled pixel and is dropped
     assert tiles.ids == ("p0#0", "p0#1", "p0#2", "p0#3", "p1#1", "p1#2", "p1#3")
     assert tiles.label.tolist() == [0, 1, 3, 4, 6, 2, 2]
     # tile p0#1 is rows 0-1, columns 2-3 of patch 0
     assert torch.equal(tiles.image[1, 0, 0], image[0, 0, 0, 0:2, 2:4])
     with pytest.raises(ValueError, match="must divide"):
-        scene_tiles(task_split(image, label), 3)
+        scene_tiles(task_split(image, label), 3, 7)
 
 
 def test_region_settings_never_share_a_region(tiny_validated: Path) -> None:

@@ -12,7 +12,7 @@ import torch
 from torch import nn
 
 from s2ssl.bands import BAND_NAMES
-from s2ssl.classes import CROP_CLASSES, LANDCOVER_CLASSES
+from s2ssl.classes import CROP_CLASSES, LANDCOVER_CLASSES, ClassSet
 from s2ssl.config import Params, load_params
 from s2ssl.data.stats import NormStats
 from s2ssl.finetune.data import TaskData, TaskSplit
@@ -38,6 +38,7 @@ def _split(n: int, t: int, size: int, labels: int) -> TaskSplit:
         label=torch.randint(0, labels, (n, size, size), generator=g),
         ids=tuple(f"s{i}" for i in range(n)),
         strata=np.zeros(n, np.int64),
+        bands=tuple(BAND_NAMES),
     )
 
 
@@ -53,7 +54,8 @@ def _data(task: str, t: int = 1, size: int = 32) -> TaskData:
         high=(0.5,) * N_BANDS,
         n_pixels=100,
     )
-    return TaskData(task, "in_domain", classes, split, split, split, stats, {}, Path("x"))
+    class_set = ClassSet.from_names(classes)
+    return TaskData(task, "in_domain", class_set, split, split, split, stats, {}, Path("x"))
 
 
 def _export(

@@ -27,7 +27,9 @@ def _easy(n: int, seed: int) -> TaskSplit:
     image[:, 0, BAND_NAMES.index("B04")] = torch.where(bright, 3000, 500).to(torch.int16)
     image += torch.randint(0, 100, image.shape, generator=g).to(torch.int16)
     ids = tuple(f"p{i}" for i in range(n))
-    return TaskSplit(image, torch.full((n, 1), 100), bright.long(), ids, np.zeros(n, np.int64))
+    return TaskSplit(
+        image, torch.full((n, 1), 100), bright.long(), ids, np.zeros(n, np.int64), BAND_NAMES
+    )
 
 
 @pytest.mark.slow

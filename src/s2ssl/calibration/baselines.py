@@ -2,7 +2,7 @@
 features.
 
 * **Per pixel** (:func:`fit_pixel_model`): a ``HistGradientBoostingClassifier`` on the reflectance
-  of one pixel (the 13 bands of the chosen dates, DN × 1e-4 as fine-tuning reads images), fitted
+  of one pixel (every band of the chosen dates, DN × 1e-4 as fine-tuning reads images), fitted
   on a random subsample of the labelled train pixels and scored on every labelled test pixel with
   :class:`~s2ssl.training.metrics.SegmentationMetrics`, as the fine-tuned networks are.
 * **Per tile** (:func:`fit_scene_model`): a logistic regression on each tile's per-band mean and

@@ -134,7 +134,7 @@ def _baselines(summary: Mapping[str, float]) -> list[str]:
     if not keys:
         return [*lines, "None measured.", ""]
     lines += [
-        "`pixel`: gradient boosting on one pixel's reflectance (13 bands × dates), trained on "
+        "`pixel`: gradient boosting on one pixel's reflectance (all bands × dates), trained on "
         "random labelled pixels of the largest fraction's train subset; `pixel_stats`: logistic "
         "regression on per-tile band means and standard deviations.",
         "",

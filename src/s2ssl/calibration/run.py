@@ -48,7 +48,12 @@ from s2ssl.calibration.random_init import (
     run_spec,
 )
 from s2ssl.calibration.report import render_report
-from s2ssl.calibration.seasonal import SeasonalResult, seasonal_baseline, series_labels
+from s2ssl.calibration.seasonal import (
+    SeasonalResult,
+    seasonal_baseline,
+    series_label_classes,
+    series_labels,
+)
 from s2ssl.calibration.summary import (
     TargetOutcome,
     evaluate_targets,
@@ -204,7 +209,7 @@ def _seasonal(params: Params, data: TaskData, data_dir: Path) -> list[SeasonalRe
         label_sets["landcover"] = (
             landcover["train"][torch.as_tensor(positions)],
             landcover["test"],
-            task_spec("landcover").classes,
+            series_label_classes(data, data_dir, "landcover").names,
         )
     out = []
     for name, (train_label, test_label, classes) in label_sets.items():

@@ -3,7 +3,7 @@ growing season than with the best single date.
 
 On the crop-type time series, ``k`` dates spread evenly over the series are chosen
 (:func:`seasonal_dates`); the per-pixel classifier of :mod:`s2ssl.calibration.baselines` is fitted
-on each date alone (13 features) and on the ``k`` dates stacked (``k × 13``), on the same train
+on each date alone (one feature per band) and on the ``k`` dates stacked, on the same train
 pixels, and each is scored on the test split. A world where crops are told apart by their
 phenology shows a clear ``gap`` = stacked − best single date. The series carries two label
 sets (crop types, and the land cover of the same pixels), each measured on its own.
@@ -20,12 +20,19 @@ import numpy as np
 import torch
 
 from s2ssl.calibration.baselines import fit_pixel_model, score_pixel_model
+from s2ssl.classes import ClassSet
 from s2ssl.config import PixelClassifierConfig
 from s2ssl.data.validated import open_validated
 from s2ssl.finetune.data import TaskData, region_positions
 from s2ssl.taskspec import task_spec
 
-__all__ = ["SeasonalResult", "seasonal_baseline", "seasonal_dates", "series_labels"]
+__all__ = [
+    "SeasonalResult",
+    "seasonal_baseline",
+    "seasonal_dates",
+    "series_label_classes",
+    "series_labels",
+]
 
 
 def seasonal_dates(n_dates: int, k: int) -> list[int]:
@@ -53,7 +60,7 @@ class SeasonalResult:
     n_dates: int
     """Dates in the series."""
     single: tuple[float, ...]
-    """Test mIoU of the classifier fitted on each date alone (13 features)."""
+    """Test mIoU of the classifier fitted on each date alone (one feature per band)."""
     seasonal: float
     """Test mIoU of the classifier fitted on all chosen dates stacked."""
     n_train_pixels: int
@@ -138,3 +145,8 @@ def series_labels(
         values = dataset.store.read_many(label, positions).astype(np.int64)
         out[split] = torch.from_numpy(values)
     return out
+
+
+def series_label_classes(data: TaskData, data_dir: str | Path, label: str) -> ClassSet:
+    """The classes of label array ``label`` in ``data``'s dataset (its ``meta.json``)."""
+    return open_validated(Path(data_dir) / task_spec(data.task).dataset).store.classes(label)

@@ -16,9 +16,10 @@ from typing import Any
 
 import numpy as np
 
-from s2ssl.data.quicklooks import class_legend, true_colour
+from s2ssl.bands import RGB, select_bands
+from s2ssl.data.quicklooks import class_legend, rgb_to_display
 from s2ssl.evaluation.comparisons import Gain
-from s2ssl.evaluation.records import score
+from s2ssl.evaluation.records import record_classes, score
 from s2ssl.finetune.data import load_task_data
 from s2ssl.io import atomic_path
 from s2ssl.taskspec import task_spec
@@ -101,7 +102,7 @@ def confusion_png(task: str, records: Sequence[Mapping[str, Any]], path: Path) -
     ]
     top = max(float(r["fraction"]) for r in rows)
     rows = [r for r in rows if float(r["fraction"]) == top]
-    classes = task_spec(task).classes
+    classes = record_classes(rows).names
     fig, axes = plt.subplots(1, len(rows), figsize=(3.3 * len(rows), 3.4), squeeze=False)
     for ax, r in zip(axes[0], rows, strict=True):
         cm = np.asarray(r["test"]["confusion"], dtype=np.float64)
@@ -165,7 +166,7 @@ def strip_png(
     if not pairs:
         return None
     spec = task_spec(task)
-    classes, colours = spec.classes, spec.colours
+    classes, colours = data.class_set.names, data.class_set.colours
     cmap = ListedColormap(colours)
     cols = 2 + len(previews) if not spec.is_scene_level else 1
     fig, axes = plt.subplots(
@@ -174,7 +175,7 @@ def strip_png(
     for row, (j, p) in enumerate(pairs):
         image = test.image[p].numpy().astype(np.float32) * 1e-4  # [T, C, H, W]
         date = image.shape[0] // 2
-        axes[row][0].imshow(true_colour(image[date]))
+        axes[row][0].imshow(rgb_to_display(select_bands(image[date], data.bands, RGB, axis=0)))
         if spec.is_scene_level:
             truth = classes[int(test.label[p])]
             guesses = ", ".join(

@@ -20,6 +20,7 @@ from typing import Any, Final
 
 import numpy as np
 
+from s2ssl.classes import ClassSet
 from s2ssl.finetune.store import load_samples
 
 __all__ = [
@@ -31,6 +32,7 @@ __all__ = [
     "load_arms",
     "majority_baselines",
     "mean_scores",
+    "record_classes",
     "replicate_scores",
     "score",
 ]
@@ -161,6 +163,31 @@ def load_arms(
             {name: np.stack(arrays) for name, arrays in stacked.items()},
         )
     return out
+
+
+def record_classes(records: Sequence[Mapping[str, Any]]) -> ClassSet:
+    """The classes the runs of one task were trained and scored on (their data's own).
+
+    Raises:
+        ValueError: no records, a record without classes (written by an older s2ssl: re-run
+            fine-tuning), or records of one task that disagree.
+    """
+    if not records:
+        raise ValueError("no run records: nothing to take the classes from")
+    sets = []
+    for r in records:
+        if "classes" not in r:
+            raise ValueError(
+                f"run record {r.get('key', '?')} of {r.get('task', '?')} lists no classes; "
+                "re-run fine-tuning (`dvc repro finetune`)"
+            )
+        sets.append(ClassSet.from_json(r["classes"]))
+    if any(c != sets[0] for c in sets[1:]):
+        raise ValueError(
+            f"the runs of {records[0].get('task', '?')} were trained on different class sets; "
+            "re-run fine-tuning on one dataset"
+        )
+    return sets[0]
 
 
 def score(r: Mapping[str, Any], metric: str) -> float | None:

@@ -40,6 +40,7 @@ from s2ssl.evaluation.records import (
     load_arms,
     majority_baselines,
     mean_scores,
+    record_classes,
 )
 from s2ssl.evaluation.summary import (
     PLOT_FIELDS,
@@ -263,7 +264,7 @@ def write_evaluation(
             class_gains_png(
                 task,
                 _class_rows(task, arms),
-                task_spec(task).classes,
+                record_classes(records).names,
                 fig_dir / f"{task}_class_gains.png",
             ),
             curves_png(task, records, fig_dir / f"{task}_fractions.png"),

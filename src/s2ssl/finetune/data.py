@@ -9,7 +9,9 @@
   nested (1 % ⊂ 10 % ⊂ 100 %) and stratified by each sample's majority class.
 
 Images are held in memory as int16 DN after the processing-baseline offset (reflectance × 1e4),
-all 13 bands; :meth:`TaskSplit.reflectance` selects a model's bands and scales them.
+every band the dataset holds (:attr:`TaskData.bands`); :meth:`TaskData.band_indices` finds a
+model's bands by name and :meth:`TaskSplit.reflectance` selects and scales them. The classes are
+the dataset's own (:attr:`TaskData.class_set`).
 """
 
 from __future__ import annotations
@@ -25,8 +27,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from s2ssl.bands import BAND_NAMES
-from s2ssl.classes import LABEL_IGNORE, LANDCOVER_CLASSES
+from s2ssl.bands import band_positions
+from s2ssl.classes import LABEL_IGNORE, ClassSet
 from s2ssl.data.stats import NormStats
 from s2ssl.data.store import StoreError
 from s2ssl.data.subsets import label_fraction_subset
@@ -66,6 +68,8 @@ class TaskSplit:
     label: Tensor
     ids: tuple[str, ...]
     strata: np.ndarray
+    bands: tuple[str, ...]
+    """The bands on the image's band axis (every band the dataset holds)."""
 
     def __len__(self) -> int:
         return int(self.image.shape[0])
@@ -80,7 +84,16 @@ class TaskSplit:
             label=self.label[idx],
             ids=tuple(self.ids[i] for i in pos.tolist()),
             strata=self.strata[pos],
+            bands=self.bands,
         )
+
+    def band_indices(self, bands: Sequence[str], who: str = "the model") -> list[int]:
+        """Positions of ``bands`` on the image's band axis, by name.
+
+        Raises:
+            ValueError: the data lack some of them (named, with what the data hold).
+        """
+        return band_positions(self.bands, bands, what=f"the data (needed by {who})")
 
     def reflectance(self, band_indices: Sequence[int], index: Tensor | None = None) -> Tensor:
         """Float reflectance of the selected bands: ``[n, T, C, H, W]`` (``index``: rows)."""
@@ -94,7 +107,8 @@ class TaskData:
 
     task: str
     setting: str
-    classes: tuple[str, ...]
+    class_set: ClassSet
+    """The dataset's classes of the task's label array."""
     train: TaskSplit
     val: TaskSplit
     test: TaskSplit
@@ -103,9 +117,14 @@ class TaskData:
     dataset_path: Path
 
     @property
+    def classes(self) -> tuple[str, ...]:
+        """The class names, in label order."""
+        return self.class_set.names
+
+    @property
     def bands(self) -> tuple[str, ...]:
-        """The band names of the in-memory images (all 13, in s2ssl order)."""
-        return tuple(BAND_NAMES)
+        """The bands of the in-memory images: every band the dataset holds, in its order."""
+        return self.train.bands
 
     def test_set_fingerprint(self) -> str:
         """SHA-256 naming this setting's test set: the raw data fingerprint and the test ids.
@@ -158,7 +177,7 @@ def _strata(label: Tensor, num_classes: int) -> np.ndarray:
     return major.numpy().astype(np.int64)
 
 
-def scene_tiles(patches: TaskSplit, tile: int) -> TaskSplit:
+def scene_tiles(patches: TaskSplit, tile: int, num_classes: int) -> TaskSplit:
     """EuroSAT-like scenes: ``tile × tile`` tiles of land-cover patches, labelled by majority.
 
     Each patch ``[T, C, H, W]`` is cut into ``(H / tile) · (W / tile)`` non-overlapping tiles (ids
@@ -174,10 +193,10 @@ def scene_tiles(patches: TaskSplit, tile: int) -> TaskSplit:
     per_patch = (h // tile) * (w // tile)
     image = cut_tiles(patches.image, tile)
     maps = cut_tiles(patches.label, tile)
-    label = majority_labels(maps, len(LANDCOVER_CLASSES), ignore_index=LABEL_IGNORE)
+    label = majority_labels(maps, num_classes, ignore_index=LABEL_IGNORE)
     doy = patches.doy.repeat_interleave(per_patch, dim=0)
     ids = tuple(f"{pid}#{k}" for pid in patches.ids for k in range(per_patch))
-    tiles = TaskSplit(image, doy, label, ids, np.zeros(len(ids), np.int64))
+    tiles = TaskSplit(image, doy, label, ids, np.zeros(len(ids), np.int64), patches.bands)
     return tiles.subset(np.flatnonzero(label.numpy() != LABEL_IGNORE))
 
 
@@ -214,8 +233,10 @@ def load_task_data(
             f"validated dataset {path} not found; run `s2ssl validate` / `dvc repro validate`"
         )
     dataset = open_validated(path)
-    classes = spec.classes
-    all_bands = list(range(len(BAND_NAMES)))
+    class_set = dataset.store.classes(label_name)
+    classes = class_set.names
+    bands = dataset.store.bands
+    all_bands = list(range(len(bands)))
     splits: dict[str, TaskSplit] = {}
     for split in ("train", "val", "test"):
         positions = region_positions(dataset, split, setting, holdout_region)
@@ -236,16 +257,17 @@ def load_task_data(
             label=label,
             ids=ids,
             strata=np.zeros(len(ids), np.int64),
+            bands=bands,
         )
         if scene_tile is not None and spec.is_scene_level:
-            part = scene_tiles(part, scene_tile)
+            part = scene_tiles(part, scene_tile, len(classes))
         splits[split] = TaskSplit(
-            part.image, part.doy, part.label, part.ids, _strata(part.label, len(classes))
+            part.image, part.doy, part.label, part.ids, _strata(part.label, len(classes)), bands
         )
     return TaskData(
         task=task,
         setting=setting,
-        classes=tuple(classes),
+        class_set=class_set,
         train=splits["train"],
         val=splits["val"],
         test=splits["test"],

@@ -265,6 +265,7 @@ def execute_run(
         "protocol_choice": choice,
         "wall_s": wall,
         "bands": list(info.bands),
+        "classes": data.class_set.to_json(),
         "encoder": info.encoder,
         "encoder_sha256": info.encoder_sha256,
         "pretrain_method": None if spec.init in RANDOM_INITS else spec.init,

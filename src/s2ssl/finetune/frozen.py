@@ -27,7 +27,6 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from s2ssl.bands import BAND_NAMES
 from s2ssl.config import LinearProbeConfig
 from s2ssl.finetune.data import TaskSplit
 from s2ssl.models.downstream import SceneNet
@@ -54,7 +53,7 @@ SELECTION_METRIC: Final[str] = task_spec("scene").headline
 @torch.no_grad()
 def extract_features(model: SceneNet, split: TaskSplit, *, batch_size: int = 64) -> Tensor:
     """Global-pooled encoder features ``[n, D]`` of every sample (evaluation mode)."""
-    band_indices = [BAND_NAMES.index(b) for b in model.bands]
+    band_indices = split.band_indices(model.bands)
     was_training = model.training
     model.eval()
     out = [

@@ -113,7 +113,7 @@ def initial_model(
             of dates), with what to do about it.
     """
     cfg = params.finetune.task_config(task)
-    classes = data.classes
+    classes = data.class_set
     models = Path(models_dir)
     if task == "croptype":
         if not isinstance(cfg, CroptypeFinetune):  # pragma: no cover - task_config guarantees
@@ -173,7 +173,7 @@ def _croptype(
     timesteps = int(data.train.image.shape[1])
     if init in RANDOM_INITS:
         backbone = UNet3D(len(bands) + 1, timesteps, cfg.embedding_dim, cfg.features)
-        return TimeSeriesSegmentationNet(backbone, bands, data.classes), InitInfo(init, bands)
+        return TimeSeriesSegmentationNet(backbone, bands, data.class_set), InitInfo(init, bands)
     module, meta, path, digest = _load(models, init, "croptype", unit)
     if not isinstance(module, UNet3D):
         raise ValueError(
@@ -187,6 +187,6 @@ def _croptype(
             f"has {timesteps}; pre-train again on this data"
         )
     enc_bands = tuple(str(b) for b in meta.get("bands", bands))
-    model = TimeSeriesSegmentationNet(module.train(), enc_bands, data.classes)
+    model = TimeSeriesSegmentationNet(module.train(), enc_bands, data.class_set)
     info = InitInfo(init, enc_bands, str(path), digest, _prefixed("backbone", module), meta)
     return model, info

@@ -24,7 +24,6 @@ import torch.nn.functional as F
 from torch import Tensor
 from torch.utils.data import DataLoader
 
-from s2ssl.bands import BAND_NAMES
 from s2ssl.classes import LABEL_IGNORE
 from s2ssl.config import CroptypeFinetune
 from s2ssl.config import SupervisedTraining as TrainingConfig
@@ -117,7 +116,7 @@ class FinetuneTask(L.LightningModule):
     """Fine-tune ``model`` (see the module docstring).
 
     Args:
-        model: the network (its ``bands`` select the input bands of the 13 in memory).
+        model: the network (its ``bands`` are selected by name from the bands in memory).
         cfg: the task's training settings.
         steps: optimiser steps of the run (the cosine schedule's length).
         seed: seeds augmentation draws (with the global step).
@@ -276,7 +275,9 @@ def fit(
     """
     if len(train) == 0:
         raise ValueError("the training subset is empty; raise finetune.min_train_samples")
-    band_indices = [BAND_NAMES.index(b) for b in model.bands]
+    band_indices = train.band_indices(model.bands)
+    if val.bands != train.bands:
+        raise ValueError(f"train and val hold different bands ({train.bands} vs {val.bands})")
     steps = step_budget(cfg)
     task = FinetuneTask(
         model,
@@ -336,7 +337,7 @@ def predict(
     device: str | torch.device = "cpu",
 ) -> Tensor:
     """Predicted labels of every sample (``[n, H, W]`` or ``[n]``), in evaluation mode."""
-    band_indices = [BAND_NAMES.index(b) for b in model.bands]
+    band_indices = split.band_indices(model.bands)
     was_training = model.training
     model.eval().to(device)
     out = []

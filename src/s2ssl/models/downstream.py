@@ -27,6 +27,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from s2ssl.classes import ClassSet
 from s2ssl.models.factory import build_encoder
 from s2ssl.models.resnet import ResNetEncoder
 from s2ssl.models.saved import load_saved, write_saved
@@ -71,14 +72,17 @@ class DownstreamNet(nn.Module):
 
     kind: str = ""
 
-    def __init__(self, bands: Sequence[str], classes: Sequence[str]) -> None:
+    def __init__(self, bands: Sequence[str], classes: Sequence[str] | ClassSet) -> None:
         super().__init__()
         if not bands:
             raise ValueError("a downstream network needs at least one input band")
-        if len(classes) < 2:
-            raise ValueError(f"a classifier needs at least 2 classes, got {list(classes)}")
+        class_set = classes if isinstance(classes, ClassSet) else ClassSet.from_names(classes)
+        if len(class_set) < 2:
+            raise ValueError(f"a classifier needs at least 2 classes, got {list(class_set.names)}")
         self.bands: tuple[str, ...] = tuple(bands)
-        self.classes: tuple[str, ...] = tuple(classes)
+        self.class_set: ClassSet = class_set
+        """The classes of the data it was trained on (names, raster values, colours)."""
+        self.classes: tuple[str, ...] = class_set.names
 
     def _check_inputs(self, in_channels: int, network: str) -> None:
         """``network`` must take one input channel per band name."""
@@ -103,6 +107,7 @@ class DownstreamNet(nn.Module):
             "backbone": self.backbone_architecture(),
             "bands": list(self.bands),
             "classes": list(self.classes),
+            "class_set": self.class_set.to_json(),
         }
 
 
@@ -136,7 +141,7 @@ class SegmentationNet(DownstreamNet):
         self,
         backbone: ResNetUNet,
         bands: Sequence[str],
-        classes: Sequence[str],
+        classes: Sequence[str] | ClassSet,
         mean: Sequence[float],
         std: Sequence[float],
     ) -> None:
@@ -164,7 +169,9 @@ class TimeSeriesSegmentationNet(DownstreamNet):
 
     kind = "timeseries_segmentation"
 
-    def __init__(self, backbone: UNet3D, bands: Sequence[str], classes: Sequence[str]) -> None:
+    def __init__(
+        self, backbone: UNet3D, bands: Sequence[str], classes: Sequence[str] | ClassSet
+    ) -> None:
         super().__init__(bands, classes)
         if backbone.in_channels != len(self.bands) + 1:
             raise ValueError(
@@ -207,7 +214,7 @@ class SceneNet(DownstreamNet):
         self,
         encoder: ResNetEncoder,
         bands: Sequence[str],
-        classes: Sequence[str],
+        classes: Sequence[str] | ClassSet,
         mean: Sequence[float],
         std: Sequence[float],
     ) -> None:
@@ -239,7 +246,12 @@ def build_model(architecture: Mapping[str, Any]) -> DownstreamNet:
     kind = architecture.get("kind")
     try:
         bands = [str(b) for b in architecture["bands"]]
-        classes = [str(c) for c in architecture["classes"]]
+        names = [str(c) for c in architecture["classes"]]
+        classes = ClassSet.from_json(architecture.get("class_set", names))
+        if classes.names != tuple(names):
+            raise ValueError(
+                f"model architecture: classes {names} differ from class_set {list(classes.names)}"
+            )
         backbone = build_encoder(architecture["backbone"])
     except KeyError as e:
         raise ValueError(f"model architecture {dict(architecture)} lacks {e}") from None

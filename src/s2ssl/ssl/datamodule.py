@@ -24,6 +24,7 @@ cscl      croptype (train)      pixel level: croptype train / val crop pixels (b
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final, Literal
@@ -34,8 +35,8 @@ import torch
 from torch import Tensor
 from torch.utils.data import DataLoader
 
-from s2ssl.bands import BAND_NAMES, RGB
-from s2ssl.classes import CROP_CLASSES, LABEL_IGNORE, LANDCOVER_CLASSES
+from s2ssl.bands import BAND_PRESETS, band_positions
+from s2ssl.classes import LABEL_IGNORE
 from s2ssl.config import CSCLConfig, DenseConfig, MocoConfig, PretrainConfig
 from s2ssl.data.stats import NormStats
 from s2ssl.data.store import ShardedDataset, StoreError
@@ -89,26 +90,33 @@ class MethodData:
     probe_dataset: str
     probe_label: str
     probe_level: Literal["scene", "pixel"]
-    classes: tuple[str, ...]
-    probe_exclude: tuple[int, ...]
-    bands: tuple[str, ...]
+    probe_exclude_background: bool
+    """Leave a class named ``background`` out of the probe (crop type: not a crop)."""
+    bands: tuple[str, ...] | None
+    """The bands the method takes (``None``: every band of the training dataset)."""
 
 
-def method_data(method: str, cfg: MocoConfig | DenseConfig | CSCLConfig) -> MethodData:
-    """The datasets, labels, probe and bands of ``method`` with its config ``cfg``."""
+def method_data(
+    method: str, cfg: MocoConfig | DenseConfig | CSCLConfig, bands: Sequence[str] | None = None
+) -> MethodData:
+    """The datasets, labels, probe and bands of ``method`` with its config ``cfg``.
+
+    ``bands`` is the run's band list (``params.band_names``; ``None``: all bands of the training
+    dataset); a method configured with ``bands: rgb`` takes B02, B03, B04 instead.
+    """
+    run_bands = None if bands is None else tuple(bands)
     if method in CONTRASTIVE_METHODS or method == "dense":
         if not isinstance(cfg, MocoConfig | DenseConfig):
             raise TypeError(f"{method} needs a MocoConfig / DenseConfig, got {type(cfg).__name__}")
-        bands = tuple(RGB) if cfg.bands == "rgb" else tuple(BAND_NAMES)
+        chosen = BAND_PRESETS["rgb"] if cfg.bands == "rgb" else run_bands
         return MethodData(
             train_dataset="unlabelled",
             train_label=None,
             probe_dataset="landcover",
             probe_label="landcover",
             probe_level="scene" if method in CONTRASTIVE_METHODS else "pixel",
-            classes=LANDCOVER_CLASSES,
-            probe_exclude=(LABEL_IGNORE,),
-            bands=bands,
+            probe_exclude_background=False,
+            bands=chosen,
         )
     if method == "cscl":
         if not isinstance(cfg, CSCLConfig):
@@ -120,9 +128,8 @@ def method_data(method: str, cfg: MocoConfig | DenseConfig | CSCLConfig) -> Meth
                 probe_dataset="croptype",
                 probe_label="croptype",
                 probe_level="pixel",
-                classes=CROP_CLASSES,
-                probe_exclude=(0, LABEL_IGNORE),
-                bands=tuple(BAND_NAMES),
+                probe_exclude_background=True,
+                bands=run_bands,
             )
         return MethodData(
             train_dataset="landcover",
@@ -130,9 +137,8 @@ def method_data(method: str, cfg: MocoConfig | DenseConfig | CSCLConfig) -> Meth
             probe_dataset="landcover",
             probe_label="landcover",
             probe_level="pixel",
-            classes=LANDCOVER_CLASSES,
-            probe_exclude=(LABEL_IGNORE,),
-            bands=tuple(BAND_NAMES),
+            probe_exclude_background=False,
+            bands=run_bands,
         )
     raise ValueError(f"unknown pre-training method {method!r}")
 
@@ -173,6 +179,7 @@ class PretrainDataModule(L.LightningDataModule):
         seed: int,
         holdout_region: str | None = None,
         label_subset: LabelSubset | None = None,
+        bands: Sequence[str] | None = None,
     ) -> None:
         super().__init__()
         self.holdout_region = holdout_region
@@ -182,7 +189,8 @@ class PretrainDataModule(L.LightningDataModule):
         self.method = method
         self.config = config
         self.method_config = config.method_config(method)
-        self.data = method_data(method, self.method_config)
+        self.data = method_data(method, self.method_config, bands)
+        self._bands: tuple[str, ...] | None = self.data.bands
         self.data_dir = Path(data_dir)
         self.seed = int(seed)
         self.train: TensorDictDataset | None = None
@@ -195,8 +203,11 @@ class PretrainDataModule(L.LightningDataModule):
 
     @property
     def bands(self) -> tuple[str, ...]:
-        """The band names the method's inputs carry, in order."""
-        return self.data.bands
+        """The band names the method's inputs carry, in order (known after :meth:`setup` when
+        the method takes every band of its training dataset)."""
+        if self._bands is None:
+            raise ValueError("the bands of a method taking all dataset bands are known after setup")
+        return self._bands
 
     def dataset_paths(self) -> dict[str, Path]:
         """The validated datasets this method reads, by name."""
@@ -248,9 +259,8 @@ class PretrainDataModule(L.LightningDataModule):
         if subset is None or self.data.train_label is None:
             raise ValueError(f"{self.method} trains without labels; it takes no label subset")
         ids = [str(i) for i in store.index["sample_id"].to_numpy()[positions]]
-        strata = majority_labels(
-            tensors["label"], len(self.data.classes), ignore_index=LABEL_IGNORE
-        ).numpy()
+        n_classes = len(store.classes(self.data.train_label))
+        strata = majority_labels(tensors["label"], n_classes, ignore_index=LABEL_IGNORE).numpy()
         keep = label_fraction_subset(
             ids,
             subset.fraction,
@@ -267,8 +277,12 @@ class PretrainDataModule(L.LightningDataModule):
         """Load the training split and the probe sets into memory (once)."""
         if self.train is not None:
             return
-        band_idx = [BAND_NAMES.index(b) for b in self.bands]
         train_ds = self._open(self.data.train_dataset)
+        if self._bands is None:
+            self._bands = train_ds.store.bands
+        band_idx = band_positions(
+            train_ds.store.bands, self.bands, what=f"the {self.data.train_dataset} dataset"
+        )
         self.manifests[self.data.train_dataset] = train_ds.manifest
         self.norm_stats = train_ds.norm_stats.select(self.bands)
         positions = self._train_positions(train_ds.store)
@@ -304,15 +318,21 @@ class PretrainDataModule(L.LightningDataModule):
         self.train = TensorDictDataset(tensors)
         self.num_dates = int(tensors["image"].shape[1])
         self.image_size = (int(tensors["image"].shape[-2]), int(tensors["image"].shape[-1]))
-        self.probe = self._build_probe(band_idx)
+        self.probe = self._build_probe()
 
-    def _build_probe(self, band_idx: list[int]) -> ProbeData:
+    def _build_probe(self) -> ProbeData:
         d = self.data
         probe_ds = self._open(d.probe_dataset)
         self.manifests[d.probe_dataset] = probe_ds.manifest
         store = probe_ds.store
+        band_idx = band_positions(store.bands, self.bands, what=f"the {d.probe_dataset} dataset")
         cfg = self.config.probe
-        n_classes = len(d.classes)
+        classes = store.classes(d.probe_label)
+        n_classes = len(classes)
+        excluded = [LABEL_IGNORE]
+        if d.probe_exclude_background and "background" in classes.names:
+            excluded.insert(0, classes.names.index("background"))
+        probe_exclude = tuple(excluded)
         splits: list[ProbeSplit] = []
         time_series = (
             isinstance(self.method_config, CSCLConfig) and self.method_config.labels == "croptype"
@@ -332,7 +352,7 @@ class PretrainDataModule(L.LightningDataModule):
             if d.probe_level == "scene":
                 image = cut_tiles(image, cfg.scene_tile)
                 tile_maps = cut_tiles(tensors["label"], cfg.scene_tile)
-                labels = scene_labels(tile_maps, n_classes, ignore=d.probe_exclude)
+                labels = scene_labels(tile_maps, n_classes, ignore=probe_exclude)
                 keep = labels >= 0
                 splits.append(ProbeSplit(image=image[keep], labels=labels[keep]))
             else:
@@ -342,7 +362,7 @@ class PretrainDataModule(L.LightningDataModule):
                     cfg.pixels_per_image,
                     g,
                     num_classes=n_classes,
-                    exclude=d.probe_exclude,
+                    exclude=probe_exclude,
                 )
                 keep = valid.any(dim=1)
                 splits.append(

@@ -340,7 +340,13 @@ def train_unit(
     with quiet_lightning():
         L.seed_everything(unit.seed, workers=True, verbose=False)
         dm = PretrainDataModule(
-            method, cfg, data_dir, unit.seed, params.holdout_region, label_subset=unit.subset
+            method,
+            cfg,
+            data_dir,
+            unit.seed,
+            params.holdout_region,
+            label_subset=unit.subset,
+            bands=params.band_names,
         )
         dm.setup("fit")
         if dm.norm_stats is None or dm.probe is None:  # pragma: no cover - setup sets both

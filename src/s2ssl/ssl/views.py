@@ -50,6 +50,7 @@ from s2ssl.ssl.resample import apply_geometry, apply_geometry_labels
 __all__ = [
     "REFLECTANCE_SCALE",
     "RGB_LUMA",
+    "S2_RGB_LUMA",
     "ContrastiveViews",
     "DenseViews",
     "appearance_transform",
@@ -69,6 +70,9 @@ REFLECTANCE_SCALE: Final[float] = 1e-4
 
 RGB_LUMA: Final[tuple[float, float, float]] = (0.299, 0.587, 0.114)
 """ITU-R 601 luma weights of (red, green, blue), as torchvision's ``rgb_to_grayscale``."""
+
+S2_RGB_LUMA: Final[tuple[float, float, float]] = (RGB_LUMA[2], RGB_LUMA[1], RGB_LUMA[0])
+"""The same weights for RGB in Sentinel-2 band order: (B02 blue, B03 green, B04 red)."""
 
 
 def to_reflectance(x: Tensor) -> Tensor:
@@ -163,7 +167,7 @@ def appearance_transform(
     """
     out = bandwise_brightness_contrast(x, cfg.brightness, cfg.contrast, generator, p=cfg.jitter_p)
     if rgb:
-        out = grayscale(out, cfg.grayscale_p, generator)
+        out = grayscale(out, cfg.grayscale_p, generator, weights=S2_RGB_LUMA)
     out = gaussian_blur(out, cfg.blur_sigma, cfg.blur_p, generator)
     return gaussian_noise(out, cfg.noise_std, cfg.noise_p, generator)
 
@@ -242,7 +246,7 @@ def seco_views(
         mean, std: ``[C]`` normalisation statistics (reflectance units).
         appearance: the ``A`` parameters, or None for no appearance augmentation.
         crop_scale: area fraction of the random resized crop.
-        rgb: the bands are (red, green, blue) — enables grayscale.
+        rgb: the bands are B02, B03, B04 (blue, green, red) — enables grayscale.
     """
     n, t, _, _, _ = _check_series(images)
     mean_t, std_t = _stats(mean, std, images)

@@ -13,6 +13,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from s2ssl.bands import BAND_PRESETS
 from s2ssl.config import DenseConfig
 from s2ssl.models.heads import PixelProjection
 from s2ssl.models.unet import ResNetUNet
@@ -73,7 +74,7 @@ class DenseTask(PretrainTask):
             appearance=cfg.appearance,
             crop_scale=cfg.crop_scale,
             rot90=cfg.rot90,
-            rgb=len(self.bands) == 3,
+            rgb=self.bands == BAND_PRESETS["rgb"],
         )
         n = v.view1.shape[0]
         mask = v.valid.reshape(-1)

@@ -16,6 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from s2ssl.bands import BAND_PRESETS
 from s2ssl.config import MocoConfig
 from s2ssl.models.heads import ProjectionMLP
 from s2ssl.models.resnet import ResNetEncoder
@@ -49,7 +50,7 @@ class MocoTask(PretrainTask):
             raise ValueError(f"MocoTask runs seco, moco or moco_tp, not {method!r}")
         self.cfg = MocoConfig.model_validate(config)
         self.num_heads = 3 if method == "seco" else 1
-        self.rgb = len(self.bands) == 3
+        self.rgb = self.bands == BAND_PRESETS["rgb"]
         c = len(self.bands)
         self.encoder_q = ResNetEncoder(self.cfg.depth, c)
         d = self.encoder_q.out_dim
