@@ -6,7 +6,7 @@ features.
   on a random subsample of the labelled train pixels and scored on every labelled test pixel with
   :class:`~s2ssl.training.metrics.SegmentationMetrics`, as the fine-tuned networks are.
 * **Per tile** (:func:`fit_scene_model`): a logistic regression on each tile's per-band mean and
-  standard deviation (26 standardised features), scored with
+  standard deviation (two standardised features per band), scored with
   :class:`~s2ssl.training.metrics.ClassificationMetrics`.
 
 Images are ``[n, T, C, H, W]`` integer DN (a :class:`~s2ssl.finetune.data.TaskSplit`'s ``image``,

@@ -172,7 +172,7 @@ class DenseConfig(SgdCropTraining):
 class CSCLConfig(StrictModel):
     """``cscl``: stage 1 of CSCL (Tarasiou, Guler, Zafeiriou 2021/2022), supervised.
 
-    ``labels: croptype`` trains the 3-D U-Net on the crop-type time series (13 bands as
+    ``labels: croptype`` trains the 3-D U-Net on the crop-type time series (every band as
     reflectance + day-of-year / 365); ``labels: landcover`` trains a ResNet U-Net on single-date
     land cover. Paper: U-Net width 16, Adam lr 1e-4 × 0.975 per epoch, batch 32, w⁺ = 0.125,
     3×3 window. ``params.yaml`` shrinks width and crops to fit the CPU budget.

@@ -8,7 +8,7 @@ convolution, and ``nn.Linear(timesteps, 1)`` over the time axis, giving per-pixe
 ``[N, out_channels, H, W]``. Module names (``en3``, ``en4``, ``center_in``, ``center_out``,
 ``dc4``, ``trans3``, ``dc3``, ``final``, ``fn``) are the reference code's.
 
-Inputs are the 13 bands (× 1e-4) plus day-of-year / 365 as an extra channel; see
+Inputs are the bands (× 1e-4) plus day-of-year / 365 as an extra channel; see
 :func:`append_doy_channel`. s2ssl time series are ``[N, T, C, H, W]``; the network permutes them to
 ``[N, C, T, H, W]`` internally.
 """
@@ -107,7 +107,7 @@ class UNet3D(nn.Module):
     """CSCL 3-D U-Net (Tarasiou et al., 2021/2022): ``[N, T, C, H, W]`` → ``[N, out, H, W]``.
 
     Args:
-        in_channels: channels per date (CSCL: 13 bands + day-of-year = 14).
+        in_channels: channels per date (CSCL: the bands + day-of-year).
         timesteps: the fixed number of dates ``T`` (divisible by 4; CSCL uses 16).
         out_channels: channels of the per-pixel embedding (CSCL: 128).
         features: base width ``f``; the levels have 4f, 8f and 16f channels (reference: 16).

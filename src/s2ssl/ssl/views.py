@@ -14,8 +14,8 @@ images (``DN × 1e-4`` after the processing-baseline offset, see :func:`to_refle
 * :func:`dense_views` — Embedding Earth style dense views (Tarasiou & Zafeiriou 2022; design ours):
   two *different* dates, independent crops / flips / rot90 and appearance, plus the
   tracked pixel correspondences of ground positions seen by both views.
-* :func:`cscl_batch` — CSCL inputs (Tarasiou, Guler, Zafeiriou 2021/22): 13 bands as reflectance
-  plus ``doy / 365`` as a 14th channel, random crops / flips / rot90 applied identically to the
+* :func:`cscl_batch` — CSCL inputs (Tarasiou, Guler, Zafeiriou 2021/22): the bands as reflectance
+  plus ``doy / 365`` as one more channel, random crops / flips / rot90 applied identically to the
   image and its label map.
 
 ``P`` is a random resized crop (area fraction ``U(crop_scale)``, SeCo: 0.2–1) to
@@ -423,7 +423,7 @@ def cscl_batch(
     """CSCL inputs and labels, identically cropped / flipped / rotated (pixel-exact).
 
     * Time series ``image`` ``[N, T, 13, H, W]`` (reflectance) with ``doy`` ``[N, T]``: the
-      result is ``[N, T, 14, h, w]`` — the 13 bands as reflectance (CSCL: ``DN × 1e-4``) and
+      result is ``[N, T, C + 1, h, w]`` — the bands as reflectance (CSCL: ``DN × 1e-4``) and
       ``doy / 365`` (:func:`~s2ssl.models.unet3d.append_doy_channel`).
     * Single-date ``image`` ``[N, C, H, W]`` (the land-cover option): normalised with ``mean`` /
       ``std`` when given, result ``[N, C, h, w]``.

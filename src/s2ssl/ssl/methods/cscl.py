@@ -32,7 +32,7 @@ _STD_ROWS: Final[int] = 2048
 class CSCLTask(PretrainTask):
     """``cscl`` stage 1 (Tarasiou, Guler, Zafeiriou 2021/2022), supervised by label affinities.
 
-    ``labels: croptype``: 3-D U-Net over ``[T, 14, H, W]`` (13 bands as reflectance + doy / 365)
+    ``labels: croptype``: 3-D U-Net over ``[T, C + 1, H, W]`` (the bands as reflectance + doy / 365)
     → 128-d per-pixel embeddings; ``labels: landcover``: a ResNet U-Net on standardised
     single-date images. Then :class:`~s2ssl.ssl.losses.CSCLHead` (3×3, dilation 1) and
     ``L = mean(−w⁺·y·s + (1 − y)·s)``, w⁺ = 0.125, unknown (255) pixels excluded. Adam (lr 1e-4)
