@@ -50,3 +50,33 @@ def test_region_settings_never_share_a_region(tiny_validated: Path) -> None:
 def test_scene_data_needs_its_tile_size(tiny_validated: Path) -> None:
     with pytest.raises(ValueError, match=r"finetune\.scene\.tile_size"):
         load_task_data("scene", tiny_validated, "in_domain", None)
+
+
+def test_a_model_finds_its_bands_by_name_and_a_missing_one_is_named() -> None:
+    image = (
+        torch.arange(N_BANDS, dtype=torch.int16).view(1, 1, N_BANDS, 1, 1).expand(2, 1, -1, 2, 2)
+    )
+    split = task_split(image.clone(), torch.zeros(2, 2, 2, dtype=torch.long))
+    positions = split.band_indices(("B8A", "B02"))
+    assert positions == [8, 1]
+    assert split.reflectance(positions)[0, 0, :, 0, 0].tolist() == pytest.approx([8e-4, 1e-4])
+    l2a = split.subset([0, 1])
+    l2a = type(split)(
+        l2a.image[:, :, [i for i in range(N_BANDS) if i != 10]],
+        l2a.doy,
+        l2a.label,
+        l2a.ids,
+        l2a.strata,
+        tuple(b for b in split.bands if b != "B10"),
+    )
+    with pytest.raises(ValueError, match=r"needed by the seco encoder\) lacks band\(s\) B10 "):
+        l2a.band_indices(split.bands, who="the seco encoder")
+
+
+def test_task_data_carries_the_datasets_classes_and_bands(tiny_validated: Path) -> None:
+    data = load_task_data("landcover", tiny_validated, "in_domain", None)
+    store = open_validated(tiny_validated / "landcover").store
+    assert data.class_set == store.classes("landcover")
+    assert data.classes == data.class_set.names
+    assert data.bands == store.bands == data.test.bands
+    assert data.train.image.shape[2] == len(store.bands)
