@@ -6,8 +6,13 @@ import typing
 
 import pytest
 
-from s2ssl.classes import CROP_CLASSES, CROP_COLOURS, LANDCOVER_CLASSES, LANDCOVER_COLOURS
 from s2ssl.config import FINETUNE_TASKS, FinetuneTask
+from s2ssl.synthetic_vocabulary import (
+    CROP_CLASSES,
+    CROP_COLOURS,
+    LANDCOVER_CLASSES,
+    LANDCOVER_COLOURS,
+)
 from s2ssl.taskspec import TASK_NAMES, TASKS, TaskKind, task_spec
 
 

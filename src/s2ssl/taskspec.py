@@ -13,7 +13,12 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Final
 
-from s2ssl.classes import CROP_CLASSES, CROP_COLOURS, LANDCOVER_CLASSES, LANDCOVER_COLOURS
+from s2ssl.synthetic_vocabulary import (
+    CROP_CLASSES,
+    CROP_COLOURS,
+    LANDCOVER_CLASSES,
+    LANDCOVER_COLOURS,
+)
 
 __all__ = ["TASKS", "TASK_NAMES", "TaskKind", "TaskSpec", "task_spec"]
 

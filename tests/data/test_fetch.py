@@ -8,11 +8,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from s2ssl.classes import CROP_CLASSES
 from s2ssl.config import load_params
 from s2ssl.data import fetch as fetch_module
 from s2ssl.data.quicklooks import crop_ndvi_table
 from s2ssl.data.store import open_dataset
+from s2ssl.synthetic_vocabulary import CROP_CLASSES
 from testkit import write_tiny_params
 
 

@@ -17,8 +17,8 @@ from runkit import (
 )
 
 from s2ssl.bands import BAND_NAMES
-from s2ssl.classes import LANDCOVER_CLASSES
 from s2ssl.evaluation.figures import strip_png
+from s2ssl.synthetic_vocabulary import LANDCOVER_CLASSES
 
 # ---------------------------------------------------------------------------------------- strip
 

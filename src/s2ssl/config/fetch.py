@@ -11,8 +11,8 @@ from typing import Literal
 from pydantic import Field, field_validator, model_validator
 
 from s2ssl.bands import BAND_NAMES
-from s2ssl.classes import CROPS, LANDCOVER_CLASSES
 from s2ssl.config.common import Fraction, PositiveInt, StrictModel, unique_items
+from s2ssl.synthetic_vocabulary import CROPS, LANDCOVER_CLASSES
 
 __all__ = [
     "CroptypeSpec",
@@ -253,11 +253,23 @@ class ShRegion(StrictModel):
 
 
 class LabelRaster(StrictModel):
-    """A label raster (any CRS) and the mapping of its values to the dataset's class names;
-    unmapped values become 255 (unknown). Resampled with nearest neighbour."""
+    """A label raster (any CRS) and the mapping of its values to class names: the mapping
+    defines the dataset's class set (class order: ascending raster value). ``ignore_values``
+    (and the raster's nodata value) mean "no label" (stored as 255); any other unmapped value
+    fails the import, naming it. Resampled with nearest neighbour."""
 
     path: Path
     classes: dict[int, str] = Field(min_length=1, description="raster value -> class name")
+    ignore_values: list[int] = Field(
+        default_factory=list, description='raster values meaning "no label" (stored as 255)'
+    )
+
+    @model_validator(mode="after")
+    def _disjoint(self) -> LabelRaster:
+        both = sorted(set(self.classes) & set(self.ignore_values))
+        if both:
+            raise ValueError(f"raster value(s) {both} are both in classes and in ignore_values")
+        return self
 
 
 class ShSeasonalSpec(StrictModel):
@@ -366,7 +378,10 @@ class LocalDatasetSpec(StrictModel):
     ``band_files`` — one GeoTIFF per band (``*_B02.tif``, …, the BigEarthNet layout), one folder
     per image, 20 m / 60 m bands resampled to the 10 m grid; ``auto`` tells them apart.
     With ``n_dates > 1`` each sub-folder of ``path`` is one sample holding its dated images.
-    Label rasters lie beside an image as ``<image name><suffix>.tif``.
+    Label rasters lie beside an image as ``<image name><suffix>.tif``; ``label_classes`` maps
+    every raster value of each (landcover / croptype) label raster to a class name: it defines
+    the dataset's class set (class order: ascending raster value). ``ignore_values`` lists raster
+    values meaning "no label" (stored as 255); any other unmapped value fails the import.
     """
 
     path: Path
@@ -388,7 +403,12 @@ class LocalDatasetSpec(StrictModel):
         default_factory=dict, description="label array -> file-name suffix, e.g. _landcover"
     )
     label_classes: dict[Literal["landcover", "croptype"], dict[int, str]] = Field(
-        default_factory=dict, description="raster value -> class name (default: value = index)"
+        default_factory=dict,
+        description="label array -> {raster value: class name}; required for every label raster",
+    )
+    ignore_values: dict[Literal["landcover", "croptype"], list[int]] = Field(
+        default_factory=dict,
+        description='label array -> raster values meaning "no label" (stored as 255)',
     )
     splits: SplitFractions = SplitFractions(train=0.7, val=0.15, test=0.15)
 
@@ -410,6 +430,31 @@ class LocalDatasetSpec(StrictModel):
         if v != "by_date" and not re.fullmatch(r"\d{2}\.\d{2}", v):
             raise ValueError(f'must be "by_date" or a baseline like "04.00", got {v!r}')
         return v
+
+    @model_validator(mode="after")
+    def _label_mappings(self) -> LocalDatasetSpec:
+        for name in ("landcover", "croptype"):
+            mapping = self.label_classes.get(name)
+            if name in self.labels and not mapping:
+                raise ValueError(
+                    f"labels.{name} is set but label_classes.{name} is missing: map every raster "
+                    f"value of the label files to a class name, e.g. label_classes: {{{name}: "
+                    f"{{1: meadow, 2: wheat}}}}, and list no-label values in ignore_values: "
+                    f"{{{name}: [0]}}"
+                )
+            both = sorted(set(mapping or {}) & set(self.ignore_values.get(name, [])))
+            if both:
+                raise ValueError(
+                    f"raster value(s) {both} are both in label_classes.{name} and "
+                    f"ignore_values.{name}"
+                )
+        stray = sorted(set(self.label_classes) - set(self.labels))
+        if stray:
+            raise ValueError(
+                f"label_classes lists {stray} but labels has no file suffix for them "
+                "(labels: {name: _suffix})"
+            )
+        return self
 
 
 class LocalSource(StrictModel):

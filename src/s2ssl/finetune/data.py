@@ -26,13 +26,14 @@ import torch
 from torch import Tensor
 
 from s2ssl.bands import BAND_NAMES
-from s2ssl.classes import LABEL_IGNORE, LANDCOVER_CLASSES
+from s2ssl.classes import LABEL_IGNORE
 from s2ssl.data.stats import NormStats
 from s2ssl.data.store import StoreError
 from s2ssl.data.subsets import label_fraction_subset
 from s2ssl.data.tensors import load_split
 from s2ssl.data.tiles import cut_tiles
 from s2ssl.data.validated import ValidatedDataset, open_validated
+from s2ssl.synthetic_vocabulary import LANDCOVER_CLASSES
 from s2ssl.taskspec import task_spec
 from s2ssl.training.labels import majority_labels
 

@@ -35,7 +35,7 @@ from torch import Tensor
 from torch.utils.data import DataLoader
 
 from s2ssl.bands import BAND_NAMES, RGB
-from s2ssl.classes import CROP_CLASSES, LABEL_IGNORE, LANDCOVER_CLASSES
+from s2ssl.classes import LABEL_IGNORE
 from s2ssl.config import CSCLConfig, DenseConfig, MocoConfig, PretrainConfig
 from s2ssl.data.stats import NormStats
 from s2ssl.data.store import ShardedDataset, StoreError
@@ -51,6 +51,7 @@ from s2ssl.data.tiles import cut_tiles
 from s2ssl.data.validated import ValidatedDataset, open_validated
 from s2ssl.seeding import derive_seed
 from s2ssl.ssl.probe import ProbeData, ProbeSplit, sample_pixels, scene_labels
+from s2ssl.synthetic_vocabulary import CROP_CLASSES, LANDCOVER_CLASSES
 from s2ssl.training.labels import majority_labels
 
 __all__ = [

@@ -17,11 +17,12 @@ from rasterio.crs import CRS
 from rasterio.transform import Affine
 
 from s2ssl.bands import BAND_NAMES, L2A_BAND_NAMES, MASK_CLEAR, band_index
-from s2ssl.classes import LABEL_IGNORE, LANDCOVER_CLASSES
+from s2ssl.classes import LABEL_IGNORE
 from s2ssl.config import Params, parse_params
 from s2ssl.data.fetch import fetch
 from s2ssl.data.sources.base import INDEX_COLUMNS
 from s2ssl.data.store import open_dataset
+from s2ssl.synthetic_vocabulary import LANDCOVER_CLASSES
 from testkit import REPO_ROOT, read_repo_params
 
 SHARED = REPO_ROOT.parent / "shared" / "data"

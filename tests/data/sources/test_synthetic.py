@@ -19,12 +19,12 @@ from s2ssl.bands import (
     dn_to_reflectance,
     ndvi,
 )
-from s2ssl.classes import CROP_CLASSES, LANDCOVER_CLASSES
 from s2ssl.config import Params, parse_params, set_dotted
 from s2ssl.data.sources import spectra
 from s2ssl.data.sources.synthetic import source as synthetic_source
 from s2ssl.data.sources.synthetic.world import CROPLAND, FOREST, WATER
 from s2ssl.data.sources.types import Chunk
+from s2ssl.synthetic_vocabulary import CROP_CLASSES, LANDCOVER_CLASSES
 from testkit import REPO_ROOT, read_repo_params
 
 REAL = REPO_ROOT.parent / "shared" / "data" / "eolearn_slovenia_testpatch.npz"
