@@ -14,15 +14,16 @@ UTM envelope, snapped outwards to 10 m), plus a small JSON beside it saying what
   deterministic for the same seed, box and date; at most :data:`MAX_SYNTHETIC_PX` pixels a side.
 * ``fetch.source: local`` — nothing to fetch: an error pointing at the GeoTIFF itself.
 
-**The GeoTIFF** holds the configured ``bands`` (``params.band_names``, as ``fetch`` stores them)
-as uint16 DN in Sentinel-2 order, each named by its band description (``B02`` …; nothing is
-filled: Level-2A offers no B10, so asking for it there is an error; tag ``S2SSL_BANDS`` lists
-them), then a ``mask`` band with the s2ssl quality codes (0 clear, 1 cloud, 2 cloud shadow,
-3 snow, 255 no data). Its radiometry is exactly that of the datasets the models were trained
-on: ``reflectance = (DN + offset) / 10000`` with the offset in the ``BOA_ADD_OFFSET`` tag (``BOA_QUANTIFICATION_VALUE`` 10000, ``PROCESSING_BASELINE`` too), which
-is how :class:`~s2ssl.inference.rasters.RasterInput` reads it. No-data pixels have DN 0 in every
-band, and ``predict`` marks pixels flagged cloud, shadow or no data by the mask band as nodata.
-Tags also record ``ACQUISITION_DATE``, ``PROCESSING_BASELINE`` and (Sentinel Hub) ``PRODUCT_ID``.
+**The GeoTIFF** holds the configured ``bands`` (``params.band_names``, as ``fetch`` stores them) as
+uint16 DN in Sentinel-2 order, each named by its band description (``B02`` …; nothing is filled:
+Level-2A offers no B10, so asking for it there is an error; tag ``S2SSL_BANDS`` lists them), then a
+``mask`` band with the s2ssl quality codes (0 clear, 1 cloud, 2 cloud shadow, 3 snow, 255 no data).
+Its radiometry is exactly that of the datasets the models were trained on: ``reflectance = (DN +
+offset) / 10000`` with the offset in the ``BOA_ADD_OFFSET`` tag (``BOA_QUANTIFICATION_VALUE`` 10000,
+``PROCESSING_BASELINE`` too), which is how :class:`~s2ssl.inference.rasters.RasterInput` reads it.
+No-data pixels have DN 0 in every band, and ``predict`` marks pixels flagged cloud, shadow or no
+data by the mask band as nodata. Tags also record ``ACQUISITION_DATE``, ``PROCESSING_BASELINE`` and
+(Sentinel Hub) ``PRODUCT_ID``.
 """
 
 from __future__ import annotations

@@ -12,6 +12,7 @@ import pandas as pd
 import pytest
 
 from s2ssl.bands import (
+    BAND_NAMES,
     MASK_CLEAR,
     MASK_CLOUD,
     MASK_SHADOW,
@@ -46,6 +47,8 @@ def region(i: int = 0, **changes: Any) -> dict[str, Any]:
 
 
 def generate_all(params: Params, dataset: str, seed: int | None = None, **kw: Any) -> Chunk:
+    """Every chunk of ``dataset`` in one; all 13 rendered bands unless ``bands`` is given."""
+    kw.setdefault("bands", BAND_NAMES)
     cfg = params.fetch
     chunks = list(
         synthetic_source.generate(
