@@ -302,7 +302,8 @@ def ndvi_curves_png(ds: ShardedDataset, path: Path) -> Path:
         ax.set_xlim(0, 366)
         ax.set_ylim(-0.1, 1.0)
         ax.grid(alpha=0.3)
-    axes[0, -1].legend(fontsize=7, loc="center left", bbox_to_anchor=(1.02, 0.5))
+    if axes[0, -1].get_legend_handles_labels()[0]:
+        axes[0, -1].legend(fontsize=7, loc="center left", bbox_to_anchor=(1.02, 0.5))
     return _save(fig, path)
 
 

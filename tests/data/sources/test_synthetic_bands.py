@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from test_synthetic import generate_all, small
 
 from s2ssl.bands import BAND_NAMES, BAND_PRESETS, L2A_BAND_NAMES
 from s2ssl.classes import ClassSet
 from s2ssl.data.sources.synthetic import source as synthetic_source
 from s2ssl.synthetic_vocabulary import SYNTHETIC_CROPTYPE, SYNTHETIC_LANDCOVER
-from test_synthetic import generate_all, small
 
 
 @pytest.mark.parametrize(("preset", "n_bands"), [("l2a", 12), ("l1c", 13), ("pastis", 10)])
