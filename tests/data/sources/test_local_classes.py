@@ -3,6 +3,7 @@ label values 0-19 with 19 = void: the dataset keeps its own classes and the band
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,7 @@ from s2ssl.classes import LABEL_IGNORE
 from s2ssl.config import ConfigError, Params, parse_params
 from s2ssl.data.fetch import fetch
 from s2ssl.data.store import open_dataset
+from s2ssl.validation.validate import ValidationFailedError, validate
 from testkit import read_repo_params
 
 PASTIS = BAND_PRESETS["pastis"]
@@ -122,8 +124,11 @@ def test_configured_bands_the_files_lack_are_left_out_not_filled(tmp_path: Path)
     result = fetch(params, tmp_path / "raw", tmp_path / "reports")
     ds = open_dataset(tmp_path / "raw" / "croptype")
     assert ds.bands == PASTIS and "B01" not in ds.bands and "filled_bands" not in ds.attrs
-    report = result.summary
-    assert report["croptype.n_samples"] == 1
+    assert result.summary["croptype.n_samples"] == 1
+    report = json.loads((tmp_path / "reports" / "acquisition.json").read_text())
+    assert report["datasets"]["croptype"]["configured_bands_in_no_file"] == ["B01", "B09"]
+    with pytest.raises(ValidationFailedError, match=r"lacks band\(s\) B01, B09 .*bands: pastis"):
+        validate(params, tmp_path / "raw", tmp_path / "validated", tmp_path / "vr")
 
 
 def test_an_image_lacking_a_band_the_others_hold_is_skipped(tmp_path: Path) -> None:
