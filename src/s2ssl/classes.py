@@ -4,7 +4,7 @@ A dataset declares the :class:`ClassSet` of each label array it holds (``meta.js
 stored label array a class is its position in the set and :data:`LABEL_IGNORE` marks unlabelled
 pixels. Colours are ``#rrggbb`` strings (quicklooks, reports, prediction maps).
 
-The tuples below are the synthetic world's own vocabulary.
+The synthetic world's own vocabulary lives in :mod:`s2ssl.synthetic_vocabulary`.
 """
 
 from __future__ import annotations
@@ -15,76 +15,14 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 __all__ = [
-    "CROPS",
-    "CROP_CLASSES",
-    "CROP_COLOURS",
-    "LABEL_CLASSES",
+    "FALLBACK_PALETTE",
     "LABEL_IGNORE",
-    "LANDCOVER_CLASSES",
-    "LANDCOVER_COLOURS",
     "ClassSet",
     "LabelClass",
 ]
 
-LANDCOVER_CLASSES: Final[tuple[str, ...]] = (
-    "water",
-    "forest",
-    "grassland",
-    "cropland",
-    "artificial",
-    "bare",
-    "wetland",
-)
-"""Land-cover classes; a class's label value is its position here."""
-
-CROP_CLASSES: Final[tuple[str, ...]] = (
-    "background",
-    "winter_wheat",
-    "winter_barley",
-    "rapeseed",
-    "maize",
-    "soybean",
-    "sunflower",
-    "sugar_beet",
-    "potato",
-)
-"""Crop-type classes; 0 is background (not cropland, or a parcel boundary)."""
-
-CROPS: Final[tuple[str, ...]] = CROP_CLASSES[1:]
-"""The crops proper (:data:`CROP_CLASSES` without the background)."""
-
 LABEL_IGNORE: Final[int] = 255
 """Label value of unlabelled / unknown pixels (excluded from losses and metrics)."""
-
-LABEL_CLASSES: Final[dict[str, tuple[str, ...]]] = {
-    "landcover": LANDCOVER_CLASSES,
-    "croptype": CROP_CLASSES,
-}
-"""The class set of each label array a dataset may carry."""
-
-LANDCOVER_COLOURS: Final[tuple[str, ...]] = (
-    "#1f78b4",  # water
-    "#1b5e20",  # forest
-    "#9ccc65",  # grassland
-    "#f0c419",  # cropland
-    "#d32f2f",  # artificial
-    "#bcaaa4",  # bare
-    "#4db6ac",  # wetland
-)
-"""Display colour of each of :data:`LANDCOVER_CLASSES`."""
-
-CROP_COLOURS: Final[tuple[str, ...]] = (
-    "#e6e6e6",  # background
-    "#c49a00",  # winter wheat
-    "#8d6e63",  # winter barley
-    "#ffeb3b",  # rapeseed
-    "#2e7d32",  # maize
-    "#7cb342",  # soybean
-    "#ff9800",  # sunflower
-    "#ab47bc",  # sugar beet
-    "#5c6bc0",  # potato
-)
-"""Display colour of each of :data:`CROP_CLASSES`."""
 
 
 _COLOUR = re.compile(r"^#[0-9a-fA-F]{6}$")

@@ -10,8 +10,8 @@ import yaml
 from configkit import config_error, line_for
 from pydantic import ValidationError
 
-from s2ssl.classes import CROPS, LANDCOVER_CLASSES
 from s2ssl.config import ConfigError, Params, load_params, parse_params
+from s2ssl.synthetic_vocabulary import CROPS, LANDCOVER_CLASSES
 from testkit import REPO_PARAMS
 
 

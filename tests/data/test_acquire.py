@@ -12,7 +12,7 @@ import pytest
 import rasterio
 from pyproj import Transformer
 
-from s2ssl.bands import BAND_NAMES, MASK_CLOUD
+from s2ssl.bands import L2A_BAND_NAMES, MASK_CLOUD
 from s2ssl.config import Params, parse_params
 from s2ssl.data.acquire import acquire_scene, area_grid, parse_area, parse_date, read_acquisition
 from s2ssl.data.sources import sampling
@@ -89,16 +89,17 @@ def test_synthetic_scene_is_georeferenced_named_and_in_the_training_radiometry(
         assert ds.crs.to_string() == grid.crs
         assert tuple(ds.transform)[:6] == grid.transform
         assert (ds.width, ds.height) == (grid.width, grid.height)
-        assert ds.descriptions == (*BAND_NAMES, "mask")
-        assert ds.dtypes[0] == "uint16" and ds.count == 14
+        assert ds.descriptions == (*L2A_BAND_NAMES, "mask")  # bands: l2a, nothing filled
+        assert ds.dtypes[0] == "uint16" and ds.count == 13
         tags = ds.tags()
-        dn = ds.read(list(range(1, 14)))
-        mask = ds.read(14)
+        dn = ds.read(list(range(1, 13)))
+        mask = ds.read(13)
+    assert tags["S2SSL_BANDS"] == ",".join(L2A_BAND_NAMES)
     assert tags["ACQUISITION_DATE"] == "2022-07-01" and tags["PROCESSING_BASELINE"] == "04.00"
     assert tags["BOA_ADD_OFFSET"] == "-1000" and tags["S2SSL_REGION"] == "north_west"
     assert dn.min() >= 1  # DN 0 is reserved for no data
     # predict reads it as (DN - 1000) / 10000, the radiometry of the training datasets
-    with RasterInput(path, BAND_NAMES) as raster:
+    with RasterInput(path, L2A_BAND_NAMES) as raster:
         assert raster.radiometry.dn_offset == -1000
         x, valid = raster.read(rasterio.windows.Window(0, 0, grid.width, grid.height))
     expected = (dn.astype(np.float32) - 1000.0) / 10000.0

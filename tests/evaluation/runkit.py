@@ -18,10 +18,11 @@ from typing import Any
 
 import numpy as np
 
-from s2ssl.classes import LANDCOVER_CLASSES, ClassSet
+from s2ssl.classes import ClassSet
 from s2ssl.finetune.plan import RunSpec, fraction_label
 from s2ssl.finetune.store import save_samples
 from s2ssl.stats import score_from_confusion
+from s2ssl.synthetic_vocabulary import LANDCOVER_CLASSES
 
 NAN = math.nan
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"

@@ -12,7 +12,7 @@ import torch
 from torch import nn
 
 from s2ssl.bands import BAND_NAMES
-from s2ssl.classes import CROP_CLASSES, LANDCOVER_CLASSES, ClassSet
+from s2ssl.classes import ClassSet
 from s2ssl.config import Params, load_params
 from s2ssl.data.stats import NormStats
 from s2ssl.finetune.data import TaskData, TaskSplit
@@ -21,6 +21,7 @@ from s2ssl.models.downstream import SceneNet, SegmentationNet, TimeSeriesSegment
 from s2ssl.models.resnet import ResNetEncoder
 from s2ssl.models.unet import ResNetUNet
 from s2ssl.models.unet3d import UNet3D
+from s2ssl.synthetic_vocabulary import CROP_CLASSES, LANDCOVER_CLASSES
 from testkit import REPO_PARAMS
 
 N_BANDS = len(BAND_NAMES)

@@ -7,12 +7,12 @@ import torch
 from finetunekit import N_BANDS, task_split
 
 from s2ssl.bands import BAND_NAMES
-from s2ssl.classes import LANDCOVER_CLASSES
 from s2ssl.config import load_params
 from s2ssl.finetune.data import TaskSplit
 from s2ssl.finetune.train import FinetuneTask, fit, flip_rot90, score, step_budget
 from s2ssl.models.downstream import SegmentationNet
 from s2ssl.models.unet import ResNetUNet
+from s2ssl.synthetic_vocabulary import LANDCOVER_CLASSES
 from testkit import REPO_PARAMS
 
 

@@ -13,7 +13,6 @@ from affine import Affine
 from rasterio.crs import CRS
 from rasterio.windows import Window
 
-from s2ssl.classes import LANDCOVER_COLOURS
 from s2ssl.data.quicklooks import class_colours
 from s2ssl.inference.maps import (
     NODATA_CLASS,
@@ -23,6 +22,7 @@ from s2ssl.inference.maps import (
     read_class_names,
     render_quicklook,
 )
+from s2ssl.synthetic_vocabulary import LANDCOVER_COLOURS
 
 UTM = CRS.from_epsg(32633)
 T10 = Affine(10.0, 0.0, 500_000.0, 0.0, -10.0, 5_000_000.0)

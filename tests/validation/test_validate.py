@@ -208,11 +208,11 @@ def test_duplicate_ids_and_every_reason_listed(
 
 def test_wrong_band_count_fails_the_dataset(tiny_raw: Path, params: Params, tmp_path: Path) -> None:
     def drop(arrays: dict[str, np.ndarray], index: pd.DataFrame, attrs: dict[str, Any]) -> None:
-        arrays["image"] = arrays["image"][:, :, :12]
+        arrays["image"] = arrays["image"][:, :, :11]
 
     copy_with(tiny_raw, tmp_path / "raw", "landcover", drop)
     with pytest.raises(
-        ValidationFailedError, match=r"landcover:\n.*images have 12 bands but the dataset names 13"
+        ValidationFailedError, match=r"landcover:\n.*images have 11 bands but the dataset names 12"
     ):
         run(params, tmp_path / "raw", tmp_path, ["landcover"])
     assert not (tmp_path / "validated" / "landcover").exists()
@@ -220,30 +220,36 @@ def test_wrong_band_count_fails_the_dataset(tiny_raw: Path, params: Params, tmp_
     assert summary["landcover.usable"] == 0
 
 
-def test_missing_required_band_fails_unless_not_required(
+def test_a_dataset_lacking_a_configured_band_fails_naming_it_and_the_fix(
     tiny_raw: Path, params: Params, tmp_path: Path
 ) -> None:
-    def no_b10(arrays: dict[str, np.ndarray], index: pd.DataFrame, attrs: dict[str, Any]) -> None:
-        arrays["image"] = np.delete(arrays["image"], 10, axis=2)
-        attrs["bands"] = [
-            b for b in attrs["bands"] if (b.get("name") if isinstance(b, dict) else b) != "B10"
-        ]
+    def no_b05(arrays: dict[str, np.ndarray], index: pd.DataFrame, attrs: dict[str, Any]) -> None:
+        arrays["image"] = np.delete(arrays["image"], attrs["bands"].index("B05"), axis=2)
+        attrs["bands"] = [b for b in attrs["bands"] if b != "B05"]
 
-    copy_with(tiny_raw, tmp_path / "raw", "landcover", no_b10)
-    with pytest.raises(ValidationFailedError, match=r"not valid .*including .*B10"):
+    copy_with(tiny_raw, tmp_path / "raw", "landcover", no_b05)
+    with pytest.raises(
+        ValidationFailedError, match=r"landcover:\n.*lacks band\(s\) B05 .*set `bands` to"
+    ):
         run(params, tmp_path / "raw", tmp_path, ["landcover"])
-    l2a = params.model_copy(
-        update={
-            "validation": params.validation.model_copy(
-                update={
-                    "required_bands": [b for b in params.validation.required_bands if b != "B10"]
-                }
-            )
-        }
+    assert not (tmp_path / "validated" / "landcover").exists()
+    without = [b for b in params.band_names if b != "B05"]
+    result = run(
+        params.model_copy(update={"bands": without}), tmp_path / "raw", tmp_path, ["landcover"]
     )
-    result = run(l2a, tmp_path / "raw", tmp_path, ["landcover"])
     assert result.validations[0].usable
-    assert open_validated(tmp_path / "validated" / "landcover").norm_stats.bands[10] == "B11"
+    stats = open_validated(tmp_path / "validated" / "landcover").norm_stats
+    assert stats.bands == tuple(without)  # per band, by name, over what the dataset holds
+
+
+def test_norm_stats_cover_every_band_the_dataset_holds(
+    tiny_raw: Path, params: Params, tmp_path: Path
+) -> None:
+    copy_with(tiny_raw, tmp_path / "raw", "landcover")
+    rgb = params.model_copy(update={"bands": "rgb"})  # a subset of what the dataset holds
+    run(rgb, tmp_path / "raw", tmp_path, ["landcover"])
+    stats = open_validated(tmp_path / "validated" / "landcover").norm_stats
+    assert stats.bands == open_dataset(tmp_path / "raw" / "landcover").bands
 
 
 def test_too_many_failures_fail_the_dataset(tiny_raw: Path, params: Params, tmp_path: Path) -> None:
@@ -291,7 +297,7 @@ def test_raw_data_untouched_and_previous_outputs_survive_a_failure(
 
     def corrupt(arrays: dict[str, np.ndarray], index: pd.DataFrame, attrs: dict[str, Any]) -> None:
         arrays["image"][0, 0, 0, 0, 0] = 65535
-        arrays["image"] = arrays["image"][:, :, :12]
+        arrays["image"] = arrays["image"][:, :, :11]
 
     bad_raw = tmp_path / "bad_raw"
     copy_with(tiny_raw, bad_raw, "landcover", corrupt)

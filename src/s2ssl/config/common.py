@@ -3,12 +3,13 @@ field types and validators, and the helpers that set and describe dotted keys.""
 
 from __future__ import annotations
 
+import math
 import types
 import typing
 from collections.abc import Collection, Mapping
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 from pydantic_core import to_jsonable_python
 
 __all__ = [
@@ -119,3 +120,18 @@ def section_json(model: BaseModel, exclude: Collection[str] = ()) -> dict[str, A
             else to_jsonable_python(value)
         )
     return out
+
+
+class SplitFractions(StrictModel):
+    """Fractions of locations in each split (they must sum to 1)."""
+
+    train: Fraction
+    val: Fraction
+    test: Fraction
+
+    @model_validator(mode="after")
+    def _sum(self) -> SplitFractions:
+        total = self.train + self.val + self.test
+        if not math.isclose(total, 1.0, abs_tol=1e-6):
+            raise ValueError(f"train + val + test must be 1, got {total:.4f}")
+        return self

@@ -4,15 +4,20 @@ from __future__ import annotations
 
 import datetime as dt
 import math
-import re
 from pathlib import Path
 from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from s2ssl.bands import BAND_NAMES
-from s2ssl.classes import CROPS, LANDCOVER_CLASSES
-from s2ssl.config.common import Fraction, PositiveInt, StrictModel, unique_items
+from s2ssl.config.common import (
+    Fraction,
+    PositiveInt,
+    SplitFractions,
+    StrictModel,
+    unique_items,
+)
+from s2ssl.config.local import LocalDatasetSpec, LocalSource
+from s2ssl.synthetic_vocabulary import CROPS, LANDCOVER_CLASSES
 
 __all__ = [
     "CroptypeSpec",
@@ -100,21 +105,6 @@ def _check_distribution(
     if not math.isclose(total, 1.0, abs_tol=1e-3):
         raise ValueError(f"{what} fractions must sum to 1, they sum to {total:.4f}")
     return v
-
-
-class SplitFractions(StrictModel):
-    """Fractions of locations in each split (they must sum to 1)."""
-
-    train: Fraction
-    val: Fraction
-    test: Fraction
-
-    @model_validator(mode="after")
-    def _sum(self) -> SplitFractions:
-        total = self.train + self.val + self.test
-        if not math.isclose(total, 1.0, abs_tol=1e-6):
-            raise ValueError(f"train + val + test must be 1, got {total:.4f}")
-        return self
 
 
 class UnlabelledSpec(StrictModel):
@@ -253,11 +243,23 @@ class ShRegion(StrictModel):
 
 
 class LabelRaster(StrictModel):
-    """A label raster (any CRS) and the mapping of its values to the dataset's class names;
-    unmapped values become 255 (unknown). Resampled with nearest neighbour."""
+    """A label raster (any CRS) and the mapping of its values to class names: the mapping
+    defines the dataset's class set (class order: ascending raster value). ``ignore_values``
+    (and the raster's nodata value) mean "no label" (stored as 255); any other unmapped value
+    fails the import, naming it. Resampled with nearest neighbour."""
 
     path: Path
     classes: dict[int, str] = Field(min_length=1, description="raster value -> class name")
+    ignore_values: list[int] = Field(
+        default_factory=list, description='raster values meaning "no label" (stored as 255)'
+    )
+
+    @model_validator(mode="after")
+    def _disjoint(self) -> LabelRaster:
+        both = sorted(set(self.classes) & set(self.ignore_values))
+        if both:
+            raise ValueError(f"raster value(s) {both} are both in classes and in ignore_values")
+        return self
 
 
 class ShSeasonalSpec(StrictModel):
@@ -356,68 +358,6 @@ class SentinelHubSource(StrictModel):
     def _unique(cls, v: list[ShRegion]) -> list[ShRegion]:
         unique_items([r.name for r in v], "region names")
         return v
-
-
-class LocalDatasetSpec(StrictModel):
-    """One dataset imported from GeoTIFFs under ``path``.
-
-    ``layout: multiband`` — every ``*.tif`` is one image with all bands (``band_order`` names
-    them; by default 13 bands in Sentinel-2 order, or 12 without B10 for Level-2A);
-    ``band_files`` — one GeoTIFF per band (``*_B02.tif``, …, the BigEarthNet layout), one folder
-    per image, 20 m / 60 m bands resampled to the 10 m grid; ``auto`` tells them apart.
-    With ``n_dates > 1`` each sub-folder of ``path`` is one sample holding its dated images.
-    Label rasters lie beside an image as ``<image name><suffix>.tif``.
-    """
-
-    path: Path
-    layout: Literal["auto", "multiband", "band_files"] = "auto"
-    band_order: list[str] | None = Field(
-        default=None, description="band names of multiband files, in file order"
-    )
-    patch_size: int = Field(default=64, ge=8, le=4096, description="images are tiled into these")
-    n_dates: int = Field(default=1, ge=1, le=64)
-    region: str = Field(default="local", pattern=r"^[a-z][a-z0-9_]*$")
-    processing_baseline: str = Field(
-        default="by_date", description='"by_date", or one baseline such as "04.00" for all files'
-    )
-    harmonized: bool = Field(
-        default=False, description="DN already without the 04.00 offset (dn_offset 0)"
-    )
-    resampling: Literal["bilinear", "nearest", "cubic", "average"] = "bilinear"
-    labels: dict[Literal["landcover", "croptype", "parcel"], str] = Field(
-        default_factory=dict, description="label array -> file-name suffix, e.g. _landcover"
-    )
-    label_classes: dict[Literal["landcover", "croptype"], dict[int, str]] = Field(
-        default_factory=dict, description="raster value -> class name (default: value = index)"
-    )
-    splits: SplitFractions = SplitFractions(train=0.7, val=0.15, test=0.15)
-
-    @field_validator("band_order")
-    @classmethod
-    def _bands(cls, v: list[str] | None) -> list[str] | None:
-        if v is None:
-            return v
-        unknown = [b for b in v if b not in BAND_NAMES]
-        if unknown:
-            raise ValueError(f"unknown band(s) {unknown}; Sentinel-2 bands are {list(BAND_NAMES)}")
-        if len(set(v)) != len(v):
-            raise ValueError(f"band names must be unique, got {v}")
-        return v
-
-    @field_validator("processing_baseline")
-    @classmethod
-    def _baseline(cls, v: str) -> str:
-        if v != "by_date" and not re.fullmatch(r"\d{2}\.\d{2}", v):
-            raise ValueError(f'must be "by_date" or a baseline like "04.00", got {v!r}')
-        return v
-
-
-class LocalSource(StrictModel):
-    """Bring your own GeoTIFFs: one :class:`LocalDatasetSpec` per dataset name."""
-
-    unlabelled: LocalDatasetSpec | None = None
-    landcover: LocalDatasetSpec | None = None
-    croptype: LocalDatasetSpec | None = None
 
 
 class FetchConfig(StrictModel):

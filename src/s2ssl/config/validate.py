@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, model_validator
 
-from s2ssl.bands import BAND_NAMES
 from s2ssl.config.common import Fraction, StrictModel
 
 __all__ = ["ValidateConfig"]
@@ -17,6 +16,7 @@ class ValidateConfig(StrictModel):
 
     A sample failing a sample-level expectation is quarantined; a dataset whose pass fraction
     drops below ``min_pass_fraction`` (or whose schema is wrong, or a split empties) is unusable.
+    Every dataset must hold the top-level ``bands`` (checked by name, whatever else it holds).
     """
 
     allowed_dtypes: list[Literal["uint16", "float32"]] = Field(min_length=1)
@@ -27,15 +27,6 @@ class ValidateConfig(StrictModel):
     min_label_coverage: Fraction
     min_pass_fraction: Fraction
     quantiles: tuple[float, float]
-    required_bands: list[str] = Field(min_length=1)
-
-    @field_validator("required_bands")
-    @classmethod
-    def _known_bands(cls, v: list[str]) -> list[str]:
-        unknown = [b for b in v if b not in BAND_NAMES]
-        if unknown:
-            raise ValueError(f"unknown band(s) {unknown}; Sentinel-2 bands are {list(BAND_NAMES)}")
-        return v
 
     @model_validator(mode="after")
     def _ranges(self) -> ValidateConfig:

@@ -14,15 +14,16 @@ UTM envelope, snapped outwards to 10 m), plus a small JSON beside it saying what
   deterministic for the same seed, box and date; at most :data:`MAX_SYNTHETIC_PX` pixels a side.
 * ``fetch.source: local`` — nothing to fetch: an error pointing at the GeoTIFF itself.
 
-**The GeoTIFF** holds the 13 bands as uint16 DN in :data:`~s2ssl.bands.BAND_NAMES` order (band
-descriptions ``B01`` … ``B12``; Level-2A has no B10: filled with reflectance 0 as in ``fetch``, and
-listed in the ``S2SSL_FILLED_BANDS`` tag), then a ``mask`` band with the s2ssl quality codes
-(0 clear, 1 cloud, 2 cloud shadow, 3 snow, 255 no data). Its radiometry is exactly that of the
-datasets the models were trained on: ``reflectance = (DN + offset) / 10000`` with the offset in
-the ``BOA_ADD_OFFSET`` tag (``BOA_QUANTIFICATION_VALUE`` 10000, ``PROCESSING_BASELINE`` too), which
-is how :class:`~s2ssl.inference.rasters.RasterInput` reads it. No-data pixels have DN 0 in every
-band, and ``predict`` marks pixels flagged cloud, shadow or no data by the mask band as nodata.
-Tags also record ``ACQUISITION_DATE``, ``PROCESSING_BASELINE`` and (Sentinel Hub) ``PRODUCT_ID``.
+**The GeoTIFF** holds the configured ``bands`` (``params.band_names``, as ``fetch`` stores them) as
+uint16 DN in Sentinel-2 order, each named by its band description (``B02`` …; nothing is filled:
+Level-2A offers no B10, so asking for it there is an error; tag ``S2SSL_BANDS`` lists them), then a
+``mask`` band with the s2ssl quality codes (0 clear, 1 cloud, 2 cloud shadow, 3 snow, 255 no data).
+Its radiometry is exactly that of the datasets the models were trained on: ``reflectance = (DN +
+offset) / 10000`` with the offset in the ``BOA_ADD_OFFSET`` tag (``BOA_QUANTIFICATION_VALUE`` 10000,
+``PROCESSING_BASELINE`` too), which is how :class:`~s2ssl.inference.rasters.RasterInput` reads it.
+No-data pixels have DN 0 in every band, and ``predict`` marks pixels flagged cloud, shadow or no
+data by the mask band as nodata. Tags also record ``ACQUISITION_DATE``, ``PROCESSING_BASELINE`` and
+(Sentinel Hub) ``PRODUCT_ID``.
 """
 
 from __future__ import annotations
@@ -39,7 +40,7 @@ from typing import Any, Final
 
 import numpy as np
 
-from s2ssl.bands import BAND_NAMES, MASK_NAMES, MASK_NODATA, QUANTIFICATION_VALUE
+from s2ssl.bands import BAND_NAMES, MASK_NAMES, MASK_NODATA, QUANTIFICATION_VALUE, select_bands
 from s2ssl.config import Params
 from s2ssl.data.sources.geo import utm_epsg
 from s2ssl.data.sources.sentinelhub.area import MAX_PROCESS_PX, acquire_area
@@ -179,7 +180,8 @@ def _write_geotiff(
     tags: dict[str, str],
     offset_tag: str,
 ) -> Path:
-    """Write 13 DN bands + the mask band atomically (tiled, deflate, band-interleaved)."""
+    """Write the DN bands (named ``tags["S2SSL_BANDS"]``, comma-joined) + the mask band
+    atomically (tiled, deflate, band-interleaved)."""
     import rasterio
 
     count = image.shape[0] + 1
@@ -201,7 +203,7 @@ def _write_geotiff(
     with atomic_path(path) as tmp, rasterio.open(tmp, "w", **profile) as ds:
         ds.write(image.astype(np.uint16, copy=False), indexes=list(range(1, count)))
         ds.write(mask.astype(np.uint16), count)
-        for i, name in enumerate(BAND_NAMES, start=1):
+        for i, name in enumerate(tags["S2SSL_BANDS"].split(","), start=1):
             ds.set_band_description(i, name)
         ds.set_band_description(count, MASK_BAND)
         codes = ", ".join(f"{k} {v}" for k, v in MASK_NAMES.items())
@@ -259,7 +261,8 @@ def _synthetic(
             "dn_offset": scene.dn_offset,
         },
     }
-    return scene.image, scene.mask, tags, "BOA_ADD_OFFSET", info
+    image = select_bands(scene.image, BAND_NAMES, params.band_names, axis=0, what="the world")
+    return image, scene.mask, tags, "BOA_ADD_OFFSET", info
 
 
 def _sentinelhub(
@@ -293,6 +296,7 @@ def _sentinelhub(
         date,
         window,
         pick,
+        bands=params.band_names,
         settings=settings,
         sleep=sleep,
         progress=progress,
@@ -304,8 +308,6 @@ def _sentinelhub(
         S2SSL_COLLECTION=cfg.collection,
         S2SSL_HARMONIZE_VALUES=str(cfg.harmonize_values).lower(),
     )
-    if cfg.collection == "L2A":
-        tags["S2SSL_FILLED_BANDS"] = "B10"
     info = {
         "acquisition": {
             "date": scene.date.isoformat(),
@@ -335,11 +337,10 @@ def _sentinelhub(
         },
         "collection": cfg.collection,
         "harmonize_values": cfg.harmonize_values,
-        "filled_bands": ["B10"] if cfg.collection == "L2A" else [],
         "from_cache": got.from_cache,
         "requests": got.requests,
         "processing_units_estimated": round(
-            estimate_processing_units((grid.width, grid.height), cfg.collection), 4
+            estimate_processing_units((grid.width, grid.height), len(params.band_names)), 4
         ),
     }
     offset_tag = "BOA_ADD_OFFSET" if cfg.collection == "L2A" else "RADIO_ADD_OFFSET"
@@ -416,6 +417,7 @@ def acquire_scene(
         )
     else:
         image, mask, tags, offset_tag, info = _synthetic(params, box, date, grid, progress)
+    tags["S2SSL_BANDS"] = ",".join(params.band_names)
     mask = np.asarray(mask)
     image = np.asarray(image).copy()
     image[:, mask == MASK_NODATA] = 0  # DN 0 in every band: Sentinel-2's no data
@@ -428,7 +430,7 @@ def acquire_scene(
         "requested_date": date.isoformat(),
         "geotiff": path.name,
         "grid": _grid_json(grid),
-        "bands": [*BAND_NAMES, MASK_BAND],
+        "bands": [*params.band_names, MASK_BAND],
         "mask_codes": {str(k): v for k, v in MASK_NAMES.items()},
         "radiometry": "reflectance = (DN + dn_offset) / 10000; DN 0 = no data",
         "nodata_fraction": round(float((mask == MASK_NODATA).mean()), 6),

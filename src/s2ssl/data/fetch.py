@@ -17,7 +17,6 @@ from typing import Any
 
 import numpy as np
 
-from s2ssl.classes import CROP_CLASSES, LANDCOVER_CLASSES
 from s2ssl.config import Params
 from s2ssl.data import quicklooks
 from s2ssl.data.sources.base import Skip, Source
@@ -52,12 +51,14 @@ class SyntheticImagery(Source):
 
     def array_shapes(self, dataset: DatasetName) -> dict[str, tuple[tuple[int, ...], str]]:
         """The synthetic arrays of ``dataset``."""
-        return synthetic_source.array_shapes(self.params.fetch.synthetic, dataset)
+        return synthetic_source.array_shapes(
+            self.params.fetch.synthetic, dataset, bands=self.params.band_names
+        )
 
     def dataset_attrs(self, dataset: DatasetName) -> dict[str, object]:
         """The synthetic attrs of ``dataset``."""
         return synthetic_source.dataset_attrs(
-            self.params.fetch.synthetic, dataset, self.params.seed
+            self.params.fetch.synthetic, dataset, self.params.seed, bands=self.params.band_names
         )
 
     def chunks(self, dataset: DatasetName, progress: ProgressFactory) -> Iterator[Chunk]:
@@ -72,6 +73,7 @@ class SyntheticImagery(Source):
                 cfg.start_date,
                 cfg.end_date,
                 on_progress=advance,
+                bands=self.params.band_names,
             )
 
 
@@ -175,8 +177,9 @@ def summarise(stores: dict[str, ShardedDataset]) -> dict[str, Any]:
         cloud = np.concatenate([np.asarray(c, float) for c in idx["cloud_fraction"]])
         out[f"{name}.mean_cloud_fraction"] = round(float(cloud.mean()), 5)
         out[f"{name}.n_dates"] = int(ds.specs["image"].shape[0])
-        for label, classes in (("landcover", LANDCOVER_CLASSES), ("croptype", CROP_CLASSES)):
+        for label in ("landcover", "croptype"):
             if label in ds.array_names:
+                classes = ds.classes(label).names
                 counts = np.zeros(len(classes), np.int64)
                 for _, arr in ds.iter_shards(label):
                     counts += np.bincount(np.asarray(arr).ravel(), minlength=len(classes))[

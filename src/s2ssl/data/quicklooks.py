@@ -4,23 +4,43 @@
   with clouds outlined (red) and shadows (blue);
 * ``landcover.png``: true colour next to the land-cover mask, two patches per region;
 * ``croptype.png``: mid-season true colour, crop types and parcels (margins in black);
-* ``ndvi_curves.png``: mean NDVI of each crop across the season per hemisphere, with the crop's
-  configured peak marked (dotted).
+* ``ndvi_curves.png``: mean NDVI of each crop-type class across the season per hemisphere, with
+  the configured peak of the synthetic world's crops marked (dotted).
+
+Classes and colours are the dataset's own (attrs ``classes``); bands are found by name in the
+dataset's ``bands`` (true colour: B04, B03, B02, else the first band in grey; NDVI: B08 and B04,
+else a figure saying they are missing).
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Final
 
 import numpy as np
 
 from s2ssl import bands
-from s2ssl.bands import MASK_CLEAR, MASK_CLOUD, MASK_SHADOW, band_indices, dn_to_reflectance
-from s2ssl.classes import CROP_CLASSES, CROP_COLOURS, LANDCOVER_CLASSES, LANDCOVER_COLOURS
+from s2ssl.bands import (
+    BAND_NAMES,
+    MASK_CLEAR,
+    MASK_CLOUD,
+    MASK_SHADOW,
+    RGB,
+    band_positions,
+    dn_to_reflectance,
+    missing_bands,
+)
+from s2ssl.classes import LABEL_IGNORE
 from s2ssl.data.sources.spectra import CROP_TABLE
 from s2ssl.data.store import ShardedDataset
 from s2ssl.io import atomic_path
+from s2ssl.synthetic_vocabulary import (
+    CROP_CLASSES,
+    CROP_COLOURS,
+    LANDCOVER_CLASSES,
+    LANDCOVER_COLOURS,
+)
 
 _RGB_GAIN: Final[float] = 3.2
 
@@ -44,9 +64,22 @@ def rgb_to_display(rgb: np.ndarray) -> np.ndarray:
     return np.clip(np.asarray(rgb).transpose(1, 2, 0) * _RGB_GAIN, 0.0, 1.0) ** (1 / 1.3)
 
 
-def true_colour(reflectance: np.ndarray) -> np.ndarray:
-    """``[C, H, W]`` reflectance (13 bands) -> ``[H, W, 3]`` display RGB (B04, B03, B02)."""
-    return rgb_to_display(reflectance[band_indices(("B04", "B03", "B02"))])
+def true_colour(reflectance: np.ndarray, bands: Sequence[str] = BAND_NAMES) -> np.ndarray:
+    """``[C, H, W]`` reflectance holding ``bands`` -> ``[H, W, 3]`` display RGB (B04, B03, B02
+    found by name; ``ValueError`` naming them when absent)."""
+    return rgb_to_display(reflectance[band_positions(bands, RGB, what="the true-colour input")])
+
+
+def display(reflectance: np.ndarray, bands: Sequence[str]) -> np.ndarray:
+    """True colour when ``bands`` hold B04, B03 and B02, else the first band in grey."""
+    if not missing_bands(bands, RGB):
+        return true_colour(reflectance, bands)
+    return rgb_to_display(np.repeat(reflectance[:1], 3, axis=0))
+
+
+def has_ndvi_bands(bands: Sequence[str]) -> bool:
+    """Whether ``bands`` hold what NDVI needs (B08 and B04)."""
+    return not missing_bands(bands, ("B08", "B04"))
 
 
 def _reflectance(ds: ShardedDataset, i: int) -> np.ndarray:
@@ -96,7 +129,7 @@ def seasons_png(ds: ShardedDataset, path: Path) -> Path:
         row = ds.index.iloc[i]
         for k in range(t):
             ax = axes[r, k]
-            ax.imshow(true_colour(refl[k]))
+            ax.imshow(display(refl[k], ds.bands))
             for code, colour in ((MASK_CLOUD, "red"), (MASK_SHADOW, "deepskyblue")):
                 if (mask[k] == code).any():
                     ax.contour(mask[k] == code, levels=[0.5], colors=colour, linewidths=0.6)
@@ -117,20 +150,20 @@ def landcover_png(ds: ShardedDataset, path: Path) -> Path:
     from matplotlib.colors import ListedColormap
 
     picks = _pick(ds, 2)
-    cmap = ListedColormap(LANDCOVER_COLOURS)
+    classes = ds.classes("landcover") if "landcover" in ds.array_names else None
     n_rows = (len(picks) + 1) // 2
     fig, axes = plt.subplots(n_rows, 4, figsize=(9.5, 2.4 * n_rows), squeeze=False)
     for j, i in enumerate(picks):
         row = ds.index.iloc[i]
         ax_rgb, ax_lc = axes[j // 2, 2 * (j % 2)], axes[j // 2, 2 * (j % 2) + 1]
-        ax_rgb.imshow(true_colour(_reflectance(ds, i)[0]))
+        ax_rgb.imshow(display(_reflectance(ds, i)[0], ds.bands))
         ax_rgb.set_title(f"{row['region']} {row['dates'][0]}", fontsize=7)
-        if "landcover" in ds.array_names:
+        if classes is not None:
             ax_lc.imshow(
-                np.asarray(ds.read("landcover", i)),
-                cmap=cmap,
+                np.ma.masked_equal(np.asarray(ds.read("landcover", i)), LABEL_IGNORE),
+                cmap=ListedColormap(classes.colours),
                 vmin=0,
-                vmax=6,
+                vmax=len(classes) - 1,
                 interpolation="nearest",
             )
             ax_lc.set_title("land cover", fontsize=7)
@@ -140,7 +173,8 @@ def landcover_png(ds: ShardedDataset, path: Path) -> Path:
     for ax in axes.ravel():
         ax.set_xticks([])
         ax.set_yticks([])
-    class_legend(axes[0, -1], LANDCOVER_CLASSES, LANDCOVER_COLOURS)
+    if classes is not None:
+        class_legend(axes[0, -1], classes.names, classes.colours)
     return _save(fig, path)
 
 
@@ -153,7 +187,7 @@ def croptype_png(ds: ShardedDataset, path: Path) -> Path:
     from matplotlib.colors import ListedColormap
 
     picks = _pick(ds, 1)
-    cmap = ListedColormap(CROP_COLOURS)
+    classes = ds.classes("croptype") if "croptype" in ds.array_names else None
     fig, axes = plt.subplots(len(picks), 3, figsize=(8.5, 2.6 * len(picks)), squeeze=False)
     rng = np.random.default_rng(0)
     for r, i in enumerate(picks):
@@ -163,16 +197,22 @@ def croptype_png(ds: ShardedDataset, path: Path) -> Path:
         clear = (mask == MASK_CLEAR).mean(axis=(1, 2))
         middle = len(clear) // 2
         k = int(np.argmax(clear[middle - 3 : middle + 3])) + middle - 3
-        axes[r, 0].imshow(true_colour(refl[k]))
+        axes[r, 0].imshow(display(refl[k], ds.bands))
         axes[r, 0].set_title(f"{row['region']} {row['dates'][k]}", fontsize=7)
-        if "croptype" not in ds.array_names:  # an unlabelled real source
-            axes[r, 1].imshow(bands.ndvi(refl[k], band_axis=0), cmap="YlGn", vmin=-0.2, vmax=1.0)
+        if classes is None:  # an unlabelled real source
+            if has_ndvi_bands(ds.bands):
+                ndvi = bands.ndvi(refl[k], band_axis=0, bands=ds.bands)
+                axes[r, 1].imshow(ndvi, cmap="YlGn", vmin=-0.2, vmax=1.0)
             axes[r, 1].set_title("NDVI (no labels)", fontsize=7)
             axes[r, 2].imshow(mask[k], cmap="gray_r", vmin=0, vmax=3)
             axes[r, 2].set_title("quality mask", fontsize=7)
             continue
         axes[r, 1].imshow(
-            np.asarray(ds.read("croptype", i)), cmap=cmap, vmin=0, vmax=8, interpolation="nearest"
+            np.ma.masked_equal(np.asarray(ds.read("croptype", i)), LABEL_IGNORE),
+            cmap=ListedColormap(classes.colours),
+            vmin=0,
+            vmax=len(classes) - 1,
+            interpolation="nearest",
         )
         axes[r, 1].set_title("crop type", fontsize=7)
         parcel = np.asarray(ds.read("parcel", i))
@@ -182,27 +222,29 @@ def croptype_png(ds: ShardedDataset, path: Path) -> Path:
     for ax in axes.ravel():
         ax.set_xticks([])
         ax.set_yticks([])
-    class_legend(axes[0, 1], CROP_CLASSES, CROP_COLOURS)
+    if classes is not None:
+        class_legend(axes[0, 1], classes.names, classes.colours)
     return _save(fig, path)
 
 
 def crop_ndvi_table(ds: ShardedDataset) -> dict[str, np.ndarray]:
-    """Per-sample, per-date mean NDVI of each crop over clear parcel pixels.
+    """Per-sample, per-date mean NDVI of each crop-type class (the dataset's classes) over its
+    clear pixels.
 
-    Returns arrays ``doy [n, T]``, ``ndvi [n, T, n_crops]`` (NaN where the crop is absent or
+    Returns arrays ``doy [n, T]``, ``ndvi [n, T, n_classes]`` (NaN where the class is absent or
     cloudy) and ``hemisphere [n]`` — the data behind ``ndvi_curves.png``.
     """
-    n_crops = len(CROP_CLASSES)
+    n_crops = len(ds.classes("croptype"))
     ndvi_rows, doys = [], []
     for rows, images in ds.iter_shards("image"):
         crops = np.asarray(ds.read_many("croptype", rows.index.to_numpy()))
         masks = np.asarray(ds.read_many("mask", rows.index.to_numpy()))
         offsets = np.stack(rows["dn_offset"].map(np.asarray).to_list()).astype(np.float32)
         refl = dn_to_reflectance(np.asarray(images), offsets[:, :, None, None, None])
-        ndvi = bands.ndvi(refl, band_axis=2)
+        ndvi = bands.ndvi(refl, band_axis=2, bands=ds.bands)
         clear = masks == MASK_CLEAR
         out = np.full((*ndvi.shape[:2], n_crops), np.nan, np.float32)
-        for c in range(1, n_crops):
+        for c in range(n_crops):
             sel = (crops == c)[:, None] & clear
             count = sel.sum(axis=(-2, -1))
             total = np.where(sel, ndvi, 0.0).sum(axis=(-2, -1))
@@ -223,9 +265,17 @@ def ndvi_curves_png(ds: ShardedDataset, path: Path) -> Path:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    if not has_ndvi_bands(ds.bands):
+        fig, ax = plt.subplots(figsize=(6, 1.5))
+        ax.axis("off")
+        ax.text(0.5, 0.5, f"no NDVI: the dataset holds {', '.join(ds.bands)} (needs B04, B08)",
+                ha="center", va="center", fontsize=9)  # fmt: skip
+        return _save(fig, path)
     if "croptype" not in ds.array_names:
         return _ndvi_unlabelled_png(ds, path)
     table = crop_ndvi_table(ds)
+    classes = ds.classes("croptype")
+    peaks = {crop.name: crop.peak for crop in CROP_TABLE}
     hemispheres = [h for h in ("north", "south") if (table["hemisphere"] == h).any()]
     fig, axes = plt.subplots(
         1, len(hemispheres), figsize=(6.5 * len(hemispheres), 4), squeeze=False
@@ -235,7 +285,7 @@ def ndvi_curves_png(ds: ShardedDataset, path: Path) -> Path:
         sel = table["hemisphere"] == hemi
         doy = table["doy"][sel].ravel()
         shift = 182 if hemi == "south" else 0
-        for c, crop in enumerate(CROP_TABLE, start=1):
+        for c, (name, colour) in enumerate(zip(classes.names, classes.colours, strict=True)):
             values = table["ndvi"][sel][:, :, c].ravel()
             ok = np.isfinite(values)
             if ok.sum() < 5:
@@ -243,16 +293,17 @@ def ndvi_curves_png(ds: ShardedDataset, path: Path) -> Path:
             which = np.digitize(doy[ok], bins)
             centres = [bins[b - 1] + 7.5 for b in np.unique(which)]
             means = [np.nanmean(values[ok][which == b]) for b in np.unique(which)]
-            colour = CROP_COLOURS[c]
-            ax.plot(centres, means, "-o", ms=3, color=colour, label=crop.name.replace("_", " "))
-            ax.axvline((crop.peak + shift) % 365, color=colour, ls=":", lw=1)
+            ax.plot(centres, means, "-o", ms=3, color=colour, label=name.replace("_", " "))
+            if name in peaks:
+                ax.axvline((peaks[name] + shift) % 365, color=colour, ls=":", lw=1)
         ax.set_title(f"{hemi}ern hemisphere (dotted: configured peak)", fontsize=9)
         ax.set_xlabel("day of year")
         ax.set_ylabel("mean NDVI of clear parcel pixels")
         ax.set_xlim(0, 366)
         ax.set_ylim(-0.1, 1.0)
         ax.grid(alpha=0.3)
-    axes[0, -1].legend(fontsize=7, loc="center left", bbox_to_anchor=(1.02, 0.5))
+    if axes[0, -1].get_legend_handles_labels()[0]:
+        axes[0, -1].legend(fontsize=7, loc="center left", bbox_to_anchor=(1.02, 0.5))
     return _save(fig, path)
 
 
@@ -269,7 +320,9 @@ def _ndvi_unlabelled_png(ds: ShardedDataset, path: Path) -> Path:
         masks = np.asarray(ds.read_many("mask", rows.index.to_numpy()))
         offsets = np.stack(rows["dn_offset"].map(np.asarray).to_list()).astype(np.float32)
         ndvi = bands.ndvi(
-            dn_to_reflectance(np.asarray(images), offsets[:, :, None, None, None]), band_axis=2
+            dn_to_reflectance(np.asarray(images), offsets[:, :, None, None, None]),
+            band_axis=2,
+            bands=ds.bands,
         )
         clear = masks == MASK_CLEAR
         count = clear.sum(axis=(-2, -1))

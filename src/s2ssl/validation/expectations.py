@@ -88,7 +88,9 @@ def _meta(check: str, level: Level, rule: str) -> dict[str, str]:
     return {"check": check, "level": level, "rule": rule}
 
 
-def _specs(cfg: ValidateConfig, label_arrays: Sequence[str], n_dates: int) -> list[_Spec]:
+def _specs(
+    cfg: ValidateConfig, required_bands: Sequence[str], label_arrays: Sequence[str], n_dates: int
+) -> list[_Spec]:
     """The schema- and sample-level expectations of one dataset."""
     specs: list[tuple[str, Level, str, type, dict[str, Any]]] = [
         (
@@ -101,7 +103,7 @@ def _specs(cfg: ValidateConfig, label_arrays: Sequence[str], n_dates: int) -> li
         (
             "bands_ok",
             "schema",
-            f"(Sentinel-2 band order, including {','.join(cfg.required_bands)})",
+            f"(Sentinel-2 band order, including {','.join(required_bands)})",
             gxe.ExpectColumnValuesToBeInSet,
             _true(),
         ),
@@ -195,8 +197,15 @@ def _true() -> dict[str, Any]:
 class Validator:
     """Runs the suites of several datasets in one ephemeral context (one Data Docs site)."""
 
-    def __init__(self, cfg: ValidateConfig, docs_dir: str | Path | None = None) -> None:
+    def __init__(
+        self,
+        cfg: ValidateConfig,
+        required_bands: Sequence[str],
+        docs_dir: str | Path | None = None,
+    ) -> None:
         self.cfg = cfg
+        self.required_bands = tuple(required_bands)
+        """The bands every dataset must hold (``params.band_names``)."""
         self._ctx = gx.get_context(mode="ephemeral")
         self._ctx.variables.progress_bars = ProgressBarsConfig(globally=False)
         self._source = self._ctx.data_sources.add_pandas("profiles")
@@ -266,10 +275,10 @@ class Validator:
         if profile.empty:
             outcome.dataset_errors.append("the dataset has no samples")
             return outcome
-        specs = _specs(self.cfg, label_arrays, n_dates)
+        specs = _specs(self.cfg, self.required_bands, label_arrays, n_dates)
         detail = [c for c in _DETAIL_COLUMNS if c in profile.columns]
         frame = profile.reset_index(drop=True)
-        frame["bands_ok"] = [bands_ok(b, self.cfg.required_bands) for b in frame["band_names"]]
+        frame["bands_ok"] = [bands_ok(b, self.required_bands) for b in frame["band_names"]]
         for spec, r in self._run(f"{dataset}.samples", specs, frame, ["position", *detail]):
             res = r.result or {}
             unexpected = res.get("unexpected_index_list") or []

@@ -40,8 +40,8 @@ from s2ssl.bands import (
     MASK_SHADOW,
     MASK_SNOW,
 )
-from s2ssl.classes import LABEL_CLASSES, LABEL_IGNORE
-from s2ssl.data.store import ShardedDataset
+from s2ssl.classes import LABEL_IGNORE
+from s2ssl.data.store import ShardedDataset, StoreError
 from s2ssl.progress import ProgressFactory, no_progress
 
 IMAGE: Final[str] = "image"
@@ -159,8 +159,18 @@ def band_names_of(store: ShardedDataset) -> tuple[str, ...]:
 
 
 def label_arrays_of(store: ShardedDataset) -> list[str]:
-    """The dataset's label arrays that have a known class set."""
-    return [name for name in store.array_names if name in LABEL_CLASSES]
+    """The dataset's label arrays that declare a class set (attrs ``classes``)."""
+    return [name for name in store.array_names if _n_classes(store, name) is not None]
+
+
+def _n_classes(store: ShardedDataset, name: str) -> int | None:
+    """How many classes label array ``name`` declares; None when it declares none."""
+    if name in (IMAGE, MASK):
+        return None
+    try:
+        return len(store.classes(name))
+    except StoreError:
+        return None
 
 
 def _radiometry(
@@ -258,6 +268,7 @@ def profile_dataset(
     n_times, n_bands, height, width = shape
     names = band_names_of(store)
     labels = label_arrays_of(store)
+    n_classes = {lab: _n_classes(store, lab) or 0 for lab in labels}
     mask_spec = store.specs.get(MASK)
     shapes_ok = mask_spec is None or mask_spec.shape == (n_times, height, width)
     shapes_ok = shapes_ok and all(store.specs[lab].shape == (height, width) for lab in labels)
@@ -303,7 +314,7 @@ def profile_dataset(
             band_stats["band_max"][pos] = r["band_max"]
             band_stats["band_mean"][pos] = r["band_mean"]
             for lab in labels:
-                unknown, coverage = _labels(chunk[lab], len(LABEL_CLASSES[lab]))
+                unknown, coverage = _labels(chunk[lab], n_classes[lab])
                 label_stats[lab][0][pos] = unknown
                 label_stats[lab][1][pos] = coverage
             advance(len(pos))

@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from s2ssl.bands import missing_bands
 from s2ssl.config import Params
 from s2ssl.data.stats import NormStats, band_histograms, stats_from_histograms
 from s2ssl.data.store import ShardedDataset, StoreError, open_dataset
@@ -83,6 +84,10 @@ def _validate_one(
     except StoreError as e:
         outcome = SuiteOutcome(dataset=name, schema_errors=[f"cannot read the dataset: {e}"])
         return DatasetValidation(name=name, outcome=outcome)
+    absent = missing_bands(band_names_of(store), params.band_names)
+    if absent:
+        outcome = SuiteOutcome(dataset=name, schema_errors=[missing_bands_message(store, absent)])
+        return DatasetValidation(name=name, outcome=outcome, n_samples=len(store), store=store)
     cfg = params.fetch
     try:
         profile = profile_dataset(
@@ -129,6 +134,17 @@ def _validate_one(
     except ValueError as e:
         outcome.dataset_errors.append(str(e))
     return result
+
+
+def missing_bands_message(store: ShardedDataset, absent: Sequence[str]) -> str:
+    """Why a dataset lacking some of the configured ``bands`` cannot be used, and the fixes."""
+    held = band_names_of(store)
+    return (
+        f"the dataset lacks band(s) {', '.join(absent)} of `bands` in params.yaml (it holds "
+        f"{', '.join(held) or 'no named band'}): set `bands` to bands it holds (a preset such as "
+        "`bands: l2a` / `bands: pastis`, or a list such as `bands: [B02, B03, B04, B08]`), or "
+        "fetch data that holds them"
+    )
 
 
 def summarise(validations: Sequence[DatasetValidation]) -> dict[str, Any]:
@@ -198,7 +214,7 @@ def validate(
         raise ValueError("no dataset to validate")
     validations: list[DatasetValidation] = []
     with atomic_dir(reports_dir / "datadocs") as docs:
-        validator = Validator(params.validation, docs_dir=docs)
+        validator = Validator(params.validation, params.band_names, docs_dir=docs)
         for name in names:
             validations.append(_validate_one(name, raw_dir / name, params, validator, progress))
 

@@ -17,7 +17,7 @@ from rasterio.crs import CRS
 from rasterio.transform import Affine
 
 from s2ssl.bands import BAND_NAMES, L2A_BAND_NAMES, MASK_CLEAR, band_index
-from s2ssl.classes import LABEL_IGNORE, LANDCOVER_CLASSES
+from s2ssl.classes import LABEL_IGNORE
 from s2ssl.config import Params, parse_params
 from s2ssl.data.fetch import fetch
 from s2ssl.data.sources.base import INDEX_COLUMNS
@@ -98,7 +98,8 @@ def test_bigearthnet_band_files_import_with_20_and_60_m_resampled(ben_dir: Path,
     result = fetch(params, tmp_path / "raw", tmp_path / "reports")
     ds = open_dataset(tmp_path / "raw" / "landcover")
     assert len(ds) == 6 and not result.skipped
-    assert ds.specs["image"].shape == (1, 13, 112, 112)
+    assert ds.bands == L2A_BAND_NAMES  # the configured l2a bands: the band files BigEarthNet has
+    assert ds.specs["image"].shape == (1, 12, 112, 112) and "filled_bands" not in ds.attrs
     assert list(ds.index.columns[: len(INDEX_COLUMNS)]) == list(INDEX_COLUMNS)
     for i in range(len(ds)):
         row = ds.index.iloc[i]
@@ -108,13 +109,13 @@ def test_bigearthnet_band_files_import_with_20_and_60_m_resampled(ben_dir: Path,
             b02 = src.read(1)
             assert row["crs"] == src.crs.to_string()
             assert row["transform"][2] == pytest.approx(src.transform.c + 4 * 10)  # centred tile
-        np.testing.assert_array_equal(image[band_index("B02")], np.maximum(b02[4:116, 4:116], 1))
+        b02_tile = np.maximum(b02[4:116, 4:116], 1)
+        np.testing.assert_array_equal(image[ds.bands.index("B02")], b02_tile)
         with rasterio.open(folder / f"{folder.name}_B05.tif") as src:  # 20 m, 60 x 60
             b05 = src.read(1).astype(float)
-        up = image[band_index("B05")].astype(float)
+        up = image[ds.bands.index("B05")].astype(float)
         assert up.mean() == pytest.approx(b05[2:58, 2:58].mean(), rel=0.02)
         assert np.corrcoef(up[::2, ::2].ravel(), b05[2:58, 2:58].ravel())[0, 1] > 0.8
-        assert (image[band_index("B10")] == 1).all()  # absent from L2A: reflectance 0
         assert (ds.read("mask", i) == MASK_CLEAR).all()
         name_date = folder.name.split("_")[2][:8]
         assert row["dates"] == [f"{name_date[:4]}-{name_date[4:6]}-{name_date[6:]}"]
@@ -127,7 +128,7 @@ def test_bigearthnet_band_files_import_with_20_and_60_m_resampled(ben_dir: Path,
             image = ds.read("image", i)[0]
             for j, band in enumerate(("B02", "B03", "B04", "B08")):
                 expected = np.maximum(z["b10m"][k, j, 4:116, 4:116], 1)
-                np.testing.assert_array_equal(image[band_index(band)], expected)
+                np.testing.assert_array_equal(image[ds.bands.index(band)], expected)
 
 
 @pytest.mark.skipif(not EOLEARN.exists(), reason="../shared/data is absent (a user's fresh clone)")
@@ -160,6 +161,7 @@ def test_eolearn_multiband_reflectance_with_a_label_raster(tmp_path: Path):
                 "patch_size": 96,
                 "labels": {"landcover": "_lulc"},
                 "label_classes": {"landcover": classes},
+                "ignore_values": {"landcover": [0]},
                 "region": "slovenia",
             }
         }
@@ -167,21 +169,24 @@ def test_eolearn_multiband_reflectance_with_a_label_raster(tmp_path: Path):
     result = fetch(params, tmp_path / "raw", tmp_path / "reports")
     assert not result.skipped
     ds = open_dataset(tmp_path / "raw" / "landcover")
-    assert len(ds) == 1 and ds.attrs["landcover_classes"] == list(LANDCOVER_CLASSES)
+    own = ("cropland", "forest", "grassland", "water", "wetland", "artificial", "bare")
+    assert len(ds) == 1 and ds.classes("landcover").names == own  # ascending raster value
+    assert ds.classes("landcover").ignored_values == (0,) and ds.bands == L2A_BAND_NAMES
     row = ds.index.iloc[0]
     assert row["dates"] == [day.isoformat()] and list(row["dn_offset"]) == [0]
     assert row["lat"] == pytest.approx(45.87, abs=0.05) and row["hemisphere"] == "north"
     y0, xo = (101 - 96) // 2, (100 - 96) // 2
     window = (slice(None), slice(y0, y0 + 96), slice(xo, xo + 96))
     image = ds.read("image", 0)[0]
-    expected = np.maximum(np.rint(refl[window] * 10000), 1)
+    expected = np.maximum(np.rint(refl[window] * 10000), 1)[[band_index(b) for b in ds.bands]]
     np.testing.assert_array_equal(image, expected.astype(np.uint16))
     labels = ds.read("landcover", 0)
     lulc = z["lulc"][window[1:]]
-    assert (labels[lulc == 2] == LANDCOVER_CLASSES.index("forest")).all()
-    assert (labels[lulc == 4] == LANDCOVER_CLASSES.index("grassland")).all()
+    assert (labels[lulc == 2] == own.index("forest")).all()
+    assert (labels[lulc == 4] == own.index("grassland")).all()
+    assert (labels[lulc == 3] == own.index("grassland")).all()
     assert (labels[lulc == 0] == LABEL_IGNORE).all()
-    assert (labels == LANDCOVER_CLASSES.index("forest")).mean() > 0.6
+    assert (labels == own.index("forest")).mean() > 0.6
 
 
 def test_bad_files_are_reported_by_name_and_skipped(tmp_path: Path):
@@ -245,17 +250,21 @@ def test_multi_date_samples_stack_dates_and_derive_parcels(tmp_path: Path):
                 "patch_size": 16,
                 "n_dates": 3,
                 "labels": {"croptype": "_crop"},
+                "label_classes": {"croptype": {0: "background", 1: "wheat", 4: "maize"}},
             }
         }
     )
     result = fetch(params, tmp_path / "raw", tmp_path / "reports")
     assert [(Path(s.item).name, s.reason) for s in result.skipped] == [("field_b", "too few dates")]
     ds = open_dataset(tmp_path / "raw" / "croptype")
-    assert len(ds) == 1 and ds.specs["image"].shape == (3, 13, 16, 16)
+    assert len(ds) == 1 and ds.specs["image"].shape == (3, 12, 16, 16)
+    assert ds.classes("croptype").names == ("background", "wheat", "maize")
+    assert ds.classes("croptype").values == (0, 1, 4)
     assert ds.index.iloc[0]["dates"] == ["2021-04-01", "2021-08-01", "2021-10-01"]  # evenly spread
     image = ds.read("image", 0)
-    assert list(image[:, band_index("B02"), 0, 0]) == [1000, 1200, 1300]
-    np.testing.assert_array_equal(ds.read("croptype", 0), crop[0])
+    assert list(image[:, ds.bands.index("B02"), 0, 0]) == [1000, 1200, 1300]
+    stored = np.select([crop[0] == 1, crop[0] == 4], [1, 2], 0)  # maize is the third class
+    np.testing.assert_array_equal(ds.read("croptype", 0), stored)
     parcel = ds.read("parcel", 0)
     assert parcel.max() == 3 and (parcel[crop[0] == 0] == 0).all()
     assert len(np.unique(parcel[:8, :7])) == 1 and parcel[0, 0] != parcel[12, 0]

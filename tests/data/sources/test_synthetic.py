@@ -12,6 +12,7 @@ import pandas as pd
 import pytest
 
 from s2ssl.bands import (
+    BAND_NAMES,
     MASK_CLEAR,
     MASK_CLOUD,
     MASK_SHADOW,
@@ -19,12 +20,12 @@ from s2ssl.bands import (
     dn_to_reflectance,
     ndvi,
 )
-from s2ssl.classes import CROP_CLASSES, LANDCOVER_CLASSES
 from s2ssl.config import Params, parse_params, set_dotted
 from s2ssl.data.sources import spectra
 from s2ssl.data.sources.synthetic import source as synthetic_source
 from s2ssl.data.sources.synthetic.world import CROPLAND, FOREST, WATER
 from s2ssl.data.sources.types import Chunk
+from s2ssl.synthetic_vocabulary import CROP_CLASSES, LANDCOVER_CLASSES
 from testkit import REPO_ROOT, read_repo_params
 
 REAL = REPO_ROOT.parent / "shared" / "data" / "eolearn_slovenia_testpatch.npz"
@@ -46,6 +47,8 @@ def region(i: int = 0, **changes: Any) -> dict[str, Any]:
 
 
 def generate_all(params: Params, dataset: str, seed: int | None = None, **kw: Any) -> Chunk:
+    """Every chunk of ``dataset`` in one; all 13 rendered bands unless ``bands`` is given."""
+    kw.setdefault("bands", BAND_NAMES)
     cfg = params.fetch
     chunks = list(
         synthetic_source.generate(

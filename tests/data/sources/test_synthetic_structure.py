@@ -7,7 +7,6 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
-from s2ssl.classes import LANDCOVER_CLASSES
 from s2ssl.config import load_params
 from s2ssl.data.sources import spectra
 from s2ssl.data.sources.synthetic.regional import band_gain, region_endmembers
@@ -21,6 +20,7 @@ from s2ssl.data.sources.synthetic.world import (
     WETLAND,
     draw_scene,
 )
+from s2ssl.synthetic_vocabulary import LANDCOVER_CLASSES
 from testkit import REPO_PARAMS
 
 REGIONS = load_params(REPO_PARAMS).fetch.synthetic.regions

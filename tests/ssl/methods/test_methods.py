@@ -326,6 +326,7 @@ def small_world(tmp_path_factory: pytest.TempPathFactory) -> Path:
                 params.seed,
                 params.fetch.start_date,
                 params.fetch.end_date,
+                bands=params.band_names,
             ):
                 writer.append(chunk.arrays, chunk.rows)
         store = open_dataset(root / "raw" / name)

@@ -3,9 +3,11 @@ attributes, quality-mask codes and label rasters resampled onto a patch grid.
 
 A source yields :class:`~s2ssl.data.sources.types.Chunk` objects (arrays + index rows) with
 the same arrays, index columns and attrs as the synthetic world for the same dataset kind, so
-``validate`` and ``pretrain`` take any source unchanged: ``image`` ``[T, 13, H, W]`` uint16 DN in
-:data:`~s2ssl.bands.BAND_NAMES` order, ``mask`` ``[T, H, W]`` uint8 (clear / cloud / shadow /
-snow / 255 no data) and, when labelled, ``landcover`` / ``croptype`` / ``parcel`` maps.
+``validate`` and ``pretrain`` take any source unchanged: ``image`` ``[T, B, H, W]`` uint16 DN
+holding exactly the bands named in attrs ``bands`` (Sentinel-2 order, never a filled band),
+``mask`` ``[T, H, W]`` uint8 (clear / cloud / shadow / snow / 255 no data) and, when labelled,
+``landcover`` / ``croptype`` / ``parcel`` maps whose classes the attrs declare (``classes``:
+label array -> :meth:`~s2ssl.classes.ClassSet.to_json`).
 """
 
 from __future__ import annotations
@@ -20,15 +22,13 @@ from typing import Any, Final
 import numpy as np
 
 from s2ssl.bands import (
-    BAND_NAMES,
     MASK_CLEAR,
     MASK_CLOUD,
     MASK_NODATA,
     MASK_SHADOW,
     MASK_SNOW,
-    N_BANDS,
 )
-from s2ssl.classes import CROP_CLASSES, LABEL_IGNORE, LANDCOVER_CLASSES
+from s2ssl.classes import LABEL_IGNORE, ClassSet, LabelClass
 from s2ssl.data.sources.types import Chunk, DatasetName
 from s2ssl.progress import ProgressFactory
 
@@ -134,11 +134,11 @@ class Source(abc.ABC):
 
 
 def array_shapes(
-    n_dates: int, size: int, labels: Sequence[str]
+    n_dates: int, size: int, labels: Sequence[str], bands: Sequence[str]
 ) -> dict[str, tuple[tuple[int, ...], str]]:
-    """The arrays of a dataset: image, mask and the given label maps (synthetic dtypes)."""
+    """The arrays of a dataset: image (``bands``), mask and the given label maps."""
     shapes: dict[str, tuple[tuple[int, ...], str]] = {
-        "image": ((n_dates, N_BANDS, size, size), "uint16"),
+        "image": ((n_dates, len(bands), size, size), "uint16"),
         "mask": ((n_dates, size, size), "uint8"),
     }
     dtypes = {"landcover": "uint8", "croptype": "uint8", "parcel": "int32"}
@@ -152,31 +152,60 @@ def dataset_attrs(
     seed: int,
     regions: Sequence[str],
     labels: Sequence[str],
-    filled_bands: Sequence[str] = (),
+    bands: Sequence[str],
+    classes: Mapping[str, ClassSet],
     **extra: object,
 ) -> dict[str, object]:
-    """``meta.json`` attrs with the synthetic keys (bands, mask codes, classes, radiometry)."""
+    """``meta.json`` attrs: the bands the image array holds, mask codes, the class set of each
+    class-valued label array (``classes``), radiometry, plus ``extra``.
+
+    Raises:
+        ValueError: a class-valued label array in ``labels`` has no class set in ``classes``.
+    """
+    class_labels = [name for name in labels if name != "parcel"]
+    missing = [name for name in class_labels if name not in classes]
+    if missing:
+        raise ValueError(f"label array(s) {missing} have no class set")
     attrs: dict[str, object] = {
         "source": source,
         "seed": seed,
-        "bands": list(BAND_NAMES),
+        "bands": list(bands),
         "mask_codes": dict(MASK_CODES),
         "regions": list(regions),
         "radiometry": "reflectance = (DN + dn_offset[date]) / 10000",
-        "filled_bands": list(filled_bands),
         "labels": list(labels),
+        "classes": {name: classes[name].to_json() for name in class_labels},
     }
-    if filled_bands:
-        attrs["filled_bands_note"] = (
-            f"{', '.join(filled_bands)} not in the product: filled with reflectance 0 "
-            "(validate.required_bands should leave them out; they carry no information)"
-        )
-    if "landcover" in labels:
-        attrs["landcover_classes"] = list(LANDCOVER_CLASSES)
-    if "croptype" in labels:
-        attrs["croptype_classes"] = list(CROP_CLASSES)
     attrs.update(extra)
     return attrs
+
+
+def class_set_from_mapping(
+    raster_to_class: Mapping[int, str], ignore_values: Sequence[int], what: str
+) -> ClassSet:
+    """The class set a user's raster-value -> class-name mapping defines: one class per name,
+    ordered by its smallest raster value (ascending), ``ignore_values`` declared as no label.
+
+    Several raster values may name the same class (they merge); the class's ``value`` is the
+    smallest of them. ``what`` names the setting in error messages.
+
+    Raises:
+        ValueError: the mapping is empty, or a value is both mapped and ignored.
+    """
+    if not raster_to_class:
+        raise ValueError(f"{what} maps no raster value to a class")
+    both = sorted(set(raster_to_class) & {int(v) for v in ignore_values})
+    if both:
+        raise ValueError(
+            f"{what}: raster value(s) {both} are both mapped to a class and listed as ignored"
+        )
+    first: dict[str, int] = {}
+    for value in sorted(raster_to_class):
+        first.setdefault(str(raster_to_class[value]), int(value))
+    return ClassSet(
+        tuple(LabelClass(name, value) for name, value in first.items()),
+        tuple(sorted({int(v) for v in ignore_values})),
+    )
 
 
 def split_of(u: float, train: float, val: float) -> str:
@@ -203,19 +232,20 @@ def mask_from_quality(kind: str, classes: np.ndarray, data_mask: np.ndarray) -> 
     return mask
 
 
-def class_lookup(
-    raster_to_class: Mapping[int, str] | None, class_names: Sequence[str]
-) -> dict[int, int]:
-    """Raster value -> class index; None maps value ``k`` to class ``k``."""
-    if raster_to_class is None:
-        return {k: k for k in range(len(class_names))}
+def class_lookup(raster_to_class: Mapping[int, str], classes: ClassSet) -> dict[int, int]:
+    """Raster value -> stored class (position of its name in ``classes``).
+
+    Raises:
+        ValueError: a value maps to a name ``classes`` does not hold.
+    """
     out: dict[int, int] = {}
     for value, name in raster_to_class.items():
-        if name not in class_names:
+        if name not in classes.names:
             raise ValueError(
-                f"label value {value} maps to unknown class {name!r}; classes: {list(class_names)}"
+                f"label value {value} maps to unknown class {name!r}; "
+                f"classes: {list(classes.names)}"
             )
-        out[int(value)] = class_names.index(name)
+        out[int(value)] = classes.names.index(name)
     return out
 
 
@@ -251,18 +281,54 @@ def resample_raster(
     return dst
 
 
+@dataclass(frozen=True)
+class LabelMap:
+    """A label raster on a patch grid: stored classes, plus the raster values no class maps."""
+
+    labels: np.ndarray
+    """uint8 stored classes; ignored values and pixels outside the raster are LABEL_IGNORE."""
+    unmapped: dict[int, int]
+    """Raster value -> pixel count of values neither mapped to a class nor ignored."""
+
+
 def label_map(
     path: Path,
     crs: str,
     transform: Sequence[float],
     shape: int | tuple[int, int],
-    raster_to_class: Mapping[int, str] | None,
-    class_names: Sequence[str],
-) -> np.ndarray:
-    """A label raster on the patch grid (nearest neighbour) as class indices; unmapped values
-    (and pixels outside the raster) become :data:`~s2ssl.classes.LABEL_IGNORE`."""
-    values = resample_raster(path, crs, transform, shape, "nearest")
-    return lookup(values.astype(np.int64), class_lookup(raster_to_class, class_names), LABEL_IGNORE)
+    raster_to_class: Mapping[int, str],
+    classes: ClassSet,
+) -> LabelMap:
+    """A label raster on the patch grid (nearest neighbour) as stored classes.
+
+    Values of ``classes.ignored_values``, the raster's nodata value (unless mapped) and pixels
+    outside the raster (0, or the nodata value) become :data:`~s2ssl.classes.LABEL_IGNORE`; any
+    other value that ``raster_to_class`` does not map is counted in :attr:`LabelMap.unmapped`
+    (the caller decides; never silently ignored).
+    """
+    import rasterio
+
+    with rasterio.open(path) as src:
+        nodata = src.nodata
+    values = resample_raster(path, crs, transform, shape, "nearest").astype(np.int64)
+    table = class_lookup(raster_to_class, classes)
+    out = lookup(values, table, LABEL_IGNORE)
+    known = set(table) | set(classes.ignored_values)
+    if nodata is not None and float(nodata).is_integer() and int(nodata) not in table:
+        known.add(int(nodata))
+    found, counts = np.unique(values, return_counts=True)
+    unmapped = {int(v): int(n) for v, n in zip(found, counts, strict=True) if int(v) not in known}
+    return LabelMap(out, unmapped)
+
+
+def describe_unmapped(unmapped: Mapping[int, int], setting: str) -> str:
+    """A user-facing message for label raster values no class maps (``setting``: where to map
+    them, e.g. ``fetch.local.croptype.label_classes.croptype``)."""
+    listed = ", ".join(f"{v} ({n} px)" for v, n in sorted(unmapped.items()))
+    return (
+        f"label raster value(s) neither mapped to a class nor ignored: {listed}; map each to a "
+        f"class name in {setting} or list it as no label in the matching ignore_values"
+    )
 
 
 def parcels_from_crops(crop: np.ndarray) -> np.ndarray:

@@ -14,7 +14,7 @@ from typing import Final
 import numpy as np
 
 from s2ssl.bands import BAND_NAMES, band_index
-from s2ssl.classes import CROP_CLASSES
+from s2ssl.synthetic_vocabulary import CROP_CLASSES
 
 # fmt: off
 #              B01    B02    B03    B04    B05    B06    B07    B08    B8A    B09    B10    B11    B12

@@ -13,7 +13,7 @@ import pytest
 import rasterio
 from sh_server import CLIENT_SECRET, Imitation, ShImitation, baseline_of, product_id
 
-from s2ssl.bands import BAND_NAMES, MASK_CLEAR, MASK_CLOUD
+from s2ssl.bands import L2A_BAND_NAMES, MASK_CLEAR, MASK_CLOUD
 from s2ssl.config import Params, parse_params
 from s2ssl.data.acquire import acquire_scene, area_grid, read_acquisition
 from s2ssl.data.sources.sentinelhub.auth import SentinelHubCredentialsError
@@ -73,16 +73,18 @@ def test_the_least_cloudy_acquisition_of_the_window_is_downloaded(
     with rasterio.open(path) as ds:
         assert ds.crs.to_string() == grid.crs == "EPSG:32633"
         assert tuple(ds.transform)[:6] == grid.transform
-        assert ds.descriptions == (*BAND_NAMES, "mask")
+        assert ds.descriptions == (*L2A_BAND_NAMES, "mask")  # bands: l2a, nothing filled
         assert ds.tags()["PRODUCT_ID"] == acq["product_id"]
-        assert ds.tags()["S2SSL_FILLED_BANDS"] == "B10"
-        dn, mask = ds.read(list(range(1, 14))), ds.read(14)
+        assert ds.tags()["S2SSL_BANDS"] == ",".join(L2A_BAND_NAMES)
+        assert "S2SSL_FILLED_BANDS" not in ds.tags()
+        dn, mask = ds.read(list(range(1, 13))), ds.read(13)
     # B01 encodes the acquisition day, raw with the 04.00 offset, which predict removes again
     doy = best.timetuple().tm_yday
     assert (dn[0] == 1000 + doy + 1000).all()
-    with RasterInput(path, ("B01", "B10")) as raster:
+    with RasterInput(path, ("B01", "B11")) as raster:
         x, valid = raster.read(rasterio.windows.Window(0, 0, grid.width, grid.height))
-    assert np.allclose(x[0][valid], (1000 + doy) / 10000) and np.allclose(x[1][valid], 0.0)
+    assert np.allclose(x[0][valid], (1000 + doy) / 10000)
+    assert info["bands"] == [*L2A_BAND_NAMES, "mask"] and "filled_bands" not in info
     cloud_rows = round(grid.height * sh.state.cloud_cover(best) / 100)
     assert (mask[:cloud_rows] == MASK_CLOUD).all() and (mask[cloud_rows:] == MASK_CLEAR).all()
     assert not valid[:cloud_rows].any() and valid[cloud_rows:].all()
@@ -160,7 +162,7 @@ def test_predict_an_area_from_sentinel_hub_end_to_end(
     with rasterio.open(out / "classes.tif") as classes, rasterio.open(out / "scene.tif") as scene:
         assert (classes.crs, classes.transform) == (scene.crs, scene.transform)
         labels = classes.read(1)
-        cloud = scene.read(14) == MASK_CLOUD
+        cloud = scene.read(scene.count) == MASK_CLOUD  # the mask band comes last
     assert cloud.any() and (labels[cloud] == 255).all() and (labels[~cloud] != 255).all()
     everything = result.output + caplog.text
     everything += "".join(p.read_text() for p in out.glob("*.json"))

@@ -15,6 +15,7 @@ from sh_server import CLIENT_SECRET, ShImitation, baseline_of
 from shkit import BBOX, expected_pick, run, sh_params, sh_raw
 from typer.testing import CliRunner, Result
 
+from s2ssl.bands import L2A_BAND_NAMES
 from s2ssl.cli import app
 from s2ssl.cli.common import EX_TEMPFAIL
 from s2ssl.config import ConfigError, parse_params
@@ -42,7 +43,7 @@ def test_seasonal_windows_keep_the_most_recent_acceptable_scene(sh: ShImitation,
     )
     run(params, tmp_path)
     ds = open_dataset(tmp_path / "raw" / "unlabelled")
-    assert len(ds) == 2 and ds.specs["image"].shape == (5, 13, 16, 16)
+    assert len(ds) == 2 and ds.specs["image"].shape == (5, 12, 16, 16)  # bands: l2a
     windows = sampling.seasonal_windows(ref, params.fetch.sentinelhub.unlabelled)
     assert [w.nominal for w in windows] == [
         ref - dt.timedelta(weeks=12 * k) for k in (4, 3, 2, 1, 0)
@@ -63,14 +64,12 @@ def test_seasonal_windows_keep_the_most_recent_acceptable_scene(sh: ShImitation,
         doy = np.array([d.timetuple().tm_yday for d in dates])
         assert (image[:, 0, 8, 8] == 1000 + doy - np.array(offsets)).all()
         assert (image[:, 0, 8, 8].astype(int) + offsets == 1000 + doy).all()
-        # B10 is absent from L2A: filled with reflectance 0 (DN = -offset, at least 1)
-        assert (image[:, 10] == np.maximum(-np.array(offsets), 1)[:, None, None]).all()
         cloud = [sh.state.cloud_cover(d) / 100 for d in dates]
         assert np.allclose(row["cloud_fraction"], np.round(np.array(cloud) * 16) / 16)
         assert list(row["scene_cloud_cover"]) == pytest.approx([c * 100 for c in cloud])
     attrs = ds.attrs
-    assert attrs["source"] == "sentinelhub" and attrs["filled_bands"] == ["B10"]
-    assert attrs["bands"][10] == "B10" and attrs["harmonize_values"] is False
+    assert attrs["source"] == "sentinelhub" and "filled_bands" not in attrs
+    assert attrs["bands"] == list(L2A_BAND_NAMES) and attrs["harmonize_values"] is False
 
 
 def test_year_shift_and_random_reference_keep_every_window_in_range() -> None:
@@ -150,7 +149,7 @@ def test_time_series_keeps_n_acquisitions_spread_over_the_period(sh: ShImitation
     ]
     assert len(dates) == 5 and dates[0] == acceptable[0] and dates[-1] == acceptable[-1]
     assert set(dates) <= set(acceptable) and dates == sorted(set(dates))
-    assert ds.specs["image"].shape == (5, 13, 16, 16)
+    assert ds.specs["image"].shape == (5, 12, 16, 16)
 
 
 def test_catalog_paging_returns_every_page(sh: ShImitation, tmp_path: Path):
@@ -427,7 +426,6 @@ def test_sentinelhub_datasets_pass_the_validate_stage(sh: ShImitation, tmp_path:
     params = sh_params(tmp_path, ["unlabelled", "landcover", "croptype"])
     run(params, tmp_path)
     raw = params.model_dump(mode="json", by_alias=True)
-    raw["validate"]["required_bands"] = [b for b in raw["validate"]["required_bands"] if b != "B10"]
     for name in ("unlabelled", "landcover", "croptype"):  # the synthetic columns, in order
         columns = list(open_dataset(tmp_path / "raw" / name).index.columns)
         assert columns[: len(INDEX_COLUMNS)] == list(INDEX_COLUMNS)

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Final
 
+from s2ssl.bands import BAND_NAMES, L2A_BAND_NAMES
 from s2ssl.config import LocalDatasetSpec
 
 _BAND_RE: Final = re.compile(r"(?:^|[_\-.])(B0[1-9]|B1[0-2]|B8A)$", re.IGNORECASE)
@@ -42,6 +43,30 @@ class ImageUnit:
     def label_dir(self) -> Path:
         """Where this image's label rasters lie."""
         return self.path if self.kind == "band_files" else self.path.parent
+
+
+def multiband_order(count: int, band_order: list[str] | None) -> tuple[str, ...] | None:
+    """The bands of a multiband file of ``count`` bands: ``band_order`` when given, else all 13
+    (13 bands) or Level-2A's 12 (12 bands); None when the count does not fit."""
+    if band_order is not None:
+        return tuple(band_order) if count == len(band_order) else None
+    return {len(BAND_NAMES): BAND_NAMES, len(L2A_BAND_NAMES): L2A_BAND_NAMES}.get(count)
+
+
+def held_bands(unit: ImageUnit, spec: LocalDatasetSpec) -> tuple[str, ...]:
+    """The bands ``unit`` holds (band files: those present; multiband: from its band count and
+    ``band_order``); empty when unreadable or the count fits no rule (reported on import)."""
+    if unit.kind == "band_files":
+        return tuple(b for b in BAND_NAMES if b in unit.band_files)
+    import rasterio
+    from rasterio.errors import RasterioError
+
+    try:
+        with rasterio.open(unit.path) as src:
+            count = src.count
+    except (RasterioError, OSError):
+        return ()
+    return multiband_order(count, spec.band_order) or ()
 
 
 # --------------------------------------------------------------------------- discovery

@@ -1,10 +1,12 @@
-"""Reading one image onto its 10 m grid: bands resampled, DN with the baseline offset, the
-quality mask from the scene classification."""
+"""Reading one image onto its 10 m grid: the dataset's bands resampled (an image lacking one of
+them is skipped, never filled), DN with the baseline offset, the quality mask from the scene
+classification."""
 
 from __future__ import annotations
 
 import datetime as dt
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
@@ -12,19 +14,21 @@ from typing import Any, Final
 import numpy as np
 
 from s2ssl.bands import (
-    BAND_NAMES,
-    L2A_BAND_NAMES,
     MASK_CLEAR,
     MASK_NODATA,
-    N_BANDS,
-    band_index,
     dn_offset_for_baseline,
+    missing_bands,
     processing_baseline_for,
     reflectance_to_dn,
 )
 from s2ssl.config import LocalDatasetSpec
 from s2ssl.data.sources import base
-from s2ssl.data.sources.local.files import ImageUnit, ImportProblemError, acquisition_date
+from s2ssl.data.sources.local.files import (
+    ImageUnit,
+    ImportProblemError,
+    acquisition_date,
+    multiband_order,
+)
 
 _BASELINE_RE: Final = re.compile(r"_N(\d{2})(\d{2})_")
 _RESOLUTION: Final[float] = 10.0
@@ -44,7 +48,7 @@ class Grid:
 class Image:
     """One image on its 10 m grid."""
 
-    dn: np.ndarray  # [13, H, W] uint16
+    dn: np.ndarray  # [B, H, W] uint16, the dataset's bands
     mask: np.ndarray  # [H, W] uint8
     date: dt.date
     baseline: str
@@ -116,10 +120,21 @@ def _to_dn(values: np.ndarray, is_float: bool, offset: int) -> np.ndarray:
 
 
 class Reader:
-    """Reads :class:`ImageUnit` s onto 10 m grids, naming every problem."""
+    """Reads the dataset's ``bands`` of :class:`ImageUnit` s onto 10 m grids, naming every
+    problem."""
 
-    def __init__(self, spec: LocalDatasetSpec) -> None:
+    def __init__(self, spec: LocalDatasetSpec, bands: Sequence[str]) -> None:
         self.spec = spec
+        self.bands = tuple(bands)
+
+    def _require(self, unit: ImageUnit, held: Sequence[str]) -> None:
+        absent = missing_bands(held, self.bands)
+        if absent:
+            raise ImportProblemError(
+                "missing bands",
+                f"{unit.path} lacks {', '.join(absent)} (the dataset holds "
+                f"{', '.join(self.bands)}; it holds {', '.join(held) or 'none'})",
+            )
 
     def baseline(self, unit: ImageUnit, date: dt.date) -> str:
         if self.spec.processing_baseline != "by_date":
@@ -149,46 +164,42 @@ class Reader:
         import rasterio
 
         with rasterio.open(unit.path) as src:
-            order = self.spec.band_order
+            order = multiband_order(src.count, self.spec.band_order)
             if order is None:
-                order = {N_BANDS: list(BAND_NAMES), N_BANDS - 1: list(L2A_BAND_NAMES)}.get(
-                    src.count, []
-                )
-            if src.count != len(order) or not order:
-                expected = len(order) if order else f"{N_BANDS} or {N_BANDS - 1}"
+                expected = len(self.spec.band_order) if self.spec.band_order else "13 or 12"
                 raise ImportProblemError(
                     "wrong band count",
                     f"{unit.path} has {src.count} band(s), expected {expected} "
                     "(set band_order to name the file's bands)",
                 )
+            self._require(unit, order)
             grid = grid or _grid_of(src, unit.path)
             is_float = src.dtypes[0].startswith("float")
-            dn = np.zeros((N_BANDS, grid.height, grid.width), np.uint16)
-            for i, name in enumerate(order, start=1):
-                dn[band_index(name)] = _to_dn(
-                    _read_on(src, i, grid, self.spec.resampling), is_float, offset
+            dn = np.zeros((len(self.bands), grid.height, grid.width), np.uint16)
+            for i, name in enumerate(self.bands):
+                dn[i] = _to_dn(
+                    _read_on(src, order.index(name) + 1, grid, self.spec.resampling),
+                    is_float,
+                    offset,
                 )
             nodata = (dn == 0).all(axis=0)
-        return self._finish(dn, None, nodata, set(order), date, baseline, offset), grid
+        return self._finish(dn, None, nodata, date, baseline, offset), grid
 
     def _band_files(
         self, unit: ImageUnit, grid: Grid | None, date: dt.date, baseline: str, offset: int
     ) -> tuple[Image, Grid]:
         import rasterio
 
-        needed = list(L2A_BAND_NAMES)
-        missing = [b for b in needed if b not in unit.band_files]
-        if missing:
-            raise ImportProblemError(
-                "missing bands", f"{unit.path} lacks {', '.join(missing)} (one file per band)"
-            )
+        self._require(unit, sorted(unit.band_files))
         if grid is None:
-            ref = next(b for b in ("B02", "B03", "B04", "B08") if b in unit.band_files)
+            fine = [b for b in ("B02", "B03", "B04", "B08") if b in unit.band_files]
+            ref = (fine or sorted(unit.band_files))[0]
             with rasterio.open(unit.band_files[ref]) as src:
                 grid = _grid_of(src, unit.band_files[ref])
-        dn = np.zeros((N_BANDS, grid.height, grid.width), np.uint16)
+        dn = np.zeros((len(self.bands), grid.height, grid.width), np.uint16)
         nodata = np.ones((grid.height, grid.width), bool)
-        for name, path in unit.band_files.items():
+        for i, name in enumerate(self.bands):
+            path = unit.band_files[name]
             with rasterio.open(path) as src:
                 if src.count != 1:
                     raise ImportProblemError(
@@ -198,20 +209,19 @@ class Reader:
                     raise ImportProblemError("no CRS", f"{path} has no coordinate reference system")
                 is_float = src.dtypes[0].startswith("float")
                 band = _to_dn(_read_on(src, 1, grid, self.spec.resampling), is_float, offset)
-            dn[band_index(name)] = band
+            dn[i] = band
             nodata &= band == 0
         scl = None
         if unit.scl is not None:
             with rasterio.open(unit.scl) as src:
                 scl = _read_on(src, 1, grid, "nearest")
-        return self._finish(dn, scl, nodata, set(unit.band_files), date, baseline, offset), grid
+        return self._finish(dn, scl, nodata, date, baseline, offset), grid
 
     @staticmethod
     def _finish(
         dn: np.ndarray,
         scl: np.ndarray | None,
         nodata: np.ndarray,
-        present: set[str],
         date: dt.date,
         baseline: str,
         offset: int,
@@ -222,8 +232,5 @@ class Reader:
             mask = base.mask_from_quality("SCL", scl, (~nodata).astype(np.uint8))
         valid = mask != MASK_NODATA
         dn[:, valid] = np.maximum(dn[:, valid], 1)  # DN 0 is reserved for no data
-        for name in BAND_NAMES:
-            if name not in present:  # e.g. B10 of Level-2A: reflectance 0
-                dn[band_index(name), valid] = max(-offset, 1)
         dn[:, ~valid] = 0
         return Image(dn=dn, mask=mask, date=date, baseline=baseline, offset=offset)

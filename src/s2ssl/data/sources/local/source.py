@@ -1,9 +1,20 @@
 """``fetch.source: local``: samples of dated images, cut into patches with their labels, as
-dataset chunks (see the package docstring)."""
+dataset chunks (see the package docstring).
+
+Bands: a local dataset holds the configured ``bands`` that its files hold (found before the import
+from the band files present, or from each multiband file's band count and ``band_order``); an
+image lacking one of them is skipped ("missing bands"), a configured band no file holds is left
+out of the dataset (``validate`` then names it). Nothing is ever filled in.
+
+Classes: ``label_classes`` (raster value -> class name) defines each label array's class set;
+``ignore_values`` are stored as 255; any other value fails the import, naming every such value
+with its pixel count over the whole import.
+"""
 
 from __future__ import annotations
 
 import zlib
+from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,11 +23,12 @@ from typing import Final
 import numpy as np
 import pandas as pd
 
-from s2ssl.classes import CROP_CLASSES, LANDCOVER_CLASSES
+from s2ssl.bands import missing_bands
+from s2ssl.classes import ClassSet
 from s2ssl.config import LocalDatasetSpec, Params
 from s2ssl.data.sources import base
 from s2ssl.data.sources.base import Skip, Source
-from s2ssl.data.sources.local.files import ImageUnit, ImportProblemError, discover
+from s2ssl.data.sources.local.files import ImageUnit, ImportProblemError, discover, held_bands
 from s2ssl.data.sources.local.reader import Grid, Image, Reader
 from s2ssl.data.sources.types import Chunk, DatasetName
 from s2ssl.progress import ProgressFactory
@@ -45,6 +57,8 @@ class LocalImagery(Source):
             raise ValueError("fetch.source is local but params.yaml has no fetch.local section")
         self.params = params
         self.local = params.fetch.local
+        self._held: dict[str, tuple[str, ...]] = {}
+        self._unmapped: dict[str, Counter[int]] = {}
 
     def _spec(self, dataset: DatasetName) -> LocalDatasetSpec:
         spec = getattr(self.local, dataset)
@@ -60,10 +74,47 @@ class LocalImagery(Source):
             return ["landcover"]
         return []
 
-    def array_shapes(self, dataset: DatasetName) -> dict[str, tuple[tuple[int, ...], str]]:
-        """image / mask (+ the configured label maps)."""
+    def bands(self, dataset: DatasetName) -> tuple[str, ...]:
+        """The bands ``dataset`` holds: the configured ``bands`` that some image holds.
+
+        Raises:
+            ValueError: no image holds any configured band (the message names both lists).
+        """
+        if dataset not in self._held:
+            spec = self._spec(dataset)
+            units = [u for sample in self._samples(dataset) for u in sample.units]
+            held = {b for u in units for b in held_bands(u, spec)}
+            wanted = self.params.band_names
+            bands = tuple(b for b in wanted if b in held)
+            if units and not bands:
+                raise ValueError(
+                    f"fetch.local.{dataset}: the files under {spec.path} hold none of the "
+                    f"configured bands ({', '.join(wanted)}); they hold "
+                    f"{', '.join(sorted(held)) or 'no recognised band'} (set `bands` in "
+                    "params.yaml to a preset or list they hold, or band_order for multiband files)"
+                )
+            self._held[dataset] = bands or wanted
+        return self._held[dataset]
+
+    def class_sets(self, dataset: DatasetName) -> dict[str, ClassSet]:
+        """The class set of each label raster, from ``label_classes`` and ``ignore_values``."""
         spec = self._spec(dataset)
-        return base.array_shapes(spec.n_dates, spec.patch_size, self._labels(dataset))
+        return {
+            name: base.class_set_from_mapping(
+                spec.label_classes.get(name, {}),
+                spec.ignore_values.get(name, []),
+                f"fetch.local.{dataset}.label_classes.{name}",
+            )
+            for name in self._labels(dataset)
+            if name != "parcel"
+        }
+
+    def array_shapes(self, dataset: DatasetName) -> dict[str, tuple[tuple[int, ...], str]]:
+        """image (the dataset's bands) / mask (+ the configured label maps)."""
+        spec = self._spec(dataset)
+        return base.array_shapes(
+            spec.n_dates, spec.patch_size, self._labels(dataset), self.bands(dataset)
+        )
 
     def dataset_attrs(self, dataset: DatasetName) -> dict[str, object]:
         """Synthetic-compatible attrs plus where the files came from."""
@@ -73,11 +124,11 @@ class LocalImagery(Source):
             self.params.seed,
             [spec.region],
             self._labels(dataset),
-            filled_bands=(),
+            self.bands(dataset),
+            self.class_sets(dataset),
             import_path=str(spec.path),
             layout=spec.layout,
             resampling=spec.resampling,
-            filled_bands_rule="bands absent from a file (e.g. B10 of Level-2A) hold reflectance 0",
         )
 
     def _samples(self, dataset: DatasetName) -> list[_Sample]:
@@ -99,7 +150,9 @@ class LocalImagery(Source):
         """Import every sample, tile by tile; bad files are skipped with their reason."""
         spec = self._spec(dataset)
         samples = self._samples(dataset)
-        reader = Reader(spec)
+        bands = self.bands(dataset)
+        reader = Reader(spec, bands)
+        self._unmapped[dataset] = Counter()
         arrays: dict[str, list[np.ndarray]] = {}
         rows: list[dict[str, object]] = []
         n_tiles = 0
@@ -128,7 +181,13 @@ class LocalImagery(Source):
             "images_found": len(samples),
             "samples_written": n_tiles,
             "skipped_by_reason": self.skipped_by_reason(dataset),
+            "bands": list(bands),
+            "configured_bands_in_no_file": list(missing_bands(bands, self.params.band_names)),
         }
+        unmapped = self._unmapped.pop(dataset)
+        if unmapped:
+            setting = f"fetch.local.{dataset}.label_classes"
+            raise ValueError(f"fetch.local.{dataset}: {base.describe_unmapped(unmapped, setting)}")
         if n_tiles == 0:
             raise ValueError(
                 f"fetch.local.{dataset}: nothing imported from {spec.path} "
@@ -195,6 +254,7 @@ class LocalImagery(Source):
         self, dataset: DatasetName, spec: LocalDatasetSpec, sample: _Sample, grid: Grid
     ) -> dict[str, np.ndarray]:
         out: dict[str, np.ndarray] = {}
+        class_sets = self.class_sets(dataset)
         for name in self._labels(dataset):
             if name == "parcel" and "parcel" not in spec.labels:
                 out["parcel"] = np.zeros((grid.height, grid.width), np.int32)
@@ -208,10 +268,16 @@ class LocalImagery(Source):
                     values = base.resample_raster(path, grid.crs, grid.transform, shape, "nearest")
                     out[name] = values.astype(np.int32)
                 else:
-                    classes = LANDCOVER_CLASSES if name == "landcover" else CROP_CLASSES
-                    out[name] = base.label_map(
-                        path, grid.crs, grid.transform, shape, spec.label_classes.get(name), classes
+                    lm = base.label_map(
+                        path,
+                        grid.crs,
+                        grid.transform,
+                        shape,
+                        spec.label_classes[name],
+                        class_sets[name],
                     )
+                    self._unmapped[dataset].update(lm.unmapped)
+                    out[name] = lm.labels
             except ValueError as e:
                 raise ImportProblemError("bad label raster", f"{path}: {e}") from None
         return out

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Final
 
@@ -59,6 +59,7 @@ def acquire_area(
     window_days: float,
     pick: str = "least_cloudy",
     *,
+    bands: Sequence[str],
     settings: Settings | None = None,
     sleep: Callable[[float], None] = time.sleep,
     progress: ProgressFactory | None = None,
@@ -66,7 +67,8 @@ def acquire_area(
 ) -> AreaAcquisition:
     """Search the catalog within ± ``window_days`` of ``date`` over the UTM rectangle
     ``bounds`` (in ``crs``), choose one acquisition day (``pick``, see
-    :func:`~.sampling.pick_acquisition`) and download it on the ``width`` × ``height`` grid.
+    :func:`~.sampling.pick_acquisition`) and download ``bands`` on the ``width`` × ``height``
+    grid.
 
     Credentials are checked before any request; every call goes through the retry policy of
     ``cfg.retry``; catalog answers and the scene are cached under ``cfg.cache_dir`` (a repeated
@@ -98,7 +100,7 @@ def acquire_area(
     def connect() -> ShClient:
         nonlocal client
         if client is None:
-            client = ShClient(cfg, settings, policy)
+            client = ShClient(cfg, settings, policy, bands)
             client.authenticate()
         return client
 
@@ -149,6 +151,7 @@ def acquire_area(
             harmonize=cfg.harmonize_values,
             baseline=scene.processing_baseline,
             evalscript=EVALSCRIPT_VERSION,
+            bands=list(bands),
         )
         with progress(f"download {scene.date}", 1) as advance:
             data = cache.get_scene(scene_key)

@@ -7,7 +7,7 @@ import datetime as dt
 import hashlib
 import threading
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Final, TypeVar
 
@@ -15,11 +15,7 @@ import numpy as np
 
 from s2ssl.bands import (
     BAND_NAMES,
-    L2A_BAND_NAMES,
     MASK_NODATA,
-    N_BANDS,
-    band_index,
-    dn_offset_for_baseline,
 )
 from s2ssl.config import SentinelHubSource
 from s2ssl.data.sources import base
@@ -30,7 +26,7 @@ from s2ssl.settings import Settings
 
 T = TypeVar("T")
 
-EVALSCRIPT_VERSION: Final[str] = "1"
+EVALSCRIPT_VERSION: Final[str] = "2"
 """Bump when the evalscript changes: it is part of every scene's cache key."""
 PU_HEADER: Final[str] = "x-processingunits-spent"
 _AUTH_ERRORS: Final[frozenset[str]] = frozenset(
@@ -39,10 +35,26 @@ _AUTH_ERRORS: Final[frozenset[str]] = frozenset(
 """OAuth error codes that mean the credentials themselves are wrong (never retried)."""
 
 
-def evalscript(collection: str) -> str:
-    """The Process API evalscript: every band as DN (UINT16) on the request grid, plus the
+def collection_bands(collection: str) -> tuple[str, ...]:
+    """The bands a Sentinel-2 collection offers (Level-2A has no B10)."""
+    return tuple(b for b in BAND_NAMES if not (collection == "L2A" and b == "B10"))
+
+
+def check_collection_bands(collection: str, bands: Sequence[str]) -> None:
+    """Raise ``ValueError`` naming the bands of ``bands`` that ``collection`` does not offer."""
+    offered = collection_bands(collection)
+    absent = [b for b in bands if b not in offered]
+    if absent:
+        raise ValueError(
+            f"Sentinel-2 {collection} has no band(s) {', '.join(absent)}: drop them from "
+            "`bands` in params.yaml (e.g. bands: l2a) or set fetch.sentinelhub.collection: L1C"
+        )
+
+
+def evalscript(collection: str, bands: Sequence[str]) -> str:
+    """The Process API evalscript: ``bands`` as DN (UINT16) on the request grid, plus the
     quality layer (L2A: SCL, L1C: CLM) and dataMask (UINT8), and the service metadata."""
-    bands = L2A_BAND_NAMES if collection == "L2A" else BAND_NAMES
+    check_collection_bands(collection, bands)
     quality = "SCL" if collection == "L2A" else "CLM"
     inputs = ", ".join(f'"{b}"' for b in (*bands, quality, "dataMask"))
     samples = ", ".join(f"s.{b}" for b in bands)
@@ -63,11 +75,11 @@ def evalscript(collection: str) -> str:
     )
 
 
-def estimate_processing_units(size: int | tuple[int, int], collection: str) -> float:
-    """Processing units of one scene request of ``size`` pixels square or ``(width, height)``
-    (Sentinel Hub rules: 512 × 512 px × 3 bands of 16-bit output = 1 PU; area factor at least
-    0.01; minimum 0.005 PU per request)."""
-    n_inputs = (len(L2A_BAND_NAMES) if collection == "L2A" else N_BANDS) + 1  # + SCL / CLM
+def estimate_processing_units(size: int | tuple[int, int], n_bands: int) -> float:
+    """Processing units of one scene request of ``n_bands`` bands, ``size`` pixels square or
+    ``(width, height)`` (Sentinel Hub rules: 512 × 512 px × 3 bands of 16-bit output = 1 PU;
+    area factor at least 0.01; minimum 0.005 PU per request)."""
+    n_inputs = n_bands + 1  # + SCL / CLM
     width, height = (size, size) if isinstance(size, int) else size
     area = max(width * height / 512.0**2, 0.01)
     return max(area * n_inputs / 3.0, 0.005)
@@ -77,7 +89,7 @@ def estimate_processing_units(size: int | tuple[int, int], collection: str) -> f
 class SceneData:
     """One downloaded acquisition on the patch grid."""
 
-    image: np.ndarray  # [13, H, W] uint16, BAND_NAMES order (B10 filled for L2A)
+    image: np.ndarray  # [B, H, W] uint16, the requested bands in Sentinel-2 order
     mask: np.ndarray  # [H, W] uint8, s2ssl mask codes
     processing_units: float
 
@@ -86,12 +98,20 @@ class ShClient:
     """The real sentinelhub-py client, pointed at ``settings.sh_base_url``, with the client's own
     retries off and our :class:`~.retry.RetryPolicy` around every call."""
 
-    def __init__(self, cfg: SentinelHubSource, settings: Settings, policy: RetryPolicy) -> None:
+    def __init__(
+        self,
+        cfg: SentinelHubSource,
+        settings: Settings,
+        policy: RetryPolicy,
+        bands: Sequence[str],
+    ) -> None:
         from sentinelhub import DataCollection, SHConfig
         from sentinelhub.exceptions import SHRateLimitWarning
 
+        check_collection_bands(cfg.collection, bands)
         client_id, secret = credentials(settings)
         self.cfg = cfg
+        self.bands = tuple(bands)
         self.policy = policy
         self.secret = secret
         base_url = settings.sh_base_url.rstrip("/")
@@ -194,7 +214,7 @@ class ShClient:
         width, height = (size, size) if isinstance(size, int) else size
 
         request = SentinelHubRequest(
-            evalscript=evalscript(self.cfg.collection),
+            evalscript=evalscript(self.cfg.collection, self.bands),
             input_data=[
                 SentinelHubRequest.input_data(
                     data_collection=self.collection,
@@ -241,7 +261,7 @@ class ShClient:
         pu: float,
         what: str,
     ) -> SceneData:
-        names = L2A_BAND_NAMES if self.cfg.collection == "L2A" else BAND_NAMES
+        names = self.bands
         h, w = shape
         if bands.ndim == 2:
             bands = bands[:, :, None]
@@ -255,14 +275,9 @@ class ShClient:
         mask = base.mask_from_quality(
             "SCL" if self.cfg.collection == "L2A" else "CLM", quality[:, :, 0], data_mask
         )
-        offset = 0 if self.cfg.harmonize_values else dn_offset_for_baseline(baseline)
-        image = np.zeros((N_BANDS, h, w), np.uint16)
-        for i, name in enumerate(names):
-            image[band_index(name)] = bands[:, :, i]
+        image = np.ascontiguousarray(np.moveaxis(bands, -1, 0)).astype(np.uint16)
         valid = mask != MASK_NODATA
         image[:, valid] = np.maximum(image[:, valid], 1)  # DN 0 is reserved for no data
-        if self.cfg.collection == "L2A":  # no B10 in L2A: reflectance 0 on valid pixels
-            image[band_index("B10"), valid] = max(-offset, 1)
         image[:, ~valid] = 0
         return SceneData(image=image, mask=mask, processing_units=pu)
 

@@ -15,8 +15,8 @@ import numpy as np
 import pandas as pd
 
 from s2ssl.bands import dn_offset_for_baseline
-from s2ssl.classes import CROP_CLASSES, LANDCOVER_CLASSES
-from s2ssl.config import Params, SentinelHubSource, ShRegion, ShTimeSeriesSpec
+from s2ssl.classes import ClassSet
+from s2ssl.config import LabelRaster, Params, SentinelHubSource, ShRegion, ShTimeSeriesSpec
 from s2ssl.data.sources import base, sampling
 from s2ssl.data.sources.base import Skip, Source
 from s2ssl.data.sources.geo import georeference
@@ -27,6 +27,7 @@ from s2ssl.data.sources.sentinelhub.cache import Cache
 from s2ssl.data.sources.sentinelhub.client import (
     EVALSCRIPT_VERSION,
     ShClient,
+    check_collection_bands,
     estimate_processing_units,
     wgs84_bounds,
 )
@@ -82,6 +83,8 @@ class SentinelHubImagery(Source):
             raise ValueError("fetch.source is sentinelhub but params.yaml has no fetch.sentinelhub")
         self.params = params
         self.cfg: SentinelHubSource = cfg
+        self.bands = params.band_names
+        check_collection_bands(cfg.collection, self.bands)
         self.settings = settings if settings is not None else get_settings()
         credentials(self.settings)  # fail before any network call
         self.policy = RetryPolicy.from_config(cfg.retry, sleep=sleep)
@@ -118,7 +121,22 @@ class SentinelHubImagery(Source):
 
     def array_shapes(self, dataset: DatasetName) -> dict[str, tuple[tuple[int, ...], str]]:
         """image / mask (+ label maps when a label raster is configured)."""
-        return base.array_shapes(self._n_dates(dataset), self._size(dataset), self._labels(dataset))
+        return base.array_shapes(
+            self._n_dates(dataset), self._size(dataset), self._labels(dataset), self.bands
+        )
+
+    def _label_raster(self, dataset: DatasetName) -> LabelRaster | None:
+        if dataset == "landcover":
+            return self.cfg.landcover.labels
+        return self._croptype().labels if dataset == "croptype" else None
+
+    def _class_sets(self, dataset: DatasetName) -> dict[str, ClassSet]:
+        """The class set of the label raster of ``dataset`` (defined by its ``classes``)."""
+        raster = self._label_raster(dataset)
+        if raster is None:
+            return {}
+        what = f"fetch.sentinelhub.{dataset}.labels.classes"
+        return {dataset: base.class_set_from_mapping(raster.classes, raster.ignore_values, what)}
 
     def dataset_attrs(self, dataset: DatasetName) -> dict[str, object]:
         """Synthetic-compatible attrs plus the collection, filter and harmonisation used."""
@@ -127,7 +145,8 @@ class SentinelHubImagery(Source):
             self.params.seed,
             [r.name for r in self.cfg.regions],
             self._labels(dataset),
-            filled_bands=("B10",) if self.cfg.collection == "L2A" else (),
+            self.bands,
+            self._class_sets(dataset),
             collection=f"sentinel-2-{self.cfg.collection.lower()}",
             max_cloud_coverage=self.cfg.max_cloud_coverage,
             harmonize_values=self.cfg.harmonize_values,
@@ -158,7 +177,7 @@ class SentinelHubImagery(Source):
                 ),
                 "processing_units_estimated": round(
                     stats["downloaded"]
-                    * estimate_processing_units(self._size(dataset), self.cfg.collection),
+                    * estimate_processing_units(self._size(dataset), len(self.bands)),
                     4,
                 ),
                 "skipped_by_reason": self.skipped_by_reason(dataset),
@@ -186,7 +205,7 @@ class SentinelHubImagery(Source):
 
     def _connect(self) -> ShClient:
         if self._client is None:
-            client = ShClient(self.cfg, self.settings, self.policy)
+            client = ShClient(self.cfg, self.settings, self.policy, self.bands)
             client.authenticate()
             self._client = client
         return self._client
@@ -327,6 +346,7 @@ class SentinelHubImagery(Source):
             harmonize=self.cfg.harmonize_values,
             baseline=scene.processing_baseline,
             evalscript=EVALSCRIPT_VERSION,
+            bands=list(self.bands),
         )
 
     def _download(
@@ -392,6 +412,7 @@ class SentinelHubImagery(Source):
     # ------------------------------------------------------------------ assemble
     def _assemble(self, dataset: DatasetName, locations: Sequence[Location]) -> Iterator[Chunk]:
         labels = self._labels(dataset)
+        unmapped: Counter[int] = Counter()
         for lo in range(0, len(locations), _CHUNK):
             part = locations[lo : lo + _CHUNK]
             images, masks, rows = [], [], []
@@ -410,27 +431,29 @@ class SentinelHubImagery(Source):
                 mask = np.stack([s.mask for s in scenes])
                 images.append(image)
                 masks.append(mask)
-                for name, arr in self._label_maps(dataset, loc).items():
+                for name, arr in self._label_maps(dataset, loc, unmapped).items():
                     label_maps[name].append(arr)
                 rows.append(self._row(dataset, loc, mask))
             arrays = {"image": np.stack(images), "mask": np.stack(masks)}
             arrays.update({name: np.stack(v) for name, v in label_maps.items()})
             yield Chunk(arrays=arrays, rows=pd.DataFrame(rows))
+        if unmapped:
+            setting = f"fetch.sentinelhub.{dataset}.labels.classes"
+            raise ValueError(f"{dataset}: {base.describe_unmapped(unmapped, setting)}")
 
-    def _label_maps(self, dataset: DatasetName, loc: Location) -> dict[str, np.ndarray]:
-        if dataset == "landcover" and self.cfg.landcover.labels is not None:
-            spec = self.cfg.landcover.labels
-            lc = base.label_map(
-                spec.path, loc.crs, loc.transform, loc.size, spec.classes, LANDCOVER_CLASSES
-            )
-            return {"landcover": lc}
-        if dataset == "croptype" and self._croptype().labels is not None:
-            spec = self._croptype().labels
-            crop = base.label_map(
-                spec.path, loc.crs, loc.transform, loc.size, spec.classes, CROP_CLASSES
-            )
-            return {"croptype": crop, "parcel": base.parcels_from_crops(crop)}
-        return {}
+    def _label_maps(
+        self, dataset: DatasetName, loc: Location, unmapped: Counter[int]
+    ) -> dict[str, np.ndarray]:
+        """The label maps of one location; raster values no class maps add to ``unmapped``."""
+        raster = self._label_raster(dataset)
+        if raster is None:
+            return {}
+        classes = self._class_sets(dataset)[dataset]
+        lm = base.label_map(raster.path, loc.crs, loc.transform, loc.size, raster.classes, classes)
+        unmapped.update(lm.unmapped)
+        if dataset == "landcover":
+            return {"landcover": lm.labels}
+        return {"croptype": lm.labels, "parcel": base.parcels_from_crops(lm.labels)}
 
     def _row(self, dataset: DatasetName, loc: Location, mask: np.ndarray) -> dict[str, object]:
         baselines = [s.processing_baseline for s in loc.scenes]

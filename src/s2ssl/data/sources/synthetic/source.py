@@ -1,11 +1,17 @@
 """The synthetic datasets ``fetch`` builds: per-location generators, chunked rendering,
-array shapes and attrs."""
+array shapes and attrs.
+
+The world renders all 13 bands; a dataset keeps the configured ``bands`` (by name). Its
+radiometry is the same for every band list: a top-of-atmosphere-like signal (surface reflectance
+with atmospheric transmission, residual path radiance and haze), recorded in attrs
+``radiometric_level``; a Level-2A band list only leaves out B10, it does not remove that term.
+"""
 
 from __future__ import annotations
 
 import datetime as dt
 import zlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from typing import Final
 
 import numpy as np
@@ -13,16 +19,13 @@ import pandas as pd
 
 from s2ssl.bands import (
     BAND_NAMES,
-    MASK_CLEAR,
     MASK_CLOUD,
-    MASK_SHADOW,
-    MASK_SNOW,
-    N_BANDS,
+    band_positions,
     dn_offset_for_baseline,
     reflectance_to_dn,
 )
-from s2ssl.classes import CROPS, LANDCOVER_CLASSES
 from s2ssl.config import RegionSpec, SyntheticSource
+from s2ssl.data.sources import base
 from s2ssl.data.sources.geo import georeference
 from s2ssl.data.sources.synthetic.dates import (
     baseline_for,
@@ -40,6 +43,7 @@ from s2ssl.data.sources.synthetic.world import (
     render,
 )
 from s2ssl.data.sources.types import DATASET_NAMES, Chunk, DatasetName
+from s2ssl.synthetic_vocabulary import SYNTHETIC_CLASS_SETS
 
 _DATASET_CODES: Final[dict[str, int]] = {"unlabelled": 1, "landcover": 2, "croptype": 3}
 
@@ -67,9 +71,9 @@ def dataset_size(cfg: SyntheticSource, dataset: DatasetName) -> int:
 
 
 def array_shapes(
-    cfg: SyntheticSource, dataset: DatasetName
+    cfg: SyntheticSource, dataset: DatasetName, *, bands: Sequence[str]
 ) -> dict[str, tuple[tuple[int, ...], str]]:
-    """Per-sample shape and dtype of every array of ``dataset``."""
+    """Per-sample shape and dtype of every array of ``dataset`` holding ``bands``."""
     if dataset == "unlabelled":
         t, s = cfg.unlabelled.n_dates, cfg.unlabelled.patch_size
     elif dataset == "landcover":
@@ -77,7 +81,7 @@ def array_shapes(
     else:
         t, s = cfg.croptype.n_dates, cfg.croptype.patch_size
     shapes: dict[str, tuple[tuple[int, ...], str]] = {
-        "image": ((t, N_BANDS, s, s), "uint16"),
+        "image": ((t, len(bands), s, s), "uint16"),
         "mask": ((t, s, s), "uint8"),
     }
     if dataset in ("landcover", "croptype"):
@@ -96,15 +100,19 @@ def generate(
     end: dt.date,
     chunk_size: int = 32,
     on_progress: Callable[[int], None] | None = None,
+    *,
+    bands: Sequence[str],
 ) -> Iterator[Chunk]:
-    """Yield ``dataset`` in chunks of at most ``chunk_size`` locations (region by region)."""
+    """Yield ``dataset`` in chunks of at most ``chunk_size`` locations (region by region), the
+    image holding ``bands`` (Sentinel-2 names; the rendered values do not depend on them)."""
     if dataset not in _DATASET_CODES:
         raise ValueError(f"unknown dataset {dataset!r}; choose one of {', '.join(DATASET_NAMES)}")
+    keep = band_positions(BAND_NAMES, bands, what="the synthetic world")
     per_region = dataset_size(cfg, dataset) // len(cfg.regions)
     for region in cfg.regions:
         for first in range(0, per_region, chunk_size):
             locations = range(first, min(first + chunk_size, per_region))
-            yield _render_chunk(cfg, dataset, seed, start, end, region, locations)
+            yield _render_chunk(cfg, dataset, seed, start, end, region, locations, keep)
             if on_progress is not None:
                 on_progress(len(locations))
 
@@ -117,11 +125,12 @@ def _render_chunk(
     end: dt.date,
     region: RegionSpec,
     locations: range,
+    keep: list[int],
 ) -> Chunk:
     scenes: list[Scene] = []
     weathers: list[Weather] = []
     rows: list[dict[str, object]] = []
-    size = int(array_shapes(cfg, dataset)["image"][0][-1])
+    size = int(array_shapes(cfg, dataset, bands=BAND_NAMES)["image"][0][-1])
     for loc in locations:
         rng = location_rng(seed, dataset, region.name, loc)
         split_u = float(rng.random())
@@ -191,7 +200,8 @@ def _render_chunk(
     for row, cf in zip(rows, cloud_fraction, strict=True):
         row["cloud_fraction"] = [round(float(c), 6) for c in cf]
 
-    arrays: dict[str, np.ndarray] = {"image": reflectance_to_dn(refl, offsets), "mask": mask}
+    dn = reflectance_to_dn(refl[:, :, keep], offsets)
+    arrays: dict[str, np.ndarray] = {"image": dn, "mask": mask}
     if dataset in ("landcover", "croptype"):
         arrays["landcover"] = stacked["landcover"]
     if dataset == "croptype":
@@ -201,24 +211,21 @@ def _render_chunk(
     return Chunk(arrays=arrays, rows=pd.DataFrame(rows))
 
 
-def dataset_attrs(cfg: SyntheticSource, dataset: DatasetName, seed: int) -> dict[str, object]:
-    """Metadata stored with a generated dataset (``meta.json`` attrs)."""
-    attrs: dict[str, object] = {
-        "source": "synthetic",
-        "world_version": WORLD_VERSION,
-        "seed": seed,
-        "bands": list(BAND_NAMES),
-        "mask_codes": {
-            "clear": MASK_CLEAR,
-            "cloud": MASK_CLOUD,
-            "shadow": MASK_SHADOW,
-            "snow": MASK_SNOW,
-        },
-        "regions": [r.name for r in cfg.regions],
-        "radiometry": "reflectance = (DN + dn_offset[date]) / 10000",
-    }
-    if dataset in ("landcover", "croptype"):
-        attrs["landcover_classes"] = list(LANDCOVER_CLASSES)
-    if dataset == "croptype":
-        attrs["croptype_classes"] = ["background", *CROPS]
-    return attrs
+def dataset_attrs(
+    cfg: SyntheticSource, dataset: DatasetName, seed: int, *, bands: Sequence[str]
+) -> dict[str, object]:
+    """Metadata stored with a generated dataset (``meta.json`` attrs): the bands it holds and
+    the class set (names, colours) of each label array, in the world's own vocabulary."""
+    labels: list[str] = {"unlabelled": [], "landcover": ["landcover"]}.get(
+        dataset, ["landcover", "croptype", "parcel"]
+    )
+    return base.dataset_attrs(
+        "synthetic",
+        seed,
+        [r.name for r in cfg.regions],
+        labels,
+        bands,
+        {name: SYNTHETIC_CLASS_SETS[name] for name in labels if name != "parcel"},
+        world_version=WORLD_VERSION,
+        radiometric_level="top-of-atmosphere-like (synthetic world, the same for every band list)",
+    )

@@ -20,10 +20,10 @@ from s2ssl.bands import (
     band_indices,
     bands_at_resolution,
 )
-from s2ssl.classes import CROPS, LANDCOVER_CLASSES
 from s2ssl.config import RegionSpec
 from s2ssl.data.sources import spectra
 from s2ssl.data.sources.synthetic.regional import band_gain, region_endmembers
+from s2ssl.synthetic_vocabulary import CROPS, LANDCOVER_CLASSES
 
 WORLD_VERSION: Final[str] = "2"
 
