@@ -208,7 +208,7 @@ def test_every_option_reaches_predict_maps(tmp_path: Path, monkeypatch: pytest.M
     args = ["predict", "--area", AREA, "--date", "2021-07-01", "--params", "p.yaml"]
     args += ["--window-days", "3", "--max-cloud", "0.2", "--closest", "-m", "models:/m@a"]
     args += ["--out", str(tmp_path), "--tile-size", "64", "--overlap", "8", "--batch-size", "2"]
-    args += ["--probabilities", "--device", "cpu"]
+    args += ["--probabilities", "--device", "cpu", "--bands", "l2a"]
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.output
     assert "0 map(s) in 1.2 s" in _output(result)
@@ -231,6 +231,7 @@ def test_every_option_reaches_predict_maps(tmp_path: Path, monkeypatch: pytest.M
         "probabilities": True,
         "device": "cpu",
         "progress": progress_bar,
+        "input_bands": "l2a",
     }
     calls.clear()
     assert CliRunner().invoke(app, ["predict", "scene.tif"]).exit_code == 0
@@ -240,3 +241,4 @@ def test_every_option_reaches_predict_maps(tmp_path: Path, monkeypatch: pytest.M
     assert (kwargs["out"], kwargs["params"]) == (Path("predictions"), Path("params.yaml"))
     assert (kwargs["tile_size"], kwargs["overlap"], kwargs["batch_size"]) == (256, None, 8)
     assert (kwargs["device"], kwargs["probabilities"], kwargs["closest"]) == ("auto", False, False)
+    assert kwargs["input_bands"] is None
