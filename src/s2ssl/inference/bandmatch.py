@@ -11,6 +11,7 @@ needs that the input lacks is an error naming it. A missing band is never filled
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from typing import Final
 
@@ -22,6 +23,7 @@ __all__ = [
     "band_label",
     "default_band_order",
     "model_band_positions",
+    "parse_band_name",
     "parse_band_option",
 ]
 
@@ -33,8 +35,23 @@ DEFAULT_BAND_ORDERS: Final[dict[int, tuple[str, ...]]] = {
 """Band order assumed for inputs whose bands carry no names, by band count (13 → ``l1c``,
 12 → ``l2a``, 10 → ``pastis``); any other count needs its bands named."""
 
+_BAND_RE = re.compile(r"^(?:S2[AB]?[\s_-]*)?B(?:AND)?[\s_-]*0*(8A|\d{1,2})(?![0-9A-Z])", re.I)
+
 BandSpec = str | Sequence[str]
 """An input band list as given: a preset name, a comma-separated list, or a sequence of names."""
+
+
+def parse_band_name(text: str | None) -> str | None:
+    """The Sentinel-2 band named by a band description or a user's band name (``"B2"``,
+    ``"b8a"``, ``"Band 4"``, ``"B04 (red)"`` -> ``"B02"``, ``"B8A"``, ``"B04"``), else None."""
+    if not text:
+        return None
+    m = _BAND_RE.match(text.strip())
+    if m is None:
+        return None
+    code = m.group(1).upper()
+    name = "B8A" if code == "8A" else f"B{int(code):02d}"
+    return name if name in BAND_NAMES else None
 
 
 def band_label(bands: Sequence[str]) -> str:
@@ -58,16 +75,22 @@ def parse_band_option(spec: BandSpec) -> tuple[str, ...]:
         text = spec.strip()
         if text.lower() in BAND_PRESETS:
             return BAND_PRESETS[text.lower()]
-        names = [p.strip().upper() for p in text.split(",") if p.strip()]
+        names = [_band_name(p) for p in text.split(",") if p.strip()]
         if "," not in text and names and names[0] not in BAND_NAMES:
             raise ValueError(
                 f"--bands {spec!r} is neither a preset ({', '.join(BAND_PRESETS)}) nor a "
                 "comma-separated list of band names in the file's order (e.g. B04,B03,B02)"
             )
     else:
-        names = [str(b).strip().upper() for b in spec]
+        names = [_band_name(str(b)) for b in spec]
     resolve_bands(names)  # unknown / repeated / empty: an error saying what is valid
     return tuple(names)
+
+
+def _band_name(text: str) -> str:
+    """``text`` as a canonical band name (``"b4"`` -> ``"B04"``); unknown names are returned
+    as given, for :func:`~s2ssl.bands.resolve_bands` to report."""
+    return parse_band_name(text) or text.strip()
 
 
 def default_band_order(count: int, source: str) -> tuple[str, ...]:

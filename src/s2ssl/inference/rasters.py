@@ -29,7 +29,6 @@ no data; a 0/1 cloud mask works too). The cloud mask is a band of the raster des
 from __future__ import annotations
 
 import logging
-import re
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -46,7 +45,6 @@ from rasterio.io import DatasetReader
 from rasterio.windows import Window
 
 from s2ssl.bands import (
-    BAND_NAMES,
     MASK_CLOUD,
     MASK_NODATA,
     MASK_SHADOW,
@@ -58,6 +56,7 @@ from s2ssl.inference.bandmatch import (
     BandSpec,
     default_band_order,
     model_band_positions,
+    parse_band_name,
     parse_band_option,
 )
 
@@ -85,7 +84,6 @@ DEFAULT_MASKED_VALUES: Final[tuple[int, ...]] = (MASK_CLOUD, MASK_SHADOW, MASK_N
 MASK_BAND_NAMES: Final[tuple[str, ...]] = ("mask", "cloud_mask", "cloud mask", "clm")
 """Band descriptions (case-insensitive) that mark a raster's own cloud-mask band."""
 
-_BAND_RE = re.compile(r"^(?:S2[AB]?[\s_-]*)?B(?:AND)?[\s_-]*0*(8A|\d{1,2})(?![0-9A-Z])", re.I)
 _OFFSET_TAGS: Final[tuple[str, ...]] = ("BOA_ADD_OFFSET", "RADIO_ADD_OFFSET", "dn_offset")
 _QUANT_TAGS: Final[tuple[str, ...]] = ("BOA_QUANTIFICATION_VALUE", "QUANTIFICATION_VALUE")
 
@@ -108,18 +106,6 @@ def find_rasters(path: str | Path) -> list[Path]:
             "or a folder of them"
         )
     return found
-
-
-def parse_band_name(text: str | None) -> str | None:
-    """The Sentinel-2 band named by a band description (``"B2"`` -> ``"B02"``), else None."""
-    if not text:
-        return None
-    m = _BAND_RE.match(text.strip())
-    if m is None:
-        return None
-    code = m.group(1).upper()
-    name = "B8A" if code == "8A" else f"B{int(code):02d}"
-    return name if name in BAND_NAMES else None
 
 
 def _is_mask(description: str | None) -> bool:
