@@ -145,6 +145,17 @@ def predict_maps(
                 "--bands describes the bands of your GeoTIFFs; a fetched --area scene names its "
                 "own bands: drop --bands"
             )
+    store = None
+    if source is not None:
+        try:
+            store = open_dataset(source) if source.is_dir() else None
+        except StoreError:
+            store = None
+        if store is not None and input_bands is not None:
+            raise ValueError(
+                f"--bands describes the bands of GeoTIFFs; the store dataset {source} records its "
+                "own bands: drop --bands"
+            )
     cfg = None
     if area is not None:
         if date is None:
@@ -183,16 +194,7 @@ def predict_maps(
         return MapsRun(out_dir=out, results=(result,), seconds=result.seconds, scene=scene)
     if source is None:  # narrowed above: exactly one of source / area
         raise ValueError("give SOURCE or --area")
-    try:
-        store = open_dataset(source) if source.is_dir() else None
-    except StoreError:
-        store = None
     if store is not None:
-        if input_bands is not None:
-            raise ValueError(
-                f"--bands describes the bands of GeoTIFFs; the store dataset {source} records its "
-                "own bands: drop --bands"
-            )
         stored = predict_store(segmenter, store, out, **options)
         return MapsRun(out_dir=out, results=stored.results, seconds=stored.seconds)
     results = predict_rasters(segmenter, source, out, input_bands=input_bands, **options)
