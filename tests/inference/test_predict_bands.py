@@ -128,7 +128,9 @@ def test_bands_of_an_unnamed_file_can_be_given(tmp_path: Path, geotiff) -> None:
         predict_raster(seg, src, tmp_path / "out", input_bands="rgb")
     named = geotiff(tmp_path / "named.tif", constant_bands(given), descriptions=given)
     with pytest.raises(ValueError, match="descriptions name the bands B08, B04, B03, B02 but"):
-        predict_raster(seg, named, tmp_path / "out", input_bands="B02,B03,B04,B08")
+        predict_raster(seg, named, tmp_path / "out", input_bands="B02,B03,B04,B05")
+    predict_raster(seg, named, tmp_path / "out", input_bands="B02,B03,B04,B08", quicklook=False)
+    assert seg.channel_values() == expected_values(seg.bands)  # the descriptions' order wins
 
 
 def test_maps_use_the_models_classes_and_colours(tmp_path: Path, geotiff) -> None:

@@ -153,7 +153,7 @@ def raster_band_names(
             f"(descriptions: {list(ds.descriptions)})"
         )
     named = tuple(n for n in names if n is not None)
-    if given is not None and named != given:
+    if given is not None and set(named) != set(given):  # the descriptions give the order
         raise ValueError(
             f"{ds.name}: its band descriptions name the bands {', '.join(named)} but --bands "
             f"gives {', '.join(given)}; drop --bands (the descriptions are used) or fix them"
