@@ -56,7 +56,25 @@ def test_predict_cli_names_missing_bands(
     src = geotiff(tmp_path / "rgb.tif", dn_raster((3, 64, 64)), descriptions=["B02", "B03", "B04"])
     result = CliRunner().invoke(app, ["predict", str(src), "--model", str(model)])
     assert result.exit_code == 2
-    assert "B08" in result.output
+    assert "rgb.tif lacks band B08 that the model" in _output(result)
+
+
+def test_predict_cli_takes_the_bands_of_an_unnamed_file(
+    tmp_path: Path, geotiff: Callable[..., Path], dn_raster: Callable[..., np.ndarray]
+) -> None:
+    model = _saved(tmp_path)
+    src = geotiff(tmp_path / "four.tif", dn_raster((4, 64, 64)))  # no band descriptions
+    args = ["predict", str(src), "--model", str(model), "--out", str(tmp_path / "out")]
+    args += ["--tile-size", "64"]
+    unnamed = CliRunner().invoke(app, args)
+    assert unnamed.exit_code == 2 and "give --bands" in _output(unnamed)
+    done = CliRunner().invoke(app, [*args, "--bands", "B08,B04,B03,B02"])
+    assert done.exit_code == 0, done.output
+    areas = json.loads((tmp_path / "out" / "areas.json").read_text())
+    assert areas["model"]["input_bands"] == ["B08", "B04", "B03", "B02"]
+    assert areas["model"]["bands"] == list(BANDS)
+    bad = CliRunner().invoke(app, [*args, "--bands", "B02,B13"])
+    assert bad.exit_code == 2 and "unknown Sentinel-2 band(s) B13" in _output(bad)
 
 
 @pytest.mark.slow
@@ -95,6 +113,7 @@ def test_predict_cli_takes_a_registered_model_uri(
             app, ["predict", str(src), "--model", ref, "--out", str(out), "--tile-size", "64"]
         )
         assert done.exit_code == 0, done.output
+        assert "Downloading artifacts" not in done.output  # MLflow's progress bars stay off
         with rasterio.open(next(out.rglob("classes*.tif"))) as f:
             maps[name] = f.read(1)
     mlflow.set_tracking_uri(previous)
@@ -208,7 +227,7 @@ def test_every_option_reaches_predict_maps(tmp_path: Path, monkeypatch: pytest.M
     args = ["predict", "--area", AREA, "--date", "2021-07-01", "--params", "p.yaml"]
     args += ["--window-days", "3", "--max-cloud", "0.2", "--closest", "-m", "models:/m@a"]
     args += ["--out", str(tmp_path), "--tile-size", "64", "--overlap", "8", "--batch-size", "2"]
-    args += ["--probabilities", "--device", "cpu"]
+    args += ["--probabilities", "--device", "cpu", "--bands", "l2a"]
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.output
     assert "0 map(s) in 1.2 s" in _output(result)
@@ -231,6 +250,7 @@ def test_every_option_reaches_predict_maps(tmp_path: Path, monkeypatch: pytest.M
         "probabilities": True,
         "device": "cpu",
         "progress": progress_bar,
+        "input_bands": "l2a",
     }
     calls.clear()
     assert CliRunner().invoke(app, ["predict", "scene.tif"]).exit_code == 0
@@ -240,3 +260,4 @@ def test_every_option_reaches_predict_maps(tmp_path: Path, monkeypatch: pytest.M
     assert (kwargs["out"], kwargs["params"]) == (Path("predictions"), Path("params.yaml"))
     assert (kwargs["tile_size"], kwargs["overlap"], kwargs["batch_size"]) == (256, None, 8)
     assert (kwargs["device"], kwargs["probabilities"], kwargs["closest"]) == ("auto", False, False)
+    assert kwargs["input_bands"] is None

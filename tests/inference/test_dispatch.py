@@ -59,6 +59,11 @@ def test_the_default_model_is_the_registered_champion() -> None:
             {"area": AREA, "date": "2021-07-01", "params": Path("absent.yaml")},
             "params file not found",
         ),
+        ({"source": Path("s.tif"), "input_bands": "B02,B13"}, "unknown Sentinel-2 band"),
+        (
+            {"area": AREA, "date": "2021-07-01", "input_bands": "l2a"},
+            "a fetched --area scene names its own bands",
+        ),
     ],
 )
 def test_input_errors_come_before_the_model(
@@ -141,6 +146,8 @@ def test_a_store_dataset_gives_one_map_per_sample(
     assert [r.classes_path.name for r in run.results] == ["s-0.tif", "s-1.tif"]
     assert set(json.loads((out / "areas.json").read_text())["samples"]) == {"s-0", "s-1"}
     assert run.seconds >= sum(r.seconds for r in run.results)
+    with pytest.raises(ValueError, match="records its own bands: drop --bands"):
+        predict_maps(path, model="no-such-model", out=tmp_path / "x", input_bands="l1c")
 
 
 def test_an_area_is_fetched_then_mapped(model: Path, tmp_path: Path, tiny_params: Path) -> None:

@@ -13,7 +13,7 @@ from affine import Affine
 from rasterio.crs import CRS
 from rasterio.windows import Window
 
-from s2ssl.data.quicklooks import class_colours
+from s2ssl.classes import ClassSet
 from s2ssl.inference.maps import (
     NODATA_CLASS,
     MapWriter,
@@ -22,7 +22,6 @@ from s2ssl.inference.maps import (
     read_class_names,
     render_quicklook,
 )
-from s2ssl.synthetic_vocabulary import LANDCOVER_COLOURS
 
 UTM = CRS.from_epsg(32633)
 T10 = Affine(10.0, 0.0, 500_000.0, 0.0, -10.0, 5_000_000.0)
@@ -53,8 +52,11 @@ def test_geographic_pixel_area_is_ellipsoidal_per_row() -> None:
         pixel_areas_m2(Affine(1.0, 0.0, 0.0, 0.0, 1.0, 89.5), CRS.from_epsg(4326), 3)
 
 
+CLASSES = ClassSet.from_names(("water", "forest", "grassland"), ("#1f78b4", "#1b5e20", "#9ccc65"))
+
+
 def write_map(tmp_path: Path, proba: np.ndarray, valid: np.ndarray, **kw) -> MapWriter:
-    names = ("water", "forest", "grassland")
+    names = CLASSES.names
     _, h, w = proba.shape
     work = tmp_path / "work"
     work.mkdir()
@@ -65,7 +67,7 @@ def write_map(tmp_path: Path, proba: np.ndarray, valid: np.ndarray, **kw) -> Map
         crs=kw.pop("crs", UTM),
         transform=kw.pop("transform", T10),
         class_names=names,
-        colours=class_colours(names),
+        colours=CLASSES.colours,
         **kw,
     )
     # two blocks, as the tiling engine hands them over
@@ -94,7 +96,7 @@ def test_class_map_embeds_grid_colours_names_and_is_a_cog(tmp_path: Path) -> Non
         assert ds.tags(1)["CLASS_1"] == "forest"
         assert ds.tags()["S2SSL_SOURCE"] == "x"
     assert read_class_names(tmp_path / "classes.tif") == ("water", "forest", "grassland")
-    assert cmap[0][:3] == tuple(int(LANDCOVER_COLOURS[0][i : i + 2], 16) for i in (1, 3, 5))
+    assert cmap[0][:3] == (0x1F, 0x78, 0xB4)
     assert cmap[NODATA_CLASS][3] == 0  # nodata transparent
     expected = np.argmax(proba, axis=0)
     expected[~valid] = NODATA_CLASS
@@ -137,8 +139,8 @@ def test_quicklook_png(tmp_path: Path) -> None:
     path = render_quicklook(
         tmp_path / "q.png",
         [QuicklookPanel("a", classes, rgb), QuicklookPanel("b", classes, None)],
-        ("water", "forest", "grassland"),
-        class_colours(("water", "forest", "grassland")),
+        CLASSES.names,
+        CLASSES.colours,
         title="t",
         fractions={"water": 0.5, "forest": 0.25, "grassland": 0.25},
     )

@@ -79,7 +79,7 @@ def test_store_samples_keep_their_own_grids(tmp_path: Path, tiny, dn_raster) -> 
         predict_store(tiny, path, tmp_path / "x", ids=["nope"])
     with pytest.raises(ValueError, match="date_index=5 does not fit"):
         predict_store(tiny, path, tmp_path / "x", date_index=5)
-    with pytest.raises(ValueError, match=r"lacks \['B08'\]"):
+    with pytest.raises(ValueError, match=r"rgb lacks band B08 that the model"):
         write_dataset(
             tmp_path / "rgb",
             {"image": image[:, :, [3, 2, 1]]},
@@ -126,3 +126,43 @@ def test_store_time_series_segmenter_reads_every_date(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="reads 4 dates but dataset"):
         Series.n_dates = 4
         predict_store(Series(), path, tmp_path / "x")
+
+
+def _store(root: Path, image: np.ndarray, bands: list[str] | None) -> Path:
+    n = image.shape[0]
+    index = pd.DataFrame(
+        {
+            "sample_id": [f"s{i}" for i in range(n)],
+            "crs": ["EPSG:32633"] * n,
+            "transform": [[10.0, 0.0, 300_000.0, 0.0, -10.0, 5_000_000.0]] * n,
+            "dn_offset": [[0]] * n,
+        }
+    )
+    attrs = {} if bands is None else {"bands": bands}
+    return write_dataset(root, {"image": image}, index, attrs=attrs)
+
+
+def test_store_bands_are_selected_by_name(tmp_path: Path, tiny, make_tiny, dn_raster) -> None:
+    h = w = 32
+    l2a = list(BAND_NAMES[:10] + BAND_NAMES[11:])
+    image = dn_raster((12, h, w))[None, None]  # one sample, one date, Level-2A bands
+    named = _store(tmp_path / "named", image, l2a)
+    res = predict_store(
+        tiny, named, tmp_path / "out", device="cpu", tile_size=32, overlap=8, quicklook=False
+    )  # one whole tile: no padding
+    refl = image[0, 0, [l2a.index(b) for b in FOUR]].astype(np.float32) / 1e4
+    classes, _, _ = read(res.results[0].classes_path)
+    whole = tiny.whole(refl)
+    top2 = np.sort(whole, axis=0)[-2:]
+    clear = top2[1] - top2[0] > 1e-4  # not a near-tie
+    np.testing.assert_array_equal(classes[0][clear], np.argmax(whole, axis=0)[clear])
+    areas = json.loads(res.areas_path.read_text())
+    assert areas["model"]["input_bands"] == l2a and areas["model"]["input_bands_preset"] == "l2a"
+    with pytest.raises(ValueError, match=r"named lacks band B10 that the model \(trained on l1c\)"):
+        predict_store(make_tiny(bands=BAND_NAMES), named, tmp_path / "x")
+    unnamed = _store(tmp_path / "unnamed", image, None)  # an older store: 12 bands = l2a
+    again = predict_store(tiny, unnamed, tmp_path / "out2", tile_size=32, overlap=8)
+    np.testing.assert_array_equal(read(again.results[0].classes_path)[0], classes)
+    five = _store(tmp_path / "five", image[:, :, :5], None)
+    with pytest.raises(ValueError, match="5 bands carry no Sentinel-2 band names"):
+        predict_store(tiny, five, tmp_path / "x")

@@ -62,19 +62,20 @@ def test_unnamed_12_and_13_band_rasters_use_the_default_order(
 
 def test_missing_bands_are_named(tmp_path: Path, geotiff, dn_raster) -> None:
     path = geotiff(tmp_path / "l2a.tif", dn_raster((12, 8, 9)))  # L2A: no B10
-    with pytest.raises(ValueError, match=r"lacks \['B10'\]") as e:
+    with pytest.raises(
+        ValueError, match=r"l2a\.tif lacks band B10 that the model \(trained on l1c\)"
+    ):
         RasterInput(path, BAND_NAMES)
-    assert "l2a.tif" in str(e.value)
     rgb = geotiff(tmp_path / "rgb.tif", dn_raster((3, 8, 9)), descriptions=["B04", "B03", "B02"])
     with pytest.raises(
-        ValueError, match=r"lacks \['B08', 'B11'\] \(it has \['B04', 'B03', 'B02'\]"
+        ValueError, match=r"lacks bands B08, B11 that .* the input holds B04, B03, B02 \(rgb\)"
     ):
         RasterInput(rgb, ("B02", "B08", "B11"))
 
 
 def test_unnamed_bands_of_another_count_are_refused(tmp_path: Path, geotiff, dn_raster) -> None:
     path = geotiff(tmp_path / "a.tif", dn_raster((4, 8, 9)))
-    with pytest.raises(ValueError, match="carry no Sentinel-2 band names"):
+    with pytest.raises(ValueError, match=r"carry no Sentinel-2 band names.*give --bands"):
         RasterInput(path, FOUR)
 
 

@@ -81,6 +81,17 @@ def predict(
             rich_help_panel="Fetch an area",
         ),
     ] = False,
+    bands: Annotated[
+        str | None,
+        typer.Option(
+            "--bands",
+            help="The bands of GeoTIFFs whose band descriptions do not name them: a preset (l2a, "
+            "l1c, rgb, pastis) or the file's bands in order (B02,B03,B04,B08). Without it, "
+            "unnamed files are read by band count only where unambiguous (13 = l1c, 12 = l2a, "
+            "10 = pastis). The model's bands are selected by name; a band it needs that the "
+            "file lacks is an error.",
+        ),
+    ] = None,
     tile_size: Annotated[int, typer.Option(help="Tile edge in pixels (multiple of 32).")] = 256,
     overlap: Annotated[
         int | None, typer.Option(help="Tile overlap in pixels (default: a quarter tile).")
@@ -121,6 +132,7 @@ def predict(
             device=device,
             progress=progress_bar,
             on_scene=lambda info, scene: console.print(_acquired(info, scene)),
+            input_bands=bands,
         )
     except (ValueError, OSError) as e:
         raise fail(str(e)) from None

@@ -35,28 +35,8 @@ from s2ssl.classes import LABEL_IGNORE
 from s2ssl.data.sources.spectra import CROP_TABLE
 from s2ssl.data.store import ShardedDataset
 from s2ssl.io import atomic_path
-from s2ssl.synthetic_vocabulary import (
-    CROP_CLASSES,
-    CROP_COLOURS,
-    LANDCOVER_CLASSES,
-    LANDCOVER_COLOURS,
-)
 
 _RGB_GAIN: Final[float] = 3.2
-
-
-def class_colours(class_names: tuple[str, ...] | list[str]) -> tuple[str, ...]:
-    """A ``#rrggbb`` colour per class: the land-cover / crop colours above for their class names,
-    matplotlib's ``tab20`` (in class order) for any other name."""
-    import matplotlib
-    from matplotlib.colors import to_hex
-
-    known = dict(zip(LANDCOVER_CLASSES, LANDCOVER_COLOURS, strict=True))
-    known.update(zip(CROP_CLASSES, CROP_COLOURS, strict=True))
-    palette = matplotlib.colormaps["tab20"]
-    return tuple(
-        known.get(name, to_hex(palette(i % palette.N))) for i, name in enumerate(class_names)
-    )
 
 
 def rgb_to_display(rgb: np.ndarray) -> np.ndarray:

@@ -4,7 +4,9 @@
   validation, :class:`TorchSegmenter` (adapter for a torch module), device selection;
 * :mod:`~s2ssl.inference.tiling` — sliding-window prediction with overlap blending, block-wise
   so rasters larger than memory work;
-* :mod:`~s2ssl.inference.rasters` — GeoTIFF input: band mapping, DN → reflectance, validity;
+* :mod:`~s2ssl.inference.bandmatch` — an input's bands by name (descriptions, a user's band list,
+  an unambiguous count) and the model's bands selected from them by name;
+* :mod:`~s2ssl.inference.rasters` — GeoTIFF input: band names, DN → reflectance, validity;
 * :mod:`~s2ssl.inference.maps` — COG class maps with colours and names, probabilities, areas,
   quicklooks;
 * :mod:`~s2ssl.inference.predict` — GeoTIFFs: :func:`predict_raster`, :func:`predict_rasters`;

@@ -23,6 +23,7 @@ from s2ssl.data.acquire import (
     read_acquisition,
 )
 from s2ssl.data.store import StoreError, open_dataset
+from s2ssl.inference.bandmatch import BandSpec, parse_band_option
 from s2ssl.inference.outputs import PredictionResult
 from s2ssl.inference.predict import predict_raster, predict_rasters
 from s2ssl.inference.predict_store import predict_store
@@ -76,6 +77,7 @@ def predict_maps(
     device: str = "auto",
     progress: ProgressFactory = no_progress,
     on_scene: SceneCallback | None = None,
+    input_bands: BandSpec | None = None,
 ) -> MapsRun:
     """Map ``source`` — or the area ``area`` on ``date`` — with the segmentation model ``model``.
 
@@ -110,12 +112,16 @@ def predict_maps(
         device: ``"auto"`` (CUDA when present), ``"cpu"`` or ``"cuda"``.
         progress: progress factory (``s2ssl.progress.progress_bar`` in a CLI).
         on_scene: called once an area's scene is fetched, before it is mapped.
+        input_bands: the bands of GeoTIFFs whose band descriptions do not name them (a preset
+            ``l2a`` / ``l1c`` / ``rgb`` / ``pastis``, or band names in file order); the model's
+            bands are selected from the input's by name.
 
     Raises:
-        ValueError: no input or two, fetch options without ``area``, ``area`` without ``date``,
-            a malformed area or date, invalid params or a source that cannot fetch an area, an
-            unknown model, a time-series model for an area (one date), and every error of the
-            prediction functions (bands the model needs missing, ...).
+        ValueError: no input or two, fetch options without ``area``, ``input_bands`` malformed
+            or with an input that names its bands itself (an area, a store dataset), ``area``
+            without ``date``, a malformed area or date, invalid params or a source that cannot
+            fetch an area, an unknown model, a time-series model for an area (one date), and
+            every error of the prediction functions (bands the model needs missing, ...).
         OSError: unreadable or unwritable files.
     """
     if (source is None) == (area is None):
@@ -132,6 +138,24 @@ def predict_maps(
     if area is None and any(v is not None for v in fetch_opts.values()):
         used = [k for k, v in fetch_opts.items() if v is not None]
         raise ValueError(f"{', '.join(used)} only go with --area (they select what to fetch)")
+    if input_bands is not None:
+        parse_band_option(input_bands)  # malformed: fail before the model is resolved
+        if area is not None:
+            raise ValueError(
+                "--bands describes the bands of your GeoTIFFs; a fetched --area scene names its "
+                "own bands: drop --bands"
+            )
+    store = None
+    if source is not None:
+        try:
+            store = open_dataset(source) if source.is_dir() else None
+        except StoreError:
+            store = None
+        if store is not None and input_bands is not None:
+            raise ValueError(
+                f"--bands describes the bands of GeoTIFFs; the store dataset {source} records its "
+                "own bands: drop --bands"
+            )
     cfg = None
     if area is not None:
         if date is None:
@@ -168,13 +192,10 @@ def predict_maps(
             on_scene(read_acquisition(scene), scene)
         result = predict_raster(segmenter, scene, out, **options)
         return MapsRun(out_dir=out, results=(result,), seconds=result.seconds, scene=scene)
-    assert source is not None
-    try:
-        store = open_dataset(source) if source.is_dir() else None
-    except StoreError:
-        store = None
+    if source is None:  # narrowed above: exactly one of source / area
+        raise ValueError("give SOURCE or --area")
     if store is not None:
         stored = predict_store(segmenter, store, out, **options)
         return MapsRun(out_dir=out, results=stored.results, seconds=stored.seconds)
-    results = predict_rasters(segmenter, source, out, **options)
+    results = predict_rasters(segmenter, source, out, input_bands=input_bands, **options)
     return MapsRun(out_dir=out, results=tuple(results), seconds=sum(r.seconds for r in results))

@@ -2,10 +2,10 @@
 class areas in hectares, and a PNG quicklook with a legend.
 
 **Class map** (``classes.tif``): uint8, one band, class id per pixel, :data:`NODATA_CLASS` (255)
-where the input was nodata or cloud-masked; the colour table carries the class colours
-(:func:`s2ssl.data.quicklooks.class_colours`; nodata transparent); the class names are embedded as
-the dataset tag ``CLASS_NAMES`` (a JSON list, index = class id) and the band tags ``CLASS_<id>``;
-the band description is ``class``. Overviews use nearest resampling.
+where the input was nodata or cloud-masked; the colour table carries the class colours (those of
+the model's :class:`~s2ssl.classes.ClassSet`; nodata transparent); the class names are embedded
+as the dataset tag ``CLASS_NAMES`` (a JSON list, index = class id) and the band tags
+``CLASS_<id>``; the band description is ``class``. Overviews use nearest resampling.
 
 **Probabilities** (``probabilities.tif``, optional): uint8, one band per class (band description =
 class name), ``round(p × 254)`` with 255 as nodata; the GDAL band scale ``1/254`` turns them back

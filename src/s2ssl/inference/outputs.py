@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,6 +16,7 @@ import numpy as np
 from affine import Affine
 from rasterio.crs import CRS
 
+from s2ssl.inference.bandmatch import band_label
 from s2ssl.inference.segmenter import SegmenterSpec
 
 __all__ = [
@@ -73,11 +74,19 @@ def work_dir(out: Path) -> Iterator[Path]:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-def model_info(spec: SegmenterSpec, tile: int, overlap: int) -> dict[str, Any]:
-    """The ``model`` entry of ``areas.json``: what the segmenter reads and how it was tiled."""
+def model_info(
+    spec: SegmenterSpec, tile: int, overlap: int, input_bands: Sequence[str]
+) -> dict[str, Any]:
+    """The ``model`` entry of ``areas.json``: the bands the segmenter read (``bands``, model
+    order, selected by name from the input's ``input_bands``, input order), its classes with
+    their colours, and how it was tiled."""
     return {
         "bands": list(spec.bands),
+        "bands_preset": band_label(spec.bands),
+        "input_bands": list(input_bands),
+        "input_bands_preset": band_label(input_bands),
         "class_names": list(spec.class_names),
+        "classes": spec.class_set.to_json(),
         "n_dates": spec.n_dates,
         "tile_size": tile,
         "overlap": overlap,
@@ -104,11 +113,15 @@ def grid_info(
     }
 
 
-def map_tags(spec: SegmenterSpec, source: str, tile: int, overlap: int) -> dict[str, str]:
-    """GeoTIFF tags that record where a map came from and how it was tiled."""
+def map_tags(
+    spec: SegmenterSpec, source: str, tile: int, overlap: int, input_bands: Sequence[str]
+) -> dict[str, str]:
+    """GeoTIFF tags that record where a map came from, the bands the model read (model order)
+    out of the input's bands (input order), and how it was tiled."""
     return {
         "S2SSL_SOURCE": source,
         "S2SSL_MODEL_BANDS": ",".join(spec.bands),
+        "S2SSL_INPUT_BANDS": ",".join(input_bands),
         "S2SSL_TILE_SIZE": str(tile),
         "S2SSL_OVERLAP": str(overlap),
     }

@@ -3,11 +3,18 @@
 
 Outputs of one raster, in ``out_dir``:
 
-* ``classes.tif`` — Cloud-Optimized GeoTIFF of class ids (uint8, 255 = nodata), colour table and
-  class names embedded (:mod:`s2ssl.inference.maps`), on the input's grid (CRS, transform, size);
+* ``classes.tif`` — Cloud-Optimized GeoTIFF of class ids (uint8, 255 = nodata), the model's class
+  colours as colour table and its class names embedded (:mod:`s2ssl.inference.maps`), on the
+  input's grid (CRS, transform, size); tags ``S2SSL_MODEL_BANDS`` / ``S2SSL_INPUT_BANDS``;
 * ``probabilities.tif`` — optional, one uint8 band per class (p × 254, 255 = nodata);
 * ``quicklook.png`` — true colour (when the input has B04, B03, B02) and classes, with a legend;
-* ``areas.json`` — hectares, pixels and fraction per class, nodata area, grid, model, radiometry.
+* ``areas.json`` — hectares, pixels and fraction per class, nodata area, grid, radiometry, and the
+  model: its bands, the input's bands, its classes with their colours.
+
+The input's bands are known by name (band descriptions, else ``input_bands``, else the band count
+where unambiguous) and the model's bands are selected from them by name
+(:mod:`s2ssl.inference.bandmatch`); a band the model needs that the input lacks is an error
+naming it.
 
 A folder of GeoTIFFs gives one such folder per raster (``out_dir/<file stem>/``). Samples of a
 dataset in the store are mapped by :mod:`s2ssl.inference.predict_store`; the ``s2ssl predict``
@@ -22,7 +29,7 @@ from pathlib import Path
 
 import torch
 
-from s2ssl.data.quicklooks import class_colours
+from s2ssl.inference.bandmatch import BandSpec
 from s2ssl.inference.maps import MapWriter, QuicklookPanel, read_decimated, render_quicklook
 from s2ssl.inference.outputs import (
     AREAS_FILE,
@@ -62,14 +69,16 @@ def predict_raster(
     masked_values: Sequence[int] = DEFAULT_MASKED_VALUES,
     dn_offset: int | None = None,
     quicklook: bool = True,
+    input_bands: BandSpec | None = None,
 ) -> PredictionResult:
     """Predict one GeoTIFF into ``out_dir`` (``classes.tif``, ``areas.json``, optionally
     ``probabilities.tif`` and ``quicklook.png``; see the module docstring).
 
     Args:
         segmenter: the model (single-date).
-        src: the GeoTIFF (bands named by their descriptions, or 12 / 13 bands in the default
-            order; see :mod:`s2ssl.inference.rasters`).
+        src: the GeoTIFF (bands named by their descriptions, by ``input_bands``, or 13 / 12 /
+            10 unnamed bands in the ``l1c`` / ``l2a`` / ``pastis`` order; see
+            :mod:`s2ssl.inference.rasters`).
         out_dir: output folder (created; existing outputs of the same name are replaced).
         overlap: pixels shared by neighbouring tiles (None: a quarter of the tile).
         batch_size: tiles per forward pass.
@@ -82,9 +91,13 @@ def predict_raster(
         masked_values: mask values that make a pixel nodata (cloud, shadow, nodata by default).
         dn_offset: DN offset of integer rasters (None: from the raster's metadata).
         quicklook: write ``quicklook.png``.
+        input_bands: the GeoTIFF's bands when its descriptions do not name them: a preset
+            (``l2a``, ``l1c``, ``rgb``, ``pastis``), a comma-separated list or a sequence of band
+            names in the file's order.
 
     Raises:
-        ValueError: unreadable or non-georeferenced input, bands the model needs missing (named),
+        ValueError: unreadable or non-georeferenced input, bands not known by name (unnamed and
+            an ambiguous count: give ``input_bands``), bands the model needs missing (named),
             a time-series segmenter, invalid tiling parameters, areas not computable in the CRS.
     """
     spec = check_segmenter(segmenter)
@@ -98,12 +111,17 @@ def predict_raster(
     src = Path(src)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    colours = class_colours(spec.class_names)
+    colours = spec.class_set.colours
     classes_path = out / CLASSES_FILE
     proba_path = out / PROBABILITIES_FILE if probabilities else None
     with (
         RasterInput(
-            src, spec.bands, dn_offset=dn_offset, cloud_mask=cloud_mask, masked_values=masked_values
+            src,
+            spec.bands,
+            input_bands=input_bands,
+            dn_offset=dn_offset,
+            cloud_mask=cloud_mask,
+            masked_values=masked_values,
         ) as raster,
         work_dir(out) as work,
     ):
@@ -116,7 +134,7 @@ def predict_raster(
             class_names=spec.class_names,
             colours=colours,
             probabilities=probabilities,
-            tags=map_tags(spec, str(src), tile, ov),
+            tags=map_tags(spec, str(src), tile, ov, raster.input_bands),
         ) as writer:
             stats = predict_tiled(
                 segmenter,
@@ -136,7 +154,7 @@ def predict_raster(
             grid_info(raster.crs, raster.transform, raster.height, raster.width, writer.row_area_m2)
         )
         areas["input"] = str(src)
-        areas["model"] = model_info(spec, tile, ov)
+        areas["model"] = model_info(spec, tile, ov, raster.input_bands)
         areas["radiometry"] = raster.radiometry.source
         areas["cloud_mask"] = None if cloud_mask is None else str(cloud_mask)
         areas_path = write_json_atomic(out / AREAS_FILE, areas)
@@ -182,6 +200,7 @@ def predict_rasters(
     block_width: int = DEFAULT_BLOCK_WIDTH,
     dn_offset: int | None = None,
     quicklook: bool = True,
+    input_bands: BandSpec | None = None,
 ) -> list[PredictionResult]:
     """Predict a GeoTIFF (outputs in ``out_dir``) or every GeoTIFF of a folder (outputs in
     ``out_dir/<file stem>/``); the other arguments are those of :func:`predict_raster`.
@@ -216,6 +235,7 @@ def predict_rasters(
             block_width=block_width,
             dn_offset=dn_offset,
             quicklook=quicklook,
+            input_bands=input_bands,
         )
         for path, target in zip(paths, targets, strict=True)
     ]

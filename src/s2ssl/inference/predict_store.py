@@ -22,10 +22,10 @@ import torch
 from affine import Affine
 from rasterio.crs import CRS
 
-from s2ssl.bands import BAND_NAMES, dn_to_reflectance
-from s2ssl.data.quicklooks import class_colours
-from s2ssl.data.store import ShardedDataset, open_dataset
+from s2ssl.bands import dn_to_reflectance
+from s2ssl.data.store import ShardedDataset, StoreError, open_dataset
 from s2ssl.data.validated import open_validated
+from s2ssl.inference.bandmatch import default_band_order, model_band_positions
 from s2ssl.inference.maps import (
     MapWriter,
     QuicklookPanel,
@@ -44,7 +44,7 @@ from s2ssl.inference.outputs import (
     resolve_tiling,
     work_dir,
 )
-from s2ssl.inference.rasters import DEFAULT_MASKED_VALUES, map_bands
+from s2ssl.inference.rasters import DEFAULT_MASKED_VALUES
 from s2ssl.inference.segmenter import (
     Segmenter,
     SegmenterSpec,
@@ -106,19 +106,17 @@ def _select(ds: ShardedDataset, ids: Sequence[str] | None, split: str | None) ->
 
 
 def _store_bands(ds: ShardedDataset, n_bands: int) -> tuple[str, ...]:
-    bands = ds.attrs.get("bands")
-    if bands is None:
-        if n_bands != len(BAND_NAMES):
-            raise ValueError(
-                f"dataset {ds.path} names no bands (attrs 'bands') and has {n_bands} bands, not "
-                f"the {len(BAND_NAMES)} of the default order"
-            )
-        return BAND_NAMES
+    """The bands on the image array's band axis: the dataset's own list
+    (:attr:`ShardedDataset.bands`), else the default order of an unambiguous band count."""
+    try:
+        bands = ds.bands
+    except StoreError:
+        return default_band_order(n_bands, f"dataset {ds.path} (no 'bands' attribute)")
     if len(bands) != n_bands:
         raise ValueError(
             f"dataset {ds.path}: attrs 'bands' lists {len(bands)} bands, images have {n_bands}"
         )
-    return tuple(str(b) for b in bands)
+    return bands
 
 
 def _sample_input(
@@ -173,6 +171,10 @@ def predict_store(
     T); a pixel is nodata only where every date is. DN become reflectance with each date's
     ``dn_offset`` from the index (0 when the index has none).
 
+    The dataset's bands are its recorded band list (:attr:`ShardedDataset.bands`; an older
+    dataset without one: the default order of its band count); the model's bands are selected
+    from them by name.
+
     Raises:
         ValueError: a missing or corrupt dataset, unknown ids, bands the model needs missing
             (named), a date count or ``date_index`` that does not fit, no ``crs`` / ``transform``
@@ -186,7 +188,7 @@ def predict_store(
         raise ValueError(f"dataset {ds.path} has no 'image' array (arrays: {list(ds.specs)})")
     n_t, n_c = ds.specs["image"].shape[:2]
     store_bands = _store_bands(ds, n_c)
-    band_idx = [i - 1 for i in map_bands(store_bands, spec.bands, f"dataset {ds.path}")]
+    band_idx = model_band_positions(store_bands, spec.bands, f"dataset {ds.path}")
     missing = [c for c in ("crs", "transform") if c not in ds.index.columns]
     if missing:
         raise ValueError(
@@ -209,7 +211,7 @@ def predict_store(
     move_segmenter(segmenter, dev)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    colours = class_colours(spec.class_names)
+    colours = spec.class_set.colours
     has_ids = "sample_id" in ds.index.columns
     names = [
         _safe_name(str(ds.index["sample_id"].iloc[i])) if has_ids else f"{i:06d}" for i in positions
@@ -257,7 +259,7 @@ def predict_store(
                 class_names=spec.class_names,
                 colours=colours,
                 probabilities=probabilities,
-                tags=map_tags(spec, f"{ds.path}#{name}", tile, ov),
+                tags=map_tags(spec, f"{ds.path}#{name}", tile, ov, store_bands),
             ) as writer:
                 stats = predict_tiled(
                     segmenter,
@@ -303,7 +305,7 @@ def predict_store(
             advance(1)
     summary: dict[str, Any] = {
         "dataset": str(ds.path),
-        "model": model_info(spec, tile, ov),
+        "model": model_info(spec, tile, ov, store_bands),
         "date_selection": (
             "all dates"
             if spec.n_dates > 1

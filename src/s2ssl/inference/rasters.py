@@ -3,9 +3,13 @@ model's bands, and read windows as reflectance with a validity mask.
 
 **Band names** come from the band descriptions (``B02``, ``B2``, ``b8a``, ``Band 4``, ``B04 red``
 ...) or the GDAL ``BANDNAME`` / ``BAND_NAME`` band tag. A raster whose bands carry no names at all
-is read in a documented default order: 13 bands = Level-1C order
-:data:`~s2ssl.bands.BAND_NAMES` (B01..B12 with B10), 12 bands = Level-2A order
-:data:`~s2ssl.bands.L2A_BAND_NAMES` (no B10). Anything else must name its bands.
+takes its names from the ``input_bands`` argument (``--bands``: a preset of
+:data:`~s2ssl.bands.BAND_PRESETS`, or band names in the file's order), else from its band count
+where that is unambiguous (:data:`~s2ssl.inference.bandmatch.DEFAULT_BAND_ORDERS`: 13 = ``l1c``,
+12 = ``l2a``, 10 = ``pastis``); anything else is an error asking for ``--bands``. The model's
+bands are then selected by name (:func:`~s2ssl.inference.bandmatch.model_band_positions`): extra
+bands are skipped, any order works, a band the model needs that the raster lacks is an error naming
+it (never a filled band).
 
 **Radiometry.** Float rasters hold reflectance (GDAL band scale/offset applied when set). Integer
 rasters hold DN: ``reflectance = (DN + offset) / quantification``, as :mod:`s2ssl.bands`; the
@@ -25,7 +29,6 @@ no data; a 0/1 cloud mask works too). The cloud mask is a band of the raster des
 from __future__ import annotations
 
 import logging
-import re
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -42,13 +45,19 @@ from rasterio.io import DatasetReader
 from rasterio.windows import Window
 
 from s2ssl.bands import (
-    BAND_NAMES,
-    L2A_BAND_NAMES,
     MASK_CLOUD,
     MASK_NODATA,
     MASK_SHADOW,
     QUANTIFICATION_VALUE,
     dn_offset_for_baseline,
+)
+from s2ssl.inference.bandmatch import (
+    DEFAULT_BAND_ORDERS,
+    BandSpec,
+    default_band_order,
+    model_band_positions,
+    parse_band_name,
+    parse_band_option,
 )
 
 __all__ = [
@@ -60,7 +69,6 @@ __all__ = [
     "RasterInput",
     "check_georeferenced",
     "find_rasters",
-    "map_bands",
     "parse_band_name",
     "raster_band_names",
 ]
@@ -70,19 +78,12 @@ log = logging.getLogger(__name__)
 RASTER_SUFFIXES: Final[tuple[str, ...]] = (".tif", ".tiff", ".vrt")
 """File suffixes (case-insensitive) taken from a folder of rasters."""
 
-DEFAULT_BAND_ORDERS: Final[dict[int, tuple[str, ...]]] = {
-    len(BAND_NAMES): BAND_NAMES,
-    len(L2A_BAND_NAMES): L2A_BAND_NAMES,
-}
-"""Band order assumed for rasters whose bands carry no names, by band count."""
-
 DEFAULT_MASKED_VALUES: Final[tuple[int, ...]] = (MASK_CLOUD, MASK_SHADOW, MASK_NODATA)
 """Cloud-mask values that make a pixel nodata (s2ssl mask codes; a 0/1 cloud mask works too)."""
 
 MASK_BAND_NAMES: Final[tuple[str, ...]] = ("mask", "cloud_mask", "cloud mask", "clm")
 """Band descriptions (case-insensitive) that mark a raster's own cloud-mask band."""
 
-_BAND_RE = re.compile(r"^(?:S2[AB]?[\s_-]*)?B(?:AND)?[\s_-]*0*(8A|\d{1,2})(?![0-9A-Z])", re.I)
 _OFFSET_TAGS: Final[tuple[str, ...]] = ("BOA_ADD_OFFSET", "RADIO_ADD_OFFSET", "dn_offset")
 _QUANT_TAGS: Final[tuple[str, ...]] = ("BOA_QUANTIFICATION_VALUE", "QUANTIFICATION_VALUE")
 
@@ -107,24 +108,22 @@ def find_rasters(path: str | Path) -> list[Path]:
     return found
 
 
-def parse_band_name(text: str | None) -> str | None:
-    """The Sentinel-2 band named by a band description (``"B2"`` -> ``"B02"``), else None."""
-    if not text:
-        return None
-    m = _BAND_RE.match(text.strip())
-    if m is None:
-        return None
-    code = m.group(1).upper()
-    name = "B8A" if code == "8A" else f"B{int(code):02d}"
-    return name if name in BAND_NAMES else None
+def _is_mask(description: str | None) -> bool:
+    return description is not None and description.strip().lower() in MASK_BAND_NAMES
 
 
-def raster_band_names(ds: DatasetReader) -> tuple[str | None, ...]:
+def raster_band_names(
+    ds: DatasetReader, input_bands: BandSpec | None = None
+) -> tuple[str | None, ...]:
     """The Sentinel-2 band of each raster band (None for bands that are not one, e.g. a mask).
 
+    Band descriptions (or ``BANDNAME`` tags) that name Sentinel-2 bands win; a raster without
+    any takes ``input_bands`` (a preset or names in file order; a cloud-mask band, described as
+    in :data:`MASK_BAND_NAMES`, is not counted), else the default order of its band count.
+
     Raises:
-        ValueError: no band is named and the band count has no default order, or a band name
-            appears twice.
+        ValueError: a band name on two bands; ``input_bands`` that contradict the descriptions
+            or do not match the band count; unnamed bands of a count without a default order.
     """
     names: list[str | None] = []
     for i, desc in enumerate(ds.descriptions, start=1):
@@ -133,41 +132,33 @@ def raster_band_names(ds: DatasetReader) -> tuple[str | None, ...]:
             tags.get("BANDNAME") or tags.get("BAND_NAME")
         )
         names.append(name)
+    given = None if input_bands is None else parse_band_option(input_bands)
     if not any(names):
-        default = DEFAULT_BAND_ORDERS.get(ds.count)
-        if default is None:
+        masks = [_is_mask(d) for d in ds.descriptions]
+        n_bands = masks.count(False)
+        if given is None:
+            order = iter(default_band_order(n_bands, str(ds.name)))
+        elif len(given) != n_bands:
             raise ValueError(
-                f"{ds.name}: its {ds.count} bands carry no Sentinel-2 band names; set band "
-                "descriptions such as 'B02' (e.g. rasterio's set_band_description, or "
-                "gdal_edit.py), or give 13 bands in Level-1C order (B01..B12) or 12 in Level-2A "
-                "order (no B10)"
+                f"{ds.name} has {n_bands} image band(s) but --bands gives {len(given)} "
+                f"({', '.join(given)}); list one name per band, in the file's order"
             )
-        return default
+        else:
+            order = iter(given)
+        return tuple(None if m else next(order) for m in masks)
     dupes = sorted({n for n in names if n is not None and names.count(n) > 1})
     if dupes:
         raise ValueError(
             f"{ds.name}: band name(s) {dupes} appear on more than one band "
             f"(descriptions: {list(ds.descriptions)})"
         )
-    return tuple(names)
-
-
-def map_bands(
-    available: Sequence[str | None], wanted: Sequence[str], source: str = "the raster"
-) -> list[int]:
-    """1-based band indexes of ``wanted`` among ``available``.
-
-    Raises:
-        ValueError: naming every missing band and the bands that are there.
-    """
-    missing = [b for b in wanted if b not in available]
-    if missing:
-        present = [b for b in available if b is not None]
+    named = tuple(n for n in names if n is not None)
+    if given is not None and set(named) != set(given):  # the descriptions give the order
         raise ValueError(
-            f"the model needs bands {list(wanted)} but {source} lacks {missing} "
-            f"(it has {present}); give a raster with these bands"
+            f"{ds.name}: its band descriptions name the bands {', '.join(named)} but --bands "
+            f"gives {', '.join(given)}; drop --bands (the descriptions are used) or fix them"
         )
-    return [list(available).index(b) + 1 for b in wanted]
+    return tuple(names)
 
 
 def check_georeferenced(ds: DatasetReader) -> None:
@@ -270,7 +261,9 @@ class RasterInput:
 
     Args:
         path: the raster.
-        bands: the model's band names, in model order.
+        bands: the model's band names, in model order (selected from the raster by name).
+        input_bands: the raster's bands when its band descriptions do not name them (a preset
+            or names in file order; see :func:`raster_band_names`).
         dn_offset: DN offset for integer rasters (None: from the raster's metadata, see the
             module docstring).
         cloud_mask: optional single-band raster on the same grid; pixels holding one of
@@ -279,8 +272,8 @@ class RasterInput:
         masked_values: the cloud-mask values to mask.
 
     Raises:
-        ValueError: unreadable file, not georeferenced, missing bands (named), a cloud mask on
-            another grid.
+        ValueError: unreadable file, not georeferenced, bands not known by name, missing bands
+            (named), a cloud mask on another grid.
     """
 
     def __init__(
@@ -288,6 +281,7 @@ class RasterInput:
         path: str | Path,
         bands: Sequence[str],
         *,
+        input_bands: BandSpec | None = None,
         dn_offset: int | None = None,
         cloud_mask: str | Path | None = None,
         masked_values: Sequence[int] = DEFAULT_MASKED_VALUES,
@@ -298,19 +292,17 @@ class RasterInput:
         self._mask: DatasetReader | None = None
         try:
             check_georeferenced(self._ds)
-            self.band_names: tuple[str | None, ...] = raster_band_names(self._ds)
-            self.indexes: list[int] = map_bands(self.band_names, self.bands, str(self.path))
+            self.band_names: tuple[str | None, ...] = raster_band_names(self._ds, input_bands)
+            self.indexes: list[int] = [
+                i + 1 for i in model_band_positions(self.band_names, self.bands, str(self.path))
+            ]
             self.radiometry: Radiometry = _radiometry(self._ds, self.indexes, dn_offset)
             self.nodata: tuple[float | None, ...] = tuple(
                 self._ds.nodatavals[i - 1] for i in self.indexes
             )
             self.masked_values: tuple[int, ...] = tuple(int(v) for v in masked_values)
             self.mask_band: int | None = next(
-                (
-                    i
-                    for i, d in enumerate(self._ds.descriptions, start=1)
-                    if d is not None and d.strip().lower() in MASK_BAND_NAMES
-                ),
+                (i for i, d in enumerate(self._ds.descriptions, start=1) if _is_mask(d)),
                 None,
             )
             if cloud_mask is not None:
@@ -336,6 +328,11 @@ class RasterInput:
                 "resample it onto the image grid first"
             )
         return mask
+
+    @property
+    def input_bands(self) -> tuple[str, ...]:
+        """The raster's Sentinel-2 bands, in file order (a mask band left out)."""
+        return tuple(b for b in self.band_names if b is not None)
 
     # -- TileSource
     @property

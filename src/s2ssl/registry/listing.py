@@ -20,9 +20,9 @@ from s2ssl.registry.versions import (
     TAG_HASH,
     TAG_INIT,
     TAG_REASON,
+    download_quietly,
     model_versions,
     registry_client,
-    registry_uri,
     safe_uri,
 )
 from s2ssl.tracking.backend import tracking_uri
@@ -83,7 +83,8 @@ def list_models(prefix: str = "s2ssl", uri: str | None = None) -> list[VersionSu
 
 def download_model(model_uri: str, dst: str | Path, uri: str | None = None) -> Path:
     """Download a registered (``models:/NAME@alias``, ``models:/NAME/3``) or logged (``runs:/``)
-    s2ssl model and return the fine-tuned model directory inside it.
+    s2ssl model and return the fine-tuned model directory inside it. The download is quiet
+    (no MLflow progress bars or log lines: :func:`~s2ssl.registry.versions.download_quietly`).
 
     Raises:
         ValueError: unknown model / alias / version (the message lists what exists), or not an
@@ -97,15 +98,7 @@ def download_model(model_uri: str, dst: str | Path, uri: str | None = None) -> P
     # passed to download_artifacts): point both at this store, as stage_run does for runs.
     mlflow.set_tracking_uri(resolved)
     try:
-        with registry_uri(resolved):
-            local = Path(
-                mlflow.artifacts.download_artifacts(
-                    artifact_uri=model_uri,
-                    dst_path=str(dst),
-                    tracking_uri=resolved,
-                    registry_uri=resolved,
-                )
-            )
+        local = download_quietly(model_uri, dst, resolved)
     except MlflowException as e:
         raise ValueError(_unknown_uri_message(model_uri, resolved, e)) from None
     mlmodel = local / "MLmodel"

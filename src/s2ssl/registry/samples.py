@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Final
 
 import numpy as np
 
-from s2ssl.registry.versions import TAG_TEST_SAMPLES, quiet_mlflow, registry_uri
+from s2ssl.registry.versions import TAG_TEST_SAMPLES, download_quietly
 
 if TYPE_CHECKING:
     from mlflow.entities.model_registry import ModelVersion
@@ -83,7 +83,6 @@ def download_test_samples(version: ModelVersion, uri: str) -> TestSamples | None
     Raises:
         ValueError: the tagged artifact cannot be downloaded or read.
     """
-    import mlflow
     from mlflow.exceptions import MlflowException
 
     artifact = version.tags.get(TAG_TEST_SAMPLES)
@@ -91,10 +90,7 @@ def download_test_samples(version: ModelVersion, uri: str) -> TestSamples | None
         return None
     with tempfile.TemporaryDirectory(prefix="s2ssl-samples-") as tmp:
         try:
-            with quiet_mlflow(), registry_uri(uri):
-                local = mlflow.artifacts.download_artifacts(
-                    artifact_uri=artifact, dst_path=tmp, tracking_uri=uri
-                )
+            local = download_quietly(artifact, tmp, uri)
         except MlflowException as e:
             raise ValueError(
                 f"cannot download the per-sample test results of version {version.version} "

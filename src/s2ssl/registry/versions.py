@@ -87,24 +87,57 @@ def by_alias(client: MlflowClient, name: str, alias: str) -> ModelVersion | None
         raise
 
 
+MLFLOW_LOGGERS: Final[tuple[str, ...]] = ("mlflow", "alembic", "urllib3")
+"""Loggers quietened to warnings while MLflow logs or downloads (store migrations, retries)."""
+
+
 @contextmanager
 def quiet_mlflow() -> Iterator[None]:
-    """Silence MLflow's advice that does not apply here while logging or downloading: type
-    hints on ``predict`` (the tensor signature is explicit) and the artifact progress bars."""
+    """Silence MLflow's chatter while logging or downloading: the artifact progress bars
+    (``MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR``, read at each transfer), its info-level log lines,
+    and advice that does not apply here (type hints on ``predict``: the tensor signature is
+    explicit). Warnings and errors still show; s2ssl's own progress (rich) is untouched."""
+    import logging
     import os
     import warnings
 
     old = os.environ.get("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR")
     os.environ["MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"] = "false"
+    loggers = [logging.getLogger(name) for name in MLFLOW_LOGGERS]
+    levels = [lg.level for lg in loggers]
+    for lg in loggers:
+        if lg.getEffectiveLevel() < logging.WARNING:
+            lg.setLevel(logging.WARNING)
     try:
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message=".*type hints.*")
             yield
     finally:
+        for lg, level in zip(loggers, levels, strict=True):
+            lg.setLevel(level)
         if old is None:
             os.environ.pop("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", None)
         else:
             os.environ["MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"] = old
+
+
+def download_quietly(artifact_uri: str, dst: str | Path, uri: str) -> Path:
+    """Download ``artifact_uri`` (``models:/``, ``runs:/``, an artifact URI) into ``dst`` from
+    the store at ``uri`` (tracking and registry) without MLflow's progress bars or log lines
+    (:func:`quiet_mlflow`); returns the local path.
+
+    Raises:
+        mlflow.exceptions.MlflowException: MLflow's error (callers turn it into an actionable
+            ``ValueError``).
+    """
+    import mlflow
+
+    with quiet_mlflow(), registry_uri(uri):
+        return Path(
+            mlflow.artifacts.download_artifacts(
+                artifact_uri=artifact_uri, dst_path=str(dst), tracking_uri=uri, registry_uri=uri
+            )
+        )
 
 
 @contextmanager
