@@ -97,7 +97,7 @@ def test_unknown_kind_and_empty_unet_are_refused() -> None:
 
 
 def test_read_interchange_says_what_is_missing(tmp_path: Path) -> None:
-    with pytest.raises(ValueError, match="model.safetensors and config.json"):
+    with pytest.raises(ValueError, match=r"model\.safetensors and config\.json"):
         read_interchange(tmp_path)
 
 
