@@ -10,7 +10,7 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-FIXTURES = Path(__file__).resolve().parent / "fixtures"
+FIXTURES = Path(__file__).resolve().parent / "models" / "fixtures"
 
 SECO_CHILD = {"conv1": "0", "bn1": "1", "layer1": "4", "layer2": "5", "layer3": "6", "layer4": "7"}
 """torchvision ResNet attribute -> index in SeCo's ``nn.Sequential(*resnet.children()[:-1])``."""
