@@ -17,6 +17,7 @@ from s2ssl.classes import LANDCOVER_CLASSES
 from s2ssl.config import Params, load_params
 from s2ssl.data.stats import NormStats
 from s2ssl.finetune.data import TaskData, TaskSplit
+from s2ssl.finetune.fitting import execute_run
 from s2ssl.finetune.inits import initial_model
 from s2ssl.finetune.plan import RunSpec
 from s2ssl.finetune.store import encoder_sha256, run_fingerprint
@@ -151,3 +152,20 @@ def test_published_config_errors(published: dict, inits: list[str], message: str
             REPO_PARAMS,
             overrides={"finetune.published": published, "finetune.landcover.inits": inits},
         )
+
+
+def test_a_published_run_records_its_load_report(weights: Path, tmp_path: Path) -> None:
+    checkpoint, _ = seco_checkpoint(18)
+    torch.save(checkpoint, weights / "seco.ckpt")
+    params = _params(
+        {"seco_official": _entry("weights/seco.ckpt")},
+        **{"finetune.landcover.steps": 2, "finetune.landcover.val_every": 1},
+    )
+    spec = RunSpec("landcover", "in_domain", "seco_official", "finetune", 1.0, 0)
+    run = execute_run(params, spec, _data(), tmp_path, "f" * 64, {})
+    record = run.record
+    assert record["published"] is True and record["pretrain_method"] is None
+    assert record["encoder_unit"] is None and record["encoder"] == "weights/seco.ckpt"
+    assert record["bands"] == ["B02", "B03", "B04"]
+    assert record["load_report"]["layout"] == "seco"
+    assert record["encoder_sha256"] == encoder_sha256(tmp_path, spec, params.finetune.published)

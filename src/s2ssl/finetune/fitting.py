@@ -268,7 +268,7 @@ def execute_run(
         "bands": list(info.bands),
         "encoder": info.encoder,
         "encoder_sha256": info.encoder_sha256,
-        "pretrain_method": None if own else spec.init,
+        "pretrain_method": spec.init if own else None,
         "encoder_unit": encoder_unit(spec) if own else None,
         "published": spec.init in params.finetune.published,
         "load_report": info.load_report or None,
