@@ -46,6 +46,7 @@ from lightning.pytorch.callbacks import Checkpoint, RichProgressBar
 
 from s2ssl.config import PRETRAIN_METHODS, Params, PretrainConfig
 from s2ssl.io import write_json_atomic
+from s2ssl.models.interchange import SAFETENSORS_FILE
 from s2ssl.models.saved import ENCODER_DIR, META_FILE, WEIGHTS_FILE, encoder_dir, write_saved
 from s2ssl.ssl.curves import loss_plateau
 from s2ssl.ssl.datamodule import PretrainDataModule
@@ -148,11 +149,13 @@ def _prepare_checkpoints(ckpt_dir: Path, fingerprint: str, *, write: bool) -> Pa
 def _finished_result(
     ckpt_dir: Path, encoder: Path, fingerprint: str
 ) -> tuple[dict[str, float], list[dict[str, float]]] | None:
-    """``(metrics, history)`` of a finished unit of ``fingerprint`` whose encoder exists."""
+    """``(metrics, history)`` of a finished unit of ``fingerprint`` whose encoder exists in both
+    formats (``weights.pt`` and ``model.safetensors``)."""
     state = ckpt_dir / RUN_STATE_FILE
     result = ckpt_dir / RESULT_FILE
-    if not (state.is_file() and result.is_file() and (encoder / WEIGHTS_FILE).is_file()):
-        return None
+    exported = all((encoder / name).is_file() for name in (WEIGHTS_FILE, SAFETENSORS_FILE))
+    if not (state.is_file() and result.is_file() and exported):
+        return None  # an encoder exported before model.safetensors existed is exported again
     try:
         finished = json.loads(state.read_text(encoding="utf-8"))
         record = json.loads(result.read_text(encoding="utf-8"))
