@@ -98,7 +98,9 @@ def interchange_weights(
     raise ValueError(f"cannot export encoder kind {kind!r}; expected resnet, unet or unet3d")
 
 
-def interchange_config(meta: Mapping[str, Any], architecture_name: str, exported: str) -> dict:
+def interchange_config(
+    meta: Mapping[str, Any], architecture_name: str, exported: str
+) -> dict[str, Any]:
     """``config.json`` of an exported encoder from its ``meta.json`` content."""
     arch = dict(meta.get("architecture", {}))
     norm = dict(meta.get("normalization", {}))
