@@ -172,10 +172,13 @@ def test_cscl_stage2_reloads_the_3d_unet_with_a_fresh_classifier(tmp_path: Path)
 
 def test_random_init_uses_the_task_bands_and_statistics(tmp_path: Path) -> None:
     data = _data("landcover")
-    model, info = initial_model("landcover", "random", _params(), data, tmp_path)
+    params = _params()
+    model, info = initial_model("landcover", "random", params, data, tmp_path)
     assert info.encoder is None and info.transferred == ()
-    assert model.bands == tuple(BAND_NAMES)
-    assert torch.allclose(model.normalize.mean, torch.tensor(data.norm_stats.mean))
+    assert model.bands == params.band_names
+    assert "B10" not in model.bands  # the repository's params: bands l2a
+    expected = data.norm_stats.select(params.band_names).mean
+    assert torch.allclose(model.normalize.mean, torch.tensor(expected))
 
 
 def test_missing_encoder_says_which_stage_to_run(tmp_path: Path) -> None:

@@ -41,7 +41,10 @@ from s2ssl.config.fetch import (
     UnlabelledSpec,
 )
 from s2ssl.config.finetune import (
+    BUILTIN_INITS,
     FINETUNE_TASKS,
+    PUBLISHED_DIR,
+    PUBLISHED_FORMATS,
     RANDOM_INITS,
     CroptypeFinetune,
     FinetuneConfig,
@@ -49,6 +52,7 @@ from s2ssl.config.finetune import (
     Init,
     LandcoverFinetune,
     LinearProbeConfig,
+    PublishedWeights,
     RegionTransferConfig,
     ScanProtocol,
     SceneFinetune,
@@ -70,8 +74,11 @@ from s2ssl.config.tune import SearchDimension, TuneConfig, TunePrunerConfig, Tun
 from s2ssl.config.validate import ValidateConfig
 
 __all__ = [
+    "BUILTIN_INITS",
     "FINETUNE_TASKS",
     "PRETRAIN_METHODS",
+    "PUBLISHED_DIR",
+    "PUBLISHED_FORMATS",
     "RANDOM_INITS",
     "AppearanceConfig",
     "CSCLConfig",
@@ -101,6 +108,7 @@ __all__ = [
     "PretrainMethod",
     "ProbeConfig",
     "PromotionPolicy",
+    "PublishedWeights",
     "RegionSpec",
     "RegionTransferConfig",
     "RegisterConfig",

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any, ClassVar, Literal
+from pathlib import PurePosixPath
+from typing import Any, ClassVar, Literal, get_args
 
 from pydantic import Field, field_validator, model_validator
 
+from s2ssl.bands import resolve_bands
 from s2ssl.config.common import (
     Fraction,
     PositiveInt,
@@ -16,7 +18,10 @@ from s2ssl.config.common import (
 from s2ssl.taskspec import TASK_NAMES
 
 __all__ = [
+    "BUILTIN_INITS",
     "FINETUNE_TASKS",
+    "PUBLISHED_DIR",
+    "PUBLISHED_FORMATS",
     "RANDOM_INITS",
     "CroptypeFinetune",
     "FinetuneConfig",
@@ -24,6 +29,7 @@ __all__ = [
     "Init",
     "LandcoverFinetune",
     "LinearProbeConfig",
+    "PublishedWeights",
     "RegionTransferConfig",
     "ScanProtocol",
     "SceneFinetune",
@@ -40,6 +46,11 @@ control of the evaluation: random against random through the same machinery); el
 of that pre-training method."""
 
 RANDOM_INITS: tuple[str, ...] = ("random", "random_b")
+BUILTIN_INITS: tuple[str, ...] = get_args(Init)
+"""The inits every run knows; ``finetune.published`` adds named published encoders."""
+PUBLISHED_DIR: str = "weights"
+"""Where published weight files live (a DVC dependency of the finetune stages)."""
+PUBLISHED_FORMATS: tuple[str, ...] = ("auto", "ssl4eo_moco", "seco", "torchgeo", "s2ssl")
 ScanProtocol = Literal["linear", "knn", "finetune"]
 
 
@@ -93,7 +104,9 @@ class LandcoverFinetune(SupervisedTraining):
     ``cscl`` with ``pretrain.cscl.labels: landcover``: the whole U-Net).
     """
 
-    inits: list[Init] = Field(min_length=1)
+    inits: list[str] = Field(
+        min_length=1, description="built-in inits and names of finetune.published"
+    )
     depth: Literal[18, 50]
     bands: Literal["rgb", "all"]
     feature_dim: PositiveInt = Field(description="random-init U-Net output channels")
@@ -153,7 +166,9 @@ class SceneFinetune(SupervisedTraining):
     costs as much as a segmentation run).
     """
 
-    inits: list[Init] = Field(min_length=1)
+    inits: list[str] = Field(
+        min_length=1, description="built-in inits and names of finetune.published"
+    )
     protocols: list[ScanProtocol] = Field(min_length=1)
     finetune_fractions: list[Fraction]
     tile_size: int = Field(ge=8, description="scene tile edge (divides the patch)")
@@ -182,12 +197,47 @@ class RegionTransferConfig(StrictModel):
 
     enabled: bool
     fractions: list[Fraction]
-    inits: list[Init] | None
+    inits: list[str] | None
 
     @field_validator("inits")
     @classmethod
     def _inits(cls, v: list[str] | None) -> list[str] | None:
         return None if v is None else unique_items(v, "inits")
+
+
+class PublishedWeights(StrictModel):
+    """A published (or earlier s2ssl) encoder used as a fine-tuning init by its name.
+
+    ``path`` lies under ``weights/`` (a dependency of the finetune stages, so a changed file
+    re-runs them). The encoder's bands are the checkpoint's (``bands`` names them in its channel
+    order where the file does not); the data must hold them unless ``adapt_bands``, which
+    rebuilds the first convolution for the run's bands (:mod:`s2ssl.models.published`).
+    """
+
+    path: str = Field(description="file or export directory under weights/")
+    format: Literal["auto", "ssl4eo_moco", "seco", "torchgeo", "s2ssl"]
+    bands: list[str] | None = Field(description="the checkpoint's bands in channel order")
+    adapt_bands: bool = Field(description="adapt the first convolution to the run's bands")
+
+    @field_validator("path")
+    @classmethod
+    def _under_weights(cls, v: str) -> str:
+        parts = PurePosixPath(v).parts
+        if PurePosixPath(v).is_absolute() or len(parts) < 2 or parts[0] != PUBLISHED_DIR:
+            raise ValueError(
+                f"must be a relative path under {PUBLISHED_DIR}/ (a DVC dependency of the "
+                f"finetune stages), got {v!r}; copy the file to {PUBLISHED_DIR}/"
+            )
+        if ".." in parts:
+            raise ValueError(f"must not leave {PUBLISHED_DIR}/ ('..' in {v!r})")
+        return v
+
+    @field_validator("bands")
+    @classmethod
+    def _known_bands(cls, v: list[str] | None) -> list[str] | None:
+        if v is not None:
+            resolve_bands(v)
+        return v
 
 
 class FinetuneConfig(StrictModel):
@@ -208,6 +258,7 @@ class FinetuneConfig(StrictModel):
     deterministic: bool
     torch_threads: PositiveInt | None
     eval_batch_size: PositiveInt
+    published: dict[str, PublishedWeights]
     landcover: LandcoverFinetune
     croptype: CroptypeFinetune
     scene: SceneFinetune
@@ -218,6 +269,29 @@ class FinetuneConfig(StrictModel):
             raise ValueError(
                 "scene.crop_size must be null: a scene label belongs to the whole patch"
             )
+        return self
+
+    @model_validator(mode="after")
+    def _known_inits(self) -> FinetuneConfig:
+        for name in self.published:
+            if name in BUILTIN_INITS or not name.isidentifier():
+                raise ValueError(
+                    f"finetune.published name {name!r} must be a Python identifier and not "
+                    f"one of the built-in inits {list(BUILTIN_INITS)}"
+                )
+        known = (*BUILTIN_INITS, *self.published)
+        where = {
+            "landcover.inits": self.landcover.inits,
+            "scene.inits": self.scene.inits,
+            "region_transfer.inits": self.region_transfer.inits or [],
+        }
+        for key, inits in where.items():
+            unknown = [i for i in inits if i not in known]
+            if unknown:
+                raise ValueError(
+                    f"finetune.{key} has unknown init(s) {unknown}: use {list(BUILTIN_INITS)} "
+                    "or a name defined under finetune.published"
+                )
         return self
 
     @field_validator("tasks")

@@ -164,7 +164,25 @@ def _task_table(task: str, arms: Mapping[Arm, ArmResults], task_gains: Sequence[
         "",
         "Training samples: " + ", ".join(f"{s} {f * 100:.6g} %: {n}" for s, f, n in n_train) + ".",
     ]
+    published = _published_inits(arms)
+    if published:
+        out += ["", "Published encoders (compared with random init like ours): " + published + "."]
     return out
+
+
+def _published_inits(arms: Mapping[Arm, ArmResults]) -> str:
+    """``name (source, layout, sha256 prefix)`` of every published init among ``arms``."""
+    seen: dict[str, str] = {}
+    for arm, results in sorted(arms.items()):
+        record = results.records[0]
+        if not record.get("published") or arm.init in seen:
+            continue
+        report = record.get("load_report") or {}
+        layout = report.get("layout", "?")
+        sha = str(record.get("encoder_sha256") or "")[:12]
+        adapted = "; first convolution adapted" if report.get("adapted") else ""
+        seen[arm.init] = f"`{arm.init}` ({record.get('encoder')}, {layout}, sha256 {sha}{adapted})"
+    return ", ".join(seen.values())
 
 
 def _class_rows(task: str, arms: Mapping[Arm, ArmResults]) -> list[tuple[str, object]]:

@@ -250,6 +250,7 @@ def execute_run(
         best_val = float(scores["val"][0][task_spec(spec.task).headline])
         test_metrics, preds = scores["test"]
     wall = time.perf_counter() - started
+    own = spec.init not in RANDOM_INITS and spec.init not in params.finetune.published
     record = {
         **asdict(spec),
         "key": spec.key,
@@ -268,8 +269,10 @@ def execute_run(
         "classes": data.class_set.to_json(),
         "encoder": info.encoder,
         "encoder_sha256": info.encoder_sha256,
-        "pretrain_method": None if spec.init in RANDOM_INITS else spec.init,
-        "encoder_unit": None if spec.init in RANDOM_INITS else encoder_unit(spec),
+        "pretrain_method": spec.init if own else None,
+        "encoder_unit": encoder_unit(spec) if own else None,
+        "published": spec.init in params.finetune.published,
+        "load_report": info.load_report or None,
         "history": history,
         "test": test_metrics,
         "fingerprint": fingerprint,

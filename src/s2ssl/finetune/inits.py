@@ -8,38 +8,59 @@ Transfer rules:
 * crop type (:class:`~s2ssl.models.downstream.TimeSeriesSegmentationNet`): CSCL stage 2 reloads the
   3-D U-Net backbone of stage 1 (similarity head dropped) under a fresh classifier;
 * scenes (:class:`~s2ssl.models.downstream.SceneNet`): a ResNet encoder (the U-Net's encoder for
-  ``dense``) with a fresh linear layer.
+  ``dense``) with a fresh linear layer;
+* a published encoder (a name of ``finetune.published``, :mod:`s2ssl.models.published`) is a
+  ResNet: it initialises the U-Net's encoder (land cover) or the scene encoder. Its bands are the
+  checkpoint's, which the run's data (``params.band_names``) must hold, unless ``adapt_bands``
+  rebuilds the first convolution for the run's bands. Its input standardisation is the
+  published pipeline's written on reflectance (SSL4EO: ``DN / 10000``, mean 0, std 1; SeCo: its
+  quantile stretch + ImageNet normalisation as one affine map); the load report goes into
+  :attr:`InitInfo.load_report` and the run record.
 
 A pre-trained init brings its own bands and input standardisation (the statistics of the
 pre-training data, recorded in the encoder's ``meta.json``); ``random`` uses the task's bands and
-the statistics of the downstream training data. Pre-trained weights are copied bit for bit.
+the statistics of the downstream training data (random init takes ``params.band_names``, or
+B02, B03, B04 for ``bands: rgb``). Pre-trained weights are copied bit for bit.
 """
 
 from __future__ import annotations
 
 import hashlib
+import logging
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from torch import nn
 
-from s2ssl.bands import BAND_NAMES, RGB
-from s2ssl.config import RANDOM_INITS, CroptypeFinetune, LandcoverFinetune, Params, SceneFinetune
+from s2ssl.bands import BAND_PRESETS, missing_bands
+from s2ssl.config import (
+    RANDOM_INITS,
+    CroptypeFinetune,
+    LandcoverFinetune,
+    Params,
+    PublishedWeights,
+    SceneFinetune,
+)
 from s2ssl.finetune.data import TaskData
+from s2ssl.models.adapt import adapt_first_conv
 from s2ssl.models.downstream import (
     DownstreamNet,
     SceneNet,
     SegmentationNet,
     TimeSeriesSegmentationNet,
 )
+from s2ssl.models.published import PublishedEncoder, load_published
 from s2ssl.models.resnet import ResNetEncoder
 from s2ssl.models.saved import encoder_dir, load_encoder
 from s2ssl.models.unet import ResNetUNet
 from s2ssl.models.unet3d import UNet3D
 from s2ssl.taskspec import task_spec
 
-__all__ = ["InitInfo", "encoder_path", "initial_model"]
+__all__ = ["InitInfo", "encoder_path", "initial_model", "published_encoder"]
+
+_LOG = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -55,6 +76,8 @@ class InitInfo:
     transferred: tuple[str, ...] = ()
     """State-dict keys of the downstream network that hold pre-trained weights."""
     encoder_meta: dict[str, Any] = field(default_factory=dict)
+    load_report: dict[str, Any] = field(default_factory=dict)
+    """:meth:`s2ssl.models.published.LoadReport.as_dict` of a published init (else empty)."""
 
 
 def encoder_path(models_dir: str | Path, method: str, unit: str) -> Path:
@@ -63,8 +86,68 @@ def encoder_path(models_dir: str | Path, method: str, unit: str) -> Path:
     return encoder_dir(models_dir, method, unit)
 
 
-def _bands(choice: str) -> tuple[str, ...]:
-    return tuple(RGB) if choice == "rgb" else tuple(BAND_NAMES)
+def _bands(choice: str, params: Params) -> tuple[str, ...]:
+    """Random-init bands: ``all`` = the run's bands (``params.band_names``), ``rgb`` = the
+    ``rgb`` preset; every one must be in the run's data."""
+    bands = tuple(BAND_PRESETS["rgb"]) if choice == "rgb" else tuple(params.band_names)
+    absent = missing_bands(params.band_names, bands)
+    if absent:
+        raise ValueError(
+            f"bands: {choice} needs {list(absent)}, which the data (bands: {params.bands}) "
+            "lacks; set the task's bands to all or add them to the top-level bands"
+        )
+    return bands
+
+
+def published_encoder(
+    name: str, spec: PublishedWeights, params: Params, data: TaskData
+) -> PublishedEncoder:
+    """Load ``finetune.published.<name>`` for a run on ``params.band_names``: refuse a
+    checkpoint whose bands the data lack (naming them) unless ``adapt_bands``, then adapt its
+    first convolution; the load report is printed (stderr) and logged."""
+    loaded = load_published(spec.path, format=spec.format, bands=spec.bands)
+    run_bands = tuple(params.band_names)
+    absent = missing_bands(run_bands, loaded.bands)
+    if absent and not spec.adapt_bands:
+        raise ValueError(
+            f"finetune.published.{name} ({spec.path}) needs bands {list(absent)} that the run's "
+            f"data (bands: {list(run_bands)}) lacks; add them to the top-level bands or set "
+            f"finetune.published.{name}.adapt_bands: true"
+        )
+    if spec.adapt_bands and tuple(loaded.bands) != run_bands:
+        stats = data.norm_stats
+        fill_mean = dict(zip(stats.bands, stats.mean, strict=True))
+        fill_std = dict(zip(stats.bands, stats.std, strict=True))
+        loaded = adapt_first_conv(loaded, run_bands, fill_mean, fill_std)
+    summary = f"finetune.published.{name}: {loaded.report.summary()}"
+    print(summary, file=sys.stderr)
+    _LOG.info(summary)
+    return loaded
+
+
+def _from_published(
+    task: str, init: str, params: Params, data: TaskData
+) -> tuple[DownstreamNet, InitInfo]:
+    cfg = params.finetune.task_config(task)
+    spec = params.finetune.published[init]
+    loaded = published_encoder(init, spec, params, data)
+    encoder, bands = loaded.encoder, loaded.bands
+    mean, std = list(loaded.mean), list(loaded.std)
+    if task == "landcover" and isinstance(cfg, LandcoverFinetune):
+        unet = ResNetUNet(encoder.depth, encoder.in_channels, cfg.feature_dim)
+        unet.encoder.load_state_dict(encoder.state_dict(), strict=True)
+        model: DownstreamNet = SegmentationNet(unet.train(), bands, data.classes, mean, std)
+        transferred = _prefixed("backbone.encoder", encoder)
+    elif task_spec(task).is_scene_level:
+        model = SceneNet(encoder.train(), bands, data.classes, mean, std)
+        transferred = _prefixed("encoder", encoder)
+    else:
+        raise ValueError(
+            f"the published init {init!r} is a 2-D ResNet; it cannot initialise {task}"
+        )
+    report = loaded.report
+    info = InitInfo(init, bands, report.source, report.sha256, transferred, {}, report.as_dict())
+    return model, info
 
 
 def _standardisation(meta: dict[str, Any], path: Path) -> tuple[list[float], list[float]]:
@@ -106,7 +189,8 @@ def initial_model(
     unit: str = "r0",
 ) -> tuple[DownstreamNet, InitInfo]:
     """The untrained downstream network of ``task`` initialised as ``init`` says (``random`` and
-    ``random_b``: random weights; else the encoder of pre-training run ``unit``).
+    ``random_b``: random weights; a name of ``finetune.published``: that published encoder;
+    else the encoder of pre-training run ``unit``).
 
     Raises:
         ValueError: an encoder that is missing or cannot initialise ``task`` (wrong kind, number
@@ -118,11 +202,13 @@ def initial_model(
     if task == "croptype":
         if not isinstance(cfg, CroptypeFinetune):  # pragma: no cover - task_config guarantees
             raise TypeError("croptype needs a CroptypeFinetune config")
-        return _croptype(init, cfg, data, models, unit)
+        return _croptype(init, cfg, params, data, models, unit)
+    if init in params.finetune.published:
+        return _from_published(task, init, params, data)
     if init in RANDOM_INITS:
         if not isinstance(cfg, LandcoverFinetune | SceneFinetune):  # pragma: no cover
             raise TypeError(f"{task} needs a LandcoverFinetune / SceneFinetune config")
-        bands = _bands(cfg.bands)
+        bands = _bands(cfg.bands, params)
         stats = data.norm_stats.select(bands)
         mean, std = list(stats.mean), list(stats.std)
         if task == "landcover" and isinstance(cfg, LandcoverFinetune):
@@ -167,9 +253,9 @@ def initial_model(
 
 
 def _croptype(
-    init: str, cfg: CroptypeFinetune, data: TaskData, models: Path, unit: str
+    init: str, cfg: CroptypeFinetune, params: Params, data: TaskData, models: Path, unit: str
 ) -> tuple[DownstreamNet, InitInfo]:
-    bands = tuple(BAND_NAMES)
+    bands = tuple(params.band_names)
     timesteps = int(data.train.image.shape[1])
     if init in RANDOM_INITS:
         backbone = UNet3D(len(bands) + 1, timesteps, cfg.embedding_dim, cfg.features)

@@ -178,7 +178,10 @@ def run_finetune(
 
     fingerprints = {
         spec.key: run_fingerprint(
-            params, spec, data[spec.setting].manifest, encoder_sha256(models_dir, spec)
+            params,
+            spec,
+            data[spec.setting].manifest,
+            encoder_sha256(models_dir, spec, params.finetune.published),
         )
         for spec in runs
     }

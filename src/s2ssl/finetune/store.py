@@ -67,21 +67,35 @@ def run_fingerprint(
         "data": manifest.get("raw_fingerprint") or manifest,
         "encoder_sha256": encoder_sha,
     }
+    if spec.init in ft.published:
+        record["published"] = ft.published[spec.init].model_dump(mode="json")
+        record["bands"] = list(params.band_names)
     return fingerprint_of(record)
 
 
-def encoder_sha256(models_dir: Path, spec: RunSpec) -> str | None:
-    """SHA-256 of the exported encoder weights that initialise ``spec`` (``None`` for random
-    init, ``"missing"`` when not exported): part of a run's fingerprint."""
+def encoder_sha256(
+    models_dir: Path, spec: RunSpec, published: Mapping[str, Any] | None = None
+) -> str | None:
+    """SHA-256 of the weights that initialise ``spec`` (``None`` for random init,
+    ``"missing"`` when not there): the exported encoder, or for a name of ``published``
+    (``finetune.published``) its file (a directory: its files in name order). Part of a run's
+    fingerprint."""
     if spec.init in RANDOM_INITS:
         return None
-    weights = encoder_dir(models_dir, spec.init, encoder_unit(spec)) / WEIGHTS_FILE
-    if not weights.is_file():
-        return "missing"
+    if published and spec.init in published:
+        source = Path(published[spec.init].path)
+        files = sorted(p for p in source.rglob("*") if p.is_file()) if source.is_dir() else [source]
+        if not files or not all(f.is_file() for f in files):
+            return "missing"
+    else:
+        files = [encoder_dir(models_dir, spec.init, encoder_unit(spec)) / WEIGHTS_FILE]
+        if not files[0].is_file():
+            return "missing"
     digest = hashlib.sha256()
-    with weights.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
+    for path in files:
+        with path.open("rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                digest.update(block)
     return digest.hexdigest()
 
 

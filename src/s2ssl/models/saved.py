@@ -18,6 +18,7 @@ import torch
 
 from s2ssl.io import atomic_dir
 from s2ssl.models.factory import build_encoder
+from s2ssl.models.interchange import write_interchange
 
 __all__ = [
     "ENCODERS_DIR",
@@ -93,11 +94,22 @@ def load_saved(
     return module.eval(), meta
 
 
-def write_saved(target: str | Path, weights: Mapping[str, Any], meta: Mapping[str, Any]) -> None:
+def write_saved(
+    target: str | Path,
+    weights: Mapping[str, Any],
+    meta: Mapping[str, Any],
+    *,
+    interchange: bool = False,
+) -> None:
     """Write ``<target>/weights.pt`` (``weights``) and ``meta.json`` (``meta``, sorted keys)
-    atomically: the directory appears whole or not at all."""
+    atomically: the directory appears whole or not at all.
+
+    ``interchange``: also write ``model.safetensors`` + ``config.json`` under timm / torchvision
+    names (:func:`s2ssl.models.interchange.write_interchange`; exported encoders)."""
     with atomic_dir(target) as tmp:
         torch.save(weights, tmp / WEIGHTS_FILE)
         (tmp / META_FILE).write_text(
             json.dumps(meta, indent=2, sort_keys=True) + "\n", encoding="utf-8"
         )
+        if interchange:
+            write_interchange(tmp, weights, meta)

@@ -16,8 +16,10 @@ inside one MLflow run (experiment ``pretrain``, run name ``<method>/<unit>``):
    patches, so choosing a checkpoint with it would leak labels into pre-training. The exported
    encoder is the last epoch's, a choice made without labels;
 4. the encoder is exported as a plain ``state_dict`` (``<out>/<method>/encoders/<unit>/
-   weights.pt``) with ``meta.json`` (architecture, bands, normalisation, probe results), written
-   atomically and logged to MLflow; :func:`s2ssl.models.saved.load_encoder` rebuilds it;
+   weights.pt``) with ``meta.json`` (architecture, bands, normalisation, probe results), and as
+   ``model.safetensors`` + ``config.json`` under timm / torchvision names
+   (:mod:`s2ssl.models.interchange`), written atomically and logged to MLflow;
+   :func:`s2ssl.models.saved.load_encoder` rebuilds it;
 5. the unit's metrics and per-epoch history go to ``<checkpoints>/<unit>/result.json``, which
    the stage (:mod:`s2ssl.ssl.stage`) aggregates into the reports.
 
@@ -44,6 +46,7 @@ from lightning.pytorch.callbacks import Checkpoint, RichProgressBar
 
 from s2ssl.config import PRETRAIN_METHODS, Params, PretrainConfig
 from s2ssl.io import write_json_atomic
+from s2ssl.models.interchange import SAFETENSORS_FILE
 from s2ssl.models.saved import ENCODER_DIR, META_FILE, WEIGHTS_FILE, encoder_dir, write_saved
 from s2ssl.ssl.curves import loss_plateau
 from s2ssl.ssl.datamodule import PretrainDataModule
@@ -146,11 +149,13 @@ def _prepare_checkpoints(ckpt_dir: Path, fingerprint: str, *, write: bool) -> Pa
 def _finished_result(
     ckpt_dir: Path, encoder: Path, fingerprint: str
 ) -> tuple[dict[str, float], list[dict[str, float]]] | None:
-    """``(metrics, history)`` of a finished unit of ``fingerprint`` whose encoder exists."""
+    """``(metrics, history)`` of a finished unit of ``fingerprint`` whose encoder exists in both
+    formats (``weights.pt`` and ``model.safetensors``)."""
     state = ckpt_dir / RUN_STATE_FILE
     result = ckpt_dir / RESULT_FILE
-    if not (state.is_file() and result.is_file() and (encoder / WEIGHTS_FILE).is_file()):
-        return None
+    exported = all((encoder / name).is_file() for name in (WEIGHTS_FILE, SAFETENSORS_FILE))
+    if not (state.is_file() and result.is_file() and exported):
+        return None  # an encoder exported before model.safetensors existed is exported again
     try:
         finished = json.loads(state.read_text(encoding="utf-8"))
         record = json.loads(result.read_text(encoding="utf-8"))
@@ -176,7 +181,8 @@ def _loadable(path: Path) -> bool:
 def export_encoder(
     task: Any, target: str | Path, extra_meta: Mapping[str, Any] | None = None
 ) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Write ``task``'s encoder as ``<target>/weights.pt`` (plain state_dict) + ``meta.json``.
+    """Write ``task``'s encoder as ``<target>/weights.pt`` (plain state_dict) + ``meta.json``,
+    and ``model.safetensors`` + ``config.json`` (timm / torchvision names).
 
     ``meta.json`` holds the method, the architecture (what
     :func:`~s2ssl.models.factory.build_encoder` needs), the
@@ -195,7 +201,7 @@ def export_encoder(
         "(torch.load(weights_only=True))",
         **dict(extra_meta or {}),
     }
-    write_saved(target, weights, meta)
+    write_saved(target, weights, meta, interchange=True)
     return weights, meta
 
 
@@ -441,6 +447,9 @@ def train_unit(
                 "seed": unit.seed,
                 "config": method_cfg.model_dump(mode="json"),
                 "mlflow_run_id": run.run_id,
+                "data_fingerprint": {
+                    name: m.get("raw_fingerprint") for name, m in sorted(dm.manifests.items())
+                },
             }
             weights, meta = export_encoder(task, target, meta)
             log_state_dict(weights, ENCODER_DIR, WEIGHTS_FILE, extra_files={META_FILE: meta})
