@@ -10,7 +10,6 @@ from types import SimpleNamespace
 import pytest
 import torch
 from safetensors.torch import load_file
-from weightkit import reference_shapes
 
 import s2ssl
 from s2ssl.models.interchange import (
@@ -26,6 +25,7 @@ from s2ssl.models.saved import write_saved
 from s2ssl.models.unet import ResNetUNet
 from s2ssl.models.unet3d import UNet3D
 from s2ssl.ssl.pretrain import export_encoder
+from weightkit import reference_shapes
 
 RGB = ["B02", "B03", "B04"]
 

@@ -8,7 +8,6 @@ from pathlib import Path
 
 import pytest
 import torch
-from weightkit import seco_checkpoint, ssl4eo_checkpoint, torchvision_state
 
 from s2ssl.models.adapt import adapt_first_conv
 from s2ssl.models.published import (
@@ -18,6 +17,7 @@ from s2ssl.models.published import (
 )
 from s2ssl.models.resnet import ResNetEncoder
 from s2ssl.models.saved import write_saved
+from weightkit import seco_checkpoint, ssl4eo_checkpoint, torchvision_state
 
 
 def _same(encoder: ResNetEncoder, backbone: dict[str, torch.Tensor], skip: str = "") -> None:

@@ -136,10 +136,10 @@ def _from_published(
     if task == "landcover" and isinstance(cfg, LandcoverFinetune):
         unet = ResNetUNet(encoder.depth, encoder.in_channels, cfg.feature_dim)
         unet.encoder.load_state_dict(encoder.state_dict(), strict=True)
-        model: DownstreamNet = SegmentationNet(unet.train(), bands, data.classes, mean, std)
+        model: DownstreamNet = SegmentationNet(unet.train(), bands, data.class_set, mean, std)
         transferred = _prefixed("backbone.encoder", encoder)
     elif task_spec(task).is_scene_level:
-        model = SceneNet(encoder.train(), bands, data.classes, mean, std)
+        model = SceneNet(encoder.train(), bands, data.class_set, mean, std)
         transferred = _prefixed("encoder", encoder)
     else:
         raise ValueError(
