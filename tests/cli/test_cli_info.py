@@ -72,7 +72,7 @@ def test_info_landcover(tiny_raw: Path) -> None:
         assert region in out
     assert "16 samples" in out
     assert "uint16" in out
-    assert "1 × 13 × 64 × 64" in out
+    assert "1 × 12 × 64 × 64" in out  # the l2a preset: 12 bands
     assert "acquisitions: 16 from 20" in flat(out)
 
 

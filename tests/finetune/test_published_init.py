@@ -13,7 +13,7 @@ import torch
 from pydantic import ValidationError
 
 from s2ssl.bands import BAND_NAMES
-from s2ssl.classes import LANDCOVER_CLASSES
+from s2ssl.classes import ClassSet
 from s2ssl.config import Params, load_params
 from s2ssl.data.stats import NormStats
 from s2ssl.finetune.data import TaskData, TaskSplit
@@ -23,6 +23,7 @@ from s2ssl.finetune.plan import RunSpec
 from s2ssl.finetune.store import encoder_sha256, run_fingerprint
 from s2ssl.models.downstream import SceneNet, SegmentationNet
 from s2ssl.models.published import SECO_STANDARDISATION
+from s2ssl.synthetic_vocabulary import LANDCOVER_CLASSES
 from testkit import REPO_PARAMS
 from weightkit import seco_checkpoint, ssl4eo_checkpoint
 
@@ -50,6 +51,7 @@ def _data() -> TaskData:
         label=torch.randint(0, len(LANDCOVER_CLASSES), (4, 32, 32)),
         ids=tuple(f"s{i}" for i in range(4)),
         strata=np.zeros(4, np.int64),
+        bands=tuple(BAND_NAMES),
     )
     stats = NormStats(
         bands=tuple(BAND_NAMES),
@@ -60,9 +62,8 @@ def _data() -> TaskData:
         high=(0.5,) * N,
         n_pixels=100,
     )
-    return TaskData(
-        "landcover", "in_domain", LANDCOVER_CLASSES, split, split, split, stats, {}, Path("x")
-    )
+    classes = ClassSet.from_names(LANDCOVER_CLASSES)
+    return TaskData("landcover", "in_domain", classes, split, split, split, stats, {}, Path("x"))
 
 
 @pytest.fixture

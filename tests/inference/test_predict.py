@@ -12,6 +12,7 @@ import torch
 from affine import Affine
 
 from s2ssl.bands import MASK_CLOUD
+from s2ssl.classes import ClassSet
 from s2ssl.inference.maps import NODATA_CLASS, read_class_names
 from s2ssl.inference.predict import predict_raster, predict_rasters
 from s2ssl.inference.segmenter import TorchSegmenter
@@ -178,14 +179,16 @@ def test_real_eolearn_patch_gives_a_valid_cog(tmp_path: Path, geotiff) -> None:
     )
     classes = ("water", "forest", "grassland", "cropland", "artificial", "bare", "wetland")
     unet = ResNetUNet(depth=18, in_channels=13, out_channels=len(classes))
-    seg = TorchSegmenter(unet, bands, classes, tile_size=64)
+    colours = ("#1f78b4", "#1b5e20", "#9ccc65", "#f0c419", "#d32f2f", "#bcaaa4", "#4db6ac")
+    class_set = ClassSet.from_names(classes, colours)
+    seg = TorchSegmenter(unet, bands, classes, tile_size=64, class_set=class_set)
     res = predict_raster(seg, src, tmp_path / "out", cloud_mask=mask, probabilities=True)
     with rasterio.open(res.classes_path) as ds:
         assert ds.driver == "GTiff" and ds.tags(ns="IMAGE_STRUCTURE")["LAYOUT"] == "COG"
         assert ds.crs.to_epsg() == 32633 and ds.transform.almost_equals(transform)
         assert (ds.height, ds.width) == (101, 100)
         out = ds.read(1)
-        assert ds.colormap(1)[1][:3] == (0x1B, 0x5E, 0x20)  # forest green
+        assert ds.colormap(1)[1][:3] == (0x1B, 0x5E, 0x20)  # the declared forest colour
     assert read_class_names(res.classes_path) == classes
     assert set(np.unique(out)) <= set(range(len(classes))) | {NODATA_CLASS}
     assert res.areas["nodata_pixels"] == int((clm[k] == 1).sum())
