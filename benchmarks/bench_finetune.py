@@ -55,32 +55,38 @@ def _shapes(task: str, params: Any) -> tuple[int, int]:
     return 1, fetch.landcover.patch_size
 
 
-def _split(task: str, n: int, dates: int, size: int, seed: int) -> Any:
-    from s2ssl.bands import N_BANDS
+def _classes(task: str) -> Any:
+    from s2ssl.synthetic_vocabulary import SYNTHETIC_CLASS_SETS
+    from s2ssl.taskspec import task_spec
+
+    return SYNTHETIC_CLASS_SETS[task_spec(task).labels]
+
+
+def _split(task: str, n: int, dates: int, size: int, seed: int, bands: tuple[str, ...]) -> Any:
     from s2ssl.finetune.data import TaskSplit
     from s2ssl.taskspec import task_spec
 
     g = torch.Generator().manual_seed(seed)
-    image = torch.randint(1, 5000, (n, dates, N_BANDS, size, size), generator=g).to(torch.int16)
-    k = len(task_spec(task).classes)
+    image = torch.randint(1, 5000, (n, dates, len(bands), size, size), generator=g)
+    image = image.to(torch.int16)
+    k = len(_classes(task))
     shape = (n,) if task_spec(task).is_scene_level else (n, size, size)
     label = torch.randint(0, k, shape, generator=g)
     doy = torch.sort(torch.randint(1, 366, (n, dates), generator=g), dim=1).values
-    return TaskSplit(image, doy, label, tuple(f"s{i}" for i in range(n)), np.zeros(n, np.int64))
+    ids = tuple(f"s{i}" for i in range(n))
+    return TaskSplit(image, doy, label, ids, np.zeros(n, np.int64), bands)
 
 
 def _model(task: str, params: Any, split: Any) -> Any:
-    from s2ssl.bands import BAND_NAMES
     from s2ssl.data.stats import NormStats
     from s2ssl.finetune.data import TaskData
     from s2ssl.finetune.inits import initial_model
-    from s2ssl.taskspec import task_spec
 
-    bands = tuple(BAND_NAMES)
+    bands = split.bands
     n = len(bands)
     stats = NormStats(bands, (0.2,) * n, (0.1,) * n, (0.02, 0.98), (0.0,) * n, (0.5,) * n, 1)
     data = TaskData(
-        task=task, setting="in_domain", classes=tuple(task_spec(task).classes), train=split,
+        task=task, setting="in_domain", class_set=_classes(task), train=split,
         val=split, test=split, norm_stats=stats, manifest={}, dataset_path=Path("."),
     )  # fmt: skip
     model, _ = initial_model(task, "random", params, data, REPO_ROOT / "models" / "pretrain")
@@ -98,7 +104,6 @@ def _median_step(fn: Any, steps: int, warmup: int) -> tuple[float, list[float]]:
 
 
 def bench_task(task: str, args: argparse.Namespace, params: Any) -> dict[str, Any]:
-    from s2ssl.bands import BAND_NAMES
     from s2ssl.finetune.train import FinetuneTask, fit, flip_rot90
 
     cfg = params.finetune.task_config(task)
@@ -110,9 +115,9 @@ def bench_task(task: str, args: argparse.Namespace, params: Any) -> dict[str, An
     cfg = cfg.model_copy(update=update)
     dates, size = _shapes(task, params)
     torch.manual_seed(0)
-    split = _split(task, max(cfg.batch_size, 8), dates, size, seed=0)
+    split = _split(task, max(cfg.batch_size, 8), dates, size, seed=0, bands=params.band_names)
     model = _model(task, params, split)
-    bands = [BAND_NAMES.index(b) for b in model.bands]
+    bands = split.band_indices(model.bands)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr)
     batch = {"image": split.image[: cfg.batch_size], "doy": split.doy[: cfg.batch_size],
              "label": split.label[: cfg.batch_size]}  # fmt: skip
@@ -148,8 +153,8 @@ def bench_task(task: str, args: argparse.Namespace, params: Any) -> dict[str, An
     task_s, task_range = _median_step(task_step, args.steps, args.warmup)
     log(f"{task}: fit ({args.fit_steps} steps)")
     fit_cfg = cfg.model_copy(update={"steps": args.fit_steps, "val_every": args.fit_steps // 2})
-    train = _split(task, max(4 * cfg.batch_size, 16), dates, size, seed=2)
-    val = _split(task, args.val_size, dates, size, seed=3)
+    train = _split(task, max(4 * cfg.batch_size, 16), dates, size, seed=2, bands=params.band_names)
+    val = _split(task, args.val_size, dates, size, seed=3, bands=params.band_names)
     fit_model = _model(task, params, train)
     started = time.perf_counter()
     fit(fit_model, train, val, fit_cfg, seed=0, trainer_kwargs={"accelerator": "cpu"})

@@ -34,10 +34,10 @@ import torch
 from affine import Affine
 
 from s2ssl.bands import BAND_NAMES
-from s2ssl.classes import LANDCOVER_CLASSES
 from s2ssl.inference.predict import predict_raster
 from s2ssl.inference.segmenter import TorchSegmenter
 from s2ssl.models.unet import ResNetUNet
+from s2ssl.synthetic_vocabulary import LANDCOVER_CLASSES
 
 
 def log(message: str) -> None:

@@ -127,8 +127,8 @@ def build_method_step(
 
     cfg = params.pretrain
     mcfg = cfg.method_config(method)
-    data = method_data(method, mcfg)
-    bands = data.bands
+    data = method_data(method, mcfg, params.band_names)
+    bands = data.bands or params.band_names
     stats = NormStats(
         bands, (0.2,) * len(bands), (0.1,) * len(bands), (0.02, 0.98), (0.0,) * len(bands),
         (0.5,) * len(bands), 1,

@@ -26,7 +26,7 @@ def test_bench_finetune_prints_consistent_json() -> None:
     report = json.loads(done.stdout)
     assert report["benchmark"] == "finetune" and set(report["tasks"]) == {"landcover", "scene"}
     landcover = report["tasks"]["landcover"]
-    assert landcover["input"] == [1, 13, 32, 32] and landcover["eval_size"][-1] == 64
+    assert landcover["input"] == [1, 12, 32, 32] and landcover["eval_size"][-1] == 64
     for r in report["tasks"].values():
         assert r["batch_size"] == 2
         for key in ("model_step_s", "task_step_s"):

@@ -76,8 +76,8 @@ def test_cpu_fallback_prints_and_keeps_consistent_json(tmp_path: Path) -> None:
         # the stage's channels-last rule: 2-D nets yes (pretrain.channels_last: true), 3-D U-Net no
         assert r["channels_last"] is (name != "cscl")
     # the shapes of params.yaml's synthetic world: 5 dates of 64 px, CSCL 16 dates of 32 px
-    assert report["methods"]["seco"]["input"] == [5, 13, 64, 64]
-    assert report["methods"]["cscl"]["input"] == [16, 13, 32, 32]
+    assert report["methods"]["seco"]["input"] == [5, 12, 64, 64]
+    assert report["methods"]["cscl"]["input"] == [16, 12, 32, 32]
     assert report["ddp"] == {"skipped": "no GPU (CPU fallback)"}
 
     pred = report["predict"]
