@@ -170,3 +170,24 @@ def test_a_published_run_records_its_load_report(weights: Path, tmp_path: Path) 
     assert record["bands"] == ["B02", "B03", "B04"]
     assert record["load_report"]["layout"] == "seco"
     assert record["encoder_sha256"] == encoder_sha256(tmp_path, spec, params.finetune.published)
+
+
+def test_a_fabricated_ssl4eo_checkpoint_fine_tunes_as_an_init(
+    weights: Path, tmp_path: Path
+) -> None:
+    checkpoint, backbone = ssl4eo_checkpoint(18, 13)
+    torch.save(checkpoint, weights / "ssl4eo.pth")
+    params = _params(
+        {"ssl4eo": _entry("weights/ssl4eo.pth", adapt_bands=True)},
+        **{"finetune.landcover.steps": 2, "finetune.landcover.val_every": 1},
+    )
+    spec = RunSpec("landcover", "in_domain", "ssl4eo", "finetune", 1.0, 0)
+    run = execute_run(params, spec, _data(), tmp_path, "f" * 64, {})
+    record = run.record
+    assert record["load_report"]["layout"] == "ssl4eo_moco"
+    assert record["load_report"]["adapted"]["dropped"] == ["B10"]
+    assert record["bands"] == list(params.band_names)
+    assert 0.0 <= record["test"]["miou"] <= 1.0
+    # two optimiser steps moved the transferred encoder away from the checkpoint
+    trained = run.model.backbone.encoder.layer4[1].conv2.weight.detach()
+    assert not torch.equal(trained, backbone["layer4.1.conv2.weight"])
