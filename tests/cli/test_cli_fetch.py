@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 from clikit import PNG_MAGIC, REGIONS, flat, invoke, write_yaml
 
+from s2ssl.bands import L2A_BAND_NAMES
 from s2ssl.data.store import open_dataset
 
 
@@ -25,7 +26,9 @@ def test_fetch_tiny(tmp_path: Path, tiny_params: Path) -> None:
         assert len(ds) == n, name
         assert ds.n_shards == -(-n // 3)  # shard_size 3
         assert sorted(ds.index["region"].unique()) == sorted(REGIONS)
-    assert open_dataset(out / "unlabelled").specs["image"].shape == (5, 13, 64, 64)
+    unlabelled = open_dataset(out / "unlabelled")
+    assert unlabelled.specs["image"].shape == (5, 12, 64, 64)
+    assert unlabelled.bands == L2A_BAND_NAMES  # the default preset, l2a
     assert open_dataset(out / "croptype").specs["croptype"].shape == (32, 32)
 
     for png in ("seasons.png", "landcover.png", "croptype.png", "ndvi_curves.png"):

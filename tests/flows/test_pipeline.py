@@ -101,6 +101,7 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     shutil.copytree(
         REPO_ROOT / "src", project / "src", ignore=shutil.ignore_patterns("__pycache__")
     )
+    shutil.copytree(REPO_ROOT / "weights", project / "weights")  # published encoders (a dep)
     raw = yaml.safe_load(write_tiny_params(project / "params.yaml").read_text(encoding="utf-8"))
     raw["tune"].update(TUNE)
     raw["calibrate"]["pixel_classifier"].update(CALIBRATE_CLASSIFIER)

@@ -163,7 +163,7 @@ def test_export_and_load_encoder_round_trip(
     assert set(weights) == set(module.state_dict())
     reference = task.encoder_module().eval()
     if kind == "unet3d":
-        x = torch.rand(2, dm.num_dates, 14, 8, 8)
+        x = torch.rand(2, dm.num_dates, len(dm.bands) + 1, 8, 8)  # bands + day of year
     else:
         x = torch.randn(2, len(dm.bands), 32, 32)
     with torch.no_grad():
