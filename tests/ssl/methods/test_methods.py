@@ -168,7 +168,10 @@ def test_bf16_mixed_precision_trains_on_cpu(method: str, tiny_validated: Path) -
     loss, loss_bf16 = losses
     assert loss_bf16.dtype == torch.float32  # the softmax / similarity is upcast
     assert loss_bf16 != loss  # autocast really ran in bf16
-    assert float(loss_bf16) == pytest.approx(float(loss), rel=0.05, abs=0.01)  # 0.01 nats
+    # dense: InfoNCE at T = 0.1 on pixel embeddings of a whole U-Net in bf16; measured over six
+    # seeds: 0.6-3.1 % off with 13 bands, 0.9-5.6 % with the 12 l2a bands (seed 0: 5.6 %)
+    rel = 0.08 if method == "dense" else 0.05
+    assert float(loss_bf16) == pytest.approx(float(loss), rel=rel, abs=0.01)  # 0.01 nats
 
     dm, task = setup(method, tiny_validated)
     trainer(1, precision="bf16-mixed", limit_train_batches=2).fit(task, datamodule=dm)
@@ -330,7 +333,7 @@ def small_world(tmp_path_factory: pytest.TempPathFactory) -> Path:
             ):
                 writer.append(chunk.arrays, chunk.rows)
         store = open_dataset(root / "raw" / name)
-        stats = stats_from_histograms(band_histograms(store), BAND_NAMES, (0.02, 0.98))
+        stats = stats_from_histograms(band_histograms(store), store.bands, (0.02, 0.98))
         empty = pd.DataFrame({"position": [], "sample_id": [], "split": [], "reasons": []})
         write_validated(
             root / "validated" / name,
