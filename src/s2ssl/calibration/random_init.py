@@ -87,14 +87,16 @@ def code_digest() -> str:
 
 def run_fingerprint(params: Params, spec: RunSpec, data: TaskData, zero_shot: bool) -> str:
     """SHA-256 of everything a run's record depends on: its spec, the params the fine-tune
-    reads (``seed``, ``holdout_region``, ``finetune.<task>`` without its ``inits`` and the
-    shared ``finetune`` keys), the data, whether it carries the zero-shot score, the code."""
+    reads (``seed``, ``bands``, ``holdout_region``, ``finetune.<task>`` without its ``inits``
+    and the shared ``finetune`` keys), the data, whether it carries the zero-shot score, the
+    code."""
     ft = params.finetune
     task_config = ft.task_config(spec.task).model_dump(mode="json")
     task_config.pop("inits", None)  # calibration always trains random init
     record = {
         "spec": asdict(spec),
         "seed": params.seed,
+        "bands": list(params.band_names),
         "holdout_region": params.holdout_region,
         "task_config": task_config,
         "min_train_samples": ft.min_train_samples,

@@ -250,7 +250,8 @@ def execute_run(
         best_val = float(scores["val"][0][task_spec(spec.task).headline])
         test_metrics, preds = scores["test"]
     wall = time.perf_counter() - started
-    own = spec.init not in RANDOM_INITS and spec.init not in params.finetune.published
+    published = spec.init not in RANDOM_INITS and spec.init in params.finetune.published
+    own = spec.init not in RANDOM_INITS and not published
     record = {
         **asdict(spec),
         "key": spec.key,
@@ -271,7 +272,7 @@ def execute_run(
         "encoder_sha256": info.encoder_sha256,
         "pretrain_method": spec.init if own else None,
         "encoder_unit": encoder_unit(spec) if own else None,
-        "published": spec.init in params.finetune.published,
+        "published": published,
         "load_report": info.load_report or None,
         "history": history,
         "test": test_metrics,

@@ -203,7 +203,7 @@ def initial_model(
         if not isinstance(cfg, CroptypeFinetune):  # pragma: no cover - task_config guarantees
             raise TypeError("croptype needs a CroptypeFinetune config")
         return _croptype(init, cfg, params, data, models, unit)
-    if init in params.finetune.published:
+    if init not in RANDOM_INITS and init in params.finetune.published:
         return _from_published(task, init, params, data)
     if init in RANDOM_INITS:
         if not isinstance(cfg, LandcoverFinetune | SceneFinetune):  # pragma: no cover

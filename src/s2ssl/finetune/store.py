@@ -66,10 +66,10 @@ def run_fingerprint(
         "deterministic": ft.deterministic,
         "data": manifest.get("raw_fingerprint") or manifest,
         "encoder_sha256": encoder_sha,
+        "bands": list(params.band_names),
     }
-    if spec.init in ft.published:
+    if spec.init not in RANDOM_INITS and spec.init in ft.published:
         record["published"] = ft.published[spec.init].model_dump(mode="json")
-        record["bands"] = list(params.band_names)
     return fingerprint_of(record)
 
 

@@ -65,6 +65,7 @@ def study_fingerprint(params: Params, data_hash: str, encoder_sha: str | None) -
         "include_current": cfg.include_current,
         "pruner": cfg.pruner.model_dump(mode="json"),
         "seed": params.seed,
+        "bands": list(params.band_names),
         "holdout_region": params.holdout_region,
         "task_config": task_cfg,
         "min_train_samples": ft.min_train_samples,
