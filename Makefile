@@ -36,7 +36,7 @@ run: setup  ## run the whole pipeline (dvc repro) on the embedded synthetic worl
 	@echo "  quicklooks    reports/fetch/*.png"
 	@echo "  validated     data/validated/*  (quarantine: reports/validate/quarantine.csv)"
 	@echo "  data docs     reports/validate/datadocs/index.html        (open in a browser)"
-	@echo "  encoders      models/pretrain/<method>/encoder             (reports/pretrain/<method>/metrics.json)"
+	@echo "  encoders      models/pretrain/<method>/encoders/<unit>     (model.safetensors + config.json; reports/pretrain/<method>/metrics.json)"
 	@echo "  fine-tuned    models/finetune/<task>/model                 (per-run results: reports/finetune/<task>/runs)"
 	@echo "  evaluation    reports/evaluate/report.md                   (figures/, metrics.json; dvc plots show)"
 	@echo "  registry      s2ssl models                                 (MLflow: mlruns/mlflow.db; reports/promote/decisions.json)"
