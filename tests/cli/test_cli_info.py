@@ -74,6 +74,8 @@ def test_info_landcover(tiny_raw: Path) -> None:
     assert "uint16" in out
     assert "1 × 12 × 64 × 64" in out  # the l2a preset: 12 bands
     assert "acquisitions: 16 from 20" in flat(out)
+    assert "bands (12): B01, B02, B03, B04, B05, B06, B07, B08, B8A, B09, B11, B12" in flat(out)
+    assert "landcover classes (7, raster value=name): 0=water, 1=forest, 2=grassland" in flat(out)
 
 
 def test_info_unlabelled_counts_dates(tiny_raw: Path) -> None:

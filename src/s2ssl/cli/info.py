@@ -16,7 +16,8 @@ from s2ssl.cli.common import ParamsOpt, fail, load_or_exit
 def info(
     path: Annotated[Path, typer.Argument(help="A dataset directory, e.g. data/raw/landcover.")],
 ) -> None:
-    """Describe a dataset in the store: arrays, sample counts per split and region, dates."""
+    """Describe a dataset in the store: arrays, sample counts per split and region, dates, the
+    bands it holds and the classes of each label array."""
     from s2ssl.data.store import StoreError, open_dataset
 
     try:
@@ -43,6 +44,20 @@ def info(
     if "dates" in idx.columns:
         dates = sorted(d for ds_dates in idx["dates"] for d in ds_dates)
         console.print(f"acquisitions: {len(dates)} from {dates[0]} to {dates[-1]}")
+    try:
+        console.print(f"bands ({len(ds.bands)}): {', '.join(ds.bands)}")
+    except StoreError as e:
+        console.print(f"bands: unknown ({escape(str(e))})")
+    for label in ds.specs:
+        if label in ("image", "mask"):
+            continue
+        try:
+            classes = ds.classes(label)
+        except StoreError:
+            continue
+        names = ", ".join(f"{c.value}={c.name}" for c in classes.classes)
+        ignored = f"; no label: {list(classes.ignored_values)}" if classes.ignored_values else ""
+        console.print(f"{label} classes ({len(classes)}, raster value=name): {names}{ignored}")
 
 
 def check_params(params: ParamsOpt = Path("params.yaml")) -> None:
