@@ -1,0 +1,42 @@
+"""Published Sentinel-2 benchmarks read from their own download layouts (EuroSAT, PASTIS,
+BigEarthNet v2).
+
+Pure readers, not yet a ``fetch.source``: each module enumerates the samples of a download
+(:class:`~s2ssl.data.sources.benchmark.common.Inventory`: the complete samples and what a
+partial download lacks) and reads one sample as ``uint16`` DN in Sentinel-2 band order with its
+band names, labels and split. A file that does not fit the published layout raises
+``ValueError`` naming the file and what was expected. See ``docs/benchmarks.md``.
+"""
+
+from s2ssl.data.sources.benchmark.common import Incomplete, Inventory
+from s2ssl.data.sources.benchmark.eurosat import (
+    EUROSAT_CLASSES,
+    EUROSAT_FILE_BANDS,
+    EuroSATSample,
+    list_eurosat,
+    read_eurosat,
+)
+from s2ssl.data.sources.benchmark.pastis import (
+    PASTIS_CLASSES,
+    PASTIS_FILE_BANDS,
+    PastisPatch,
+    PastisSample,
+    list_pastis,
+    read_pastis,
+)
+
+__all__ = [
+    "EUROSAT_CLASSES",
+    "EUROSAT_FILE_BANDS",
+    "PASTIS_CLASSES",
+    "PASTIS_FILE_BANDS",
+    "EuroSATSample",
+    "Incomplete",
+    "Inventory",
+    "PastisPatch",
+    "PastisSample",
+    "list_eurosat",
+    "list_pastis",
+    "read_eurosat",
+    "read_pastis",
+]
