@@ -24,6 +24,7 @@ from s2ssl.config.common import (
 from s2ssl.config.evaluate import EvaluateConfig
 from s2ssl.config.fetch import (
     CroptypeSpec,
+    BenchmarkSource,
     FetchConfig,
     LabelRaster,
     LandcoverSpec,
@@ -89,6 +90,7 @@ __all__ = [
     "CroptypeSpec",
     "DenseConfig",
     "EvaluateConfig",
+    "BenchmarkSource",
     "FetchConfig",
     "FinetuneConfig",
     "FinetuneTask",

@@ -20,6 +20,7 @@ from s2ssl.config.local import LocalDatasetSpec, LocalSource
 from s2ssl.synthetic_vocabulary import CROPS, LANDCOVER_CLASSES
 
 __all__ = [
+    "BenchmarkSource",
     "CroptypeSpec",
     "FetchConfig",
     "LabelRaster",
@@ -360,19 +361,72 @@ class SentinelHubSource(StrictModel):
         return v
 
 
+BENCHMARK_DATASETS: dict[str, str] = {"eurosat": "scene", "bigearthnet": "scene", "pastis": "croptype"}
+"""The store dataset each benchmark format is imported as."""
+
+
+class BenchmarkSource(StrictModel):
+    """A published benchmark read from its own download layout (``docs/benchmarks.md``).
+
+    ``eurosat`` (EuroSAT MS) and ``bigearthnet`` (BigEarthNet v2) become the ``scene`` dataset
+    (single-date patches with one class, ``scene``, or a multi-hot label set, ``multilabel``);
+    ``pastis`` becomes the ``croptype`` dataset (time series padded to the longest, with
+    ``n_dates`` per sample). The benchmark's own splits are kept: EuroSAT's split lists (else a
+    seeded split stratified by class with ``splits``), BigEarthNet's ``split`` column, PASTIS's
+    folds as given by ``folds``.
+    """
+
+    format: Literal["eurosat", "bigearthnet", "pastis"]
+    path: Path = Field(description="the folder the benchmark was unpacked into")
+    split_dir: Path | None = Field(
+        default=None, description="EuroSAT: folder of eurosat-{train,val,test}.txt (default: path)"
+    )
+    splits: SplitFractions = Field(
+        default=SplitFractions(train=0.6, val=0.2, test=0.2),
+        description="EuroSAT without split lists: seeded split stratified by class",
+    )
+    folds: dict[Literal["train", "val", "test"], list[int]] = Field(
+        default_factory=lambda: {"train": [1, 2, 3], "val": [4], "test": [5]},
+        description="PASTIS: official folds (1..5) of each split",
+    )
+    exclude_snow_cloud: bool = Field(
+        default=True, description="BigEarthNet: drop patches flagged seasonal snow / cloud"
+    )
+    max_per_split: PositiveInt | None = Field(
+        default=None, description="import at most this many samples per split (first in order)"
+    )
+
+    @field_validator("folds")
+    @classmethod
+    def _folds(cls, v: dict[str, list[int]]) -> dict[str, list[int]]:
+        missing = [s for s in ("train", "val", "test") if not v.get(s)]
+        if missing:
+            raise ValueError(f"folds needs a non-empty list for {missing}")
+        flat = [f for folds in v.values() for f in folds]
+        bad = sorted({f for f in flat if f not in (1, 2, 3, 4, 5)})
+        if bad:
+            raise ValueError(f"PASTIS folds are 1..5, got {bad}")
+        if len(set(flat)) != len(flat):
+            raise ValueError(f"a fold may belong to one split only, got {dict(v)}")
+        return v
+
+
 class FetchConfig(StrictModel):
     """``fetch`` stage: where imagery comes from and which time range it covers."""
 
-    source: Literal["synthetic", "sentinelhub", "local"]
+    source: Literal["synthetic", "sentinelhub", "local", "benchmark"]
     start_date: dt.date
     end_date: dt.date
     shard_size: int = Field(ge=1, le=100_000)
-    datasets: list[Literal["unlabelled", "landcover", "croptype"]] = Field(min_length=1)
+    datasets: list[Literal["unlabelled", "landcover", "croptype", "scene"]] = Field(min_length=1)
     synthetic: SyntheticSource
     sentinelhub: SentinelHubSource | None = Field(
         description="real imagery (used when source: sentinelhub)"
     )
     local: LocalSource | None = Field(description="your own GeoTIFFs (used when source: local)")
+    benchmark: BenchmarkSource | None = Field(
+        default=None, description="a published benchmark (used when source: benchmark)"
+    )
 
     @model_validator(mode="after")
     def _range(self) -> FetchConfig:
@@ -384,6 +438,20 @@ class FetchConfig(StrictModel):
 
     @model_validator(mode="after")
     def _source_section(self) -> FetchConfig:
+        if "scene" in self.datasets and self.source != "benchmark":
+            raise ValueError(
+                "the scene dataset comes from a benchmark (source: benchmark, format eurosat or "
+                "bigearthnet); the synthetic world's scene task tiles the landcover dataset"
+            )
+        if self.source == "benchmark":
+            if self.benchmark is None:
+                raise ValueError("source: benchmark needs a fetch.benchmark section")
+            wanted = BENCHMARK_DATASETS[self.benchmark.format]
+            if list(self.datasets) != [wanted]:
+                raise ValueError(
+                    f"fetch.benchmark.format {self.benchmark.format} imports the {wanted} dataset: "
+                    f"set fetch.datasets: [{wanted}] (got {list(self.datasets)})"
+                )
         if self.source == "sentinelhub":
             if self.sentinelhub is None:
                 raise ValueError("source: sentinelhub needs a fetch.sentinelhub section")

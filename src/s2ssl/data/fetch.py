@@ -1,8 +1,10 @@
 """The ``fetch`` stage: build the configured datasets from the configured source into the store.
 
 Sources (``fetch.source``): ``synthetic`` (the embedded world), ``sentinelhub`` (real imagery,
-:mod:`s2ssl.data.sources.sentinelhub`) and ``local`` (your GeoTIFFs,
-:mod:`s2ssl.data.sources.local`); all write the same arrays, index columns and attrs.
+:mod:`s2ssl.data.sources.sentinelhub`), ``local`` (your GeoTIFFs,
+:mod:`s2ssl.data.sources.local`) and ``benchmark`` (EuroSAT, BigEarthNet v2 or PASTIS from
+their published layouts, :mod:`s2ssl.data.sources.benchmark.source`); all write the same
+arrays, index columns and attrs.
 Each dataset is written atomically (a failure leaves the previous dataset at its path untouched),
 then quicklooks, a flat JSON summary (DVC metrics) and ``acquisition.json`` (what was skipped and
 why, requests and processing units) go to the reports directory.
@@ -20,6 +22,7 @@ import numpy as np
 from s2ssl.config import Params
 from s2ssl.data import quicklooks
 from s2ssl.data.sources.base import Skip, Source
+from s2ssl.data.sources.benchmark.source import BenchmarkImagery
 from s2ssl.data.sources.local.source import LocalImagery
 from s2ssl.data.sources.sentinelhub.source import SentinelHubImagery
 from s2ssl.data.sources.synthetic import source as synthetic_source
@@ -84,6 +87,8 @@ def open_source(params: Params) -> Source:
         return SentinelHubImagery(params)
     if source == "local":
         return LocalImagery(params)
+    if source == "benchmark":
+        return BenchmarkImagery(params)
     return SyntheticImagery(params)
 
 
@@ -177,7 +182,7 @@ def summarise(stores: dict[str, ShardedDataset]) -> dict[str, Any]:
         cloud = np.concatenate([np.asarray(c, float) for c in idx["cloud_fraction"]])
         out[f"{name}.mean_cloud_fraction"] = round(float(cloud.mean()), 5)
         out[f"{name}.n_dates"] = int(ds.specs["image"].shape[0])
-        for label in ("landcover", "croptype"):
+        for label in ("landcover", "croptype", "scene"):
             if label in ds.array_names:
                 classes = ds.classes(label).names
                 counts = np.zeros(len(classes), np.int64)
@@ -187,6 +192,13 @@ def summarise(stores: dict[str, ShardedDataset]) -> dict[str, Any]:
                     ]
                 for cls, frac in zip(classes, counts / max(counts.sum(), 1), strict=True):
                     out[f"{name}.{label}_fraction.{cls}"] = round(float(frac), 5)
+        if "multilabel" in ds.array_names:
+            names = ds.classes("multilabel").names
+            counts = np.zeros(len(names), np.int64)
+            for _, arr in ds.iter_shards("multilabel"):
+                counts += np.asarray(arr, np.int64).sum(axis=0)
+            for cls, n in zip(names, counts / max(len(ds), 1), strict=True):
+                out[f"{name}.multilabel_fraction.{cls}"] = round(float(n), 5)
         if "parcel" in ds.array_names:
             per_patch = [
                 np.asarray(a).reshape(len(a), -1).max(axis=1) for _, a in ds.iter_shards("parcel")

@@ -43,6 +43,7 @@ __all__ = [
     "Setting",
     "TaskData",
     "TaskSplit",
+    "has_scene_dataset",
     "load_task_data",
     "region_positions",
 ]
@@ -200,6 +201,19 @@ def scene_tiles(patches: TaskSplit, tile: int, num_classes: int) -> TaskSplit:
     return tiles.subset(np.flatnonzero(label.numpy() != LABEL_IGNORE))
 
 
+SCENE_DATASET: Final[str] = "scene"
+SCENE_LABEL: Final[str] = "scene"
+
+
+def has_scene_dataset(data_dir: str | Path) -> bool:
+    """Whether ``data_dir`` holds a ``scene`` dataset with one class per patch (a benchmark
+    such as EuroSAT); the scene task then reads it instead of tiling land-cover patches."""
+    path = Path(data_dir) / SCENE_DATASET
+    if not path.is_dir():
+        return False
+    return SCENE_LABEL in open_validated(path).store.specs
+
+
 def load_task_data(
     task: str,
     data_dir: str | Path,
@@ -211,14 +225,20 @@ def load_task_data(
     """Load ``task``'s three splits for ``setting`` from the validated datasets in ``data_dir``.
 
     ``scene_tile``: edge of the scene tiles cut from land-cover patches (:func:`scene_tiles`);
-    required by scene-level tasks (``finetune.scene.tile_size``), unused by the others.
+    required by scene-level tasks (``finetune.scene.tile_size``), unused by the others and when
+    ``data_dir`` holds a ``scene`` dataset (:func:`has_scene_dataset`: a benchmark's patches,
+    each with its own class, are the scenes).
 
     Raises:
         ValueError: unknown task / setting, a missing dataset, ``transfer`` without a
             ``holdout_region``, or an empty split.
     """
     spec = task_spec(task)
-    if spec.is_scene_level and scene_tile is None:
+    dataset_name, label_name = spec.dataset, spec.labels
+    scene_dataset = spec.is_scene_level and has_scene_dataset(data_dir)
+    if scene_dataset:
+        dataset_name, label_name = SCENE_DATASET, SCENE_LABEL
+    elif spec.is_scene_level and scene_tile is None:
         raise ValueError(
             f"task {task!r} cuts scene tiles: pass scene_tile (finetune.scene.tile_size)"
         )
@@ -226,7 +246,6 @@ def load_task_data(
         raise ValueError(f"unknown setting {setting!r}; choose one of {list(SETTINGS)}")
     if setting == "transfer" and holdout_region is None:
         raise ValueError("the transfer setting needs params.holdout_region (a region name)")
-    dataset_name, label_name = spec.dataset, spec.labels
     path = Path(data_dir) / dataset_name
     if not path.exists():
         raise ValueError(
@@ -259,7 +278,7 @@ def load_task_data(
             strata=np.zeros(len(ids), np.int64),
             bands=bands,
         )
-        if scene_tile is not None and spec.is_scene_level:
+        if scene_tile is not None and spec.is_scene_level and not scene_dataset:
             part = scene_tiles(part, scene_tile, len(classes))
         splits[split] = TaskSplit(
             part.image, part.doy, part.label, part.ids, _strata(part.label, len(classes)), bands
@@ -272,6 +291,6 @@ def load_task_data(
         val=splits["val"],
         test=splits["test"],
         norm_stats=dataset.norm_stats,
-        manifest=dict(dataset.manifest),
+        manifest={**dataset.manifest, **({"scene_labels": "dataset" if scene_dataset else "tiles"} if spec.is_scene_level else {})},
         dataset_path=path,
     )

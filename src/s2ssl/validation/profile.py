@@ -173,10 +173,24 @@ def _n_classes(store: ShardedDataset, name: str) -> int | None:
         return None
 
 
+def _real_dates(index: pd.DataFrame, n_times: int) -> np.ndarray:
+    """Per sample, how many of the ``n_times`` image dates are real: the index column
+    ``n_dates`` of a dataset padded to its longest series (the real dates come first), else
+    all of them."""
+    if "n_dates" not in index.columns:
+        return np.full(len(index), n_times, np.int64)
+    real = pd.to_numeric(index["n_dates"], errors="coerce").fillna(0).to_numpy(np.int64)
+    return np.clip(real, 0, n_times)
+
+
 def _radiometry(
-    image: np.ndarray, mask: np.ndarray | None, offsets: np.ndarray
+    image: np.ndarray,
+    mask: np.ndarray | None,
+    offsets: np.ndarray,
+    real_dates: np.ndarray | None = None,
 ) -> dict[str, np.ndarray]:
-    """Per-sample statistics of one chunk [n, T, C, H, W] (see the module docstring)."""
+    """Per-sample statistics of one chunk [n, T, C, H, W] (see the module docstring); only the
+    first ``real_dates[i]`` dates of sample ``i`` count (padding is neither data nor no data)."""
     n = image.shape[0]
     if image.dtype.kind == "f":
         nan = np.isnan(image)
@@ -194,8 +208,13 @@ def _radiometry(
     if mask is not None:
         nodata |= mask == MASK_NODATA
     valid = ~nodata
+    n_times = image.shape[1]
+    if real_dates is not None:
+        valid &= (np.arange(n_times)[None, :] < real_dates[:, None])[:, :, None, None]
+        n_pix = np.maximum(real_dates, 1) * valid[0, 0].size
+    else:
+        n_pix = valid[0].size
     n_valid = valid.reshape(n, -1).sum(axis=1)
-    n_pix = valid[0].size
     cloudy = np.zeros_like(valid) if mask is None else (mask == MASK_CLOUD) | (mask == MASK_SHADOW)
     snowy = np.zeros_like(valid) if mask is None else mask == MASK_SNOW
     denom = np.maximum(n_valid, 1)
@@ -271,9 +290,17 @@ def profile_dataset(
     n_classes = {lab: _n_classes(store, lab) or 0 for lab in labels}
     mask_spec = store.specs.get(MASK)
     shapes_ok = mask_spec is None or mask_spec.shape == (n_times, height, width)
-    shapes_ok = shapes_ok and all(store.specs[lab].shape == (height, width) for lab in labels)
+    shapes_ok = shapes_ok and all(
+        store.specs[lab].shape == (height, width) for lab in labels if len(store.specs[lab].shape) == 2
+    )
 
     n_dates, in_range, ordered = _date_checks(_column(index, "dates", []), start, end)
+    if not store.attrs.get("dated", True):
+        undated = n_dates == 0
+        n_dates = np.where(undated, n_times, n_dates)
+        in_range = in_range | undated
+        ordered = ordered | undated
+    real_dates = _real_dates(index, n_times)
     offsets, offsets_ok = _offsets(_column(index, "dn_offset", None), n_times)
     prof = pd.DataFrame(
         {
@@ -290,7 +317,7 @@ def profile_dataset(
             "crs_present": _crs_present(_column(index, "crs", None)),
             "transform_present": _transform_present(_column(index, "transform", None)),
             "n_dates": n_dates,
-            "dates_match_images": n_dates == n_times,
+            "dates_match_images": n_dates == real_dates,
             "dates_in_range": in_range,
             "dates_ordered": ordered,
             "dn_offset_ok": offsets_ok,
@@ -307,7 +334,7 @@ def profile_dataset(
     with progress(description or f"profile {store.path.name}", n) as advance:
         for rows, chunk in _chunks(store, arrays, chunk_size):
             pos = rows.index.to_numpy()
-            r = _radiometry(chunk[IMAGE], chunk.get(MASK), offsets[pos])
+            r = _radiometry(chunk[IMAGE], chunk.get(MASK), offsets[pos], real_dates[pos])
             for k in stats:
                 stats[k][pos] = r[k]
             band_stats["band_min"][pos] = r["band_min"]

@@ -8,8 +8,8 @@ from typing import Final, Literal
 import numpy as np
 import pandas as pd
 
-DatasetName = Literal["unlabelled", "landcover", "croptype"]
-DATASET_NAMES: Final[tuple[str, ...]] = ("unlabelled", "landcover", "croptype")
+DatasetName = Literal["unlabelled", "landcover", "croptype", "scene"]
+DATASET_NAMES: Final[tuple[str, ...]] = ("unlabelled", "landcover", "croptype", "scene")
 
 
 @dataclass(frozen=True, slots=True)

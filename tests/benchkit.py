@@ -1,0 +1,123 @@
+"""Tiny benchmark downloads written in the published layouts (EuroSAT MS, PASTIS), and params
+that import them with ``fetch.source: benchmark``."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import rasterio
+from rasterio.crs import CRS
+from rasterio.transform import from_origin
+
+from s2ssl.config import set_dotted
+from s2ssl.data.sources.benchmark.eurosat import EUROSAT_CLASS_COUNTS, EUROSAT_FILE_BANDS
+from testkit import TINY_SIZES, read_repo_params, write_params
+
+EUROSAT_VALUE_STEP = 100
+"""File band ``i`` of a fixture EuroSAT tif holds ``100 * (i + 1) + class position`` DN."""
+
+
+def write_eurosat(
+    root: Path, per_class: int = 3, classes: tuple[str, ...] | None = None, split_lists: bool = True
+) -> Path:
+    """``root/EuroSAT_MS/<Class>/<Class>_<n>.tif`` (13 bands, B8A last, 64 x 64 uint16) and,
+    when ``split_lists``, ``eurosat-{train,val,test}.txt`` (``n`` 1 -> test, 2 -> val, rest
+    train)."""
+    names = classes or tuple(EUROSAT_CLASS_COUNTS)
+    lists: dict[str, list[str]] = {"train": [], "val": [], "test": []}
+    rng = np.random.default_rng(0)
+    for c in names:
+        k = list(EUROSAT_CLASS_COUNTS).index(c)
+        for n in range(1, per_class + 1):
+            path = root / "EuroSAT_MS" / c / f"{c}_{n}.tif"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            base = np.asarray(
+                [EUROSAT_VALUE_STEP * (i + 1) + k for i in range(len(EUROSAT_FILE_BANDS))]
+            )
+            data = base[:, None, None] + rng.integers(0, 3, (13, 64, 64))
+            with rasterio.open(
+                path, "w", driver="GTiff", width=64, height=64, count=13, dtype="uint16",
+                crs=CRS.from_epsg(32633), transform=from_origin(500000 + 640 * n, 5000000, 10, 10),
+            ) as dst:  # fmt: skip
+                dst.write(data.astype(np.uint16))
+            split = "test" if n == 1 else "val" if n == 2 else "train"
+            lists[split].append(f"{c}_{n}.jpg")
+    if split_lists:
+        for split, items in lists.items():
+            (root / f"eurosat-{split}.txt").write_text("\n".join(items) + "\n")
+    return root
+
+
+def write_pastis(
+    root: Path, lengths: dict[int, int], folds: dict[int, int], size: int = 128
+) -> Path:
+    """A PASTIS download: ``metadata.geojson`` (Lambert-93 squares, ``Fold``, ``dates-S2`` as a
+    dict of YYYYMMDD), ``DATA_S2/S2_<id>.npy`` int16 ``T x 10 x size x size`` (date ``t`` of
+    band ``b`` holds ``1000 + 100 * b + t``), ``ANNOTATIONS/TARGET_<id>.npy`` (3 x size x size
+    uint8; channel 0: left half class 1, right half class 2, first row void 19, last row 0) and
+    ``ANNOTATIONS/ParcelIDs_<id>.npy`` (left half parcel 1, right half 2)."""
+    (root / "DATA_S2").mkdir(parents=True, exist_ok=True)
+    (root / "ANNOTATIONS").mkdir(parents=True, exist_ok=True)
+    features = []
+    for pid, t in lengths.items():
+        days = [f"2018{m:02d}15" for m in range(9, 9 + t)] if t <= 4 else [
+            f"2019{m:02d}10" for m in range(1, 1 + t)
+        ]
+        x0, y0 = 600000.0 + 2000 * pid, 6800000.0
+        ring = [[x0, y0], [x0 + 10 * size, y0], [x0 + 10 * size, y0 - 10 * size],
+                [x0, y0 - 10 * size], [x0, y0]]  # fmt: skip
+        features.append(
+            {
+                "type": "Feature",
+                "geometry": {"type": "Polygon", "coordinates": [ring]},
+                "properties": {
+                    "ID_PATCH": pid,
+                    "Fold": folds[pid],
+                    "TILE": "t31tfm",
+                    "N_Parcel": 2,
+                    "dates-S2": {str(i): int(d) for i, d in enumerate(days)},
+                },
+            }
+        )
+        series = np.zeros((t, 10, size, size), np.int16)
+        for b in range(10):
+            for d in range(t):
+                series[d, b] = 1000 + 100 * b + d
+        np.save(root / "DATA_S2" / f"S2_{pid}.npy", series)
+        target = np.zeros((3, size, size), np.uint8)
+        target[0, :, : size // 2] = 1
+        target[0, :, size // 2 :] = 2
+        target[0, 0] = 19
+        target[0, -1] = 0
+        np.save(root / "ANNOTATIONS" / f"TARGET_{pid}.npy", target)
+        parcels = np.ones((size, size), np.int64)
+        parcels[:, size // 2 :] = 2
+        np.save(root / "ANNOTATIONS" / f"ParcelIDs_{pid}.npy", parcels)
+    doc = {
+        "type": "FeatureCollection",
+        "crs": {"type": "name", "properties": {"name": "urn:ogc:def:crs:EPSG::2154"}},
+        "features": features,
+    }
+    (root / "metadata.geojson").write_text(json.dumps(doc))
+    return root
+
+
+def benchmark_params(
+    path: Path, fmt: str, benchmark: dict[str, Any], *, bands: str = "l2a", **dotted: Any
+) -> Path:
+    """Tiny params importing ``benchmark`` (the ``fetch.benchmark`` section) into ``path``."""
+    raw = read_repo_params()
+    for key, value in TINY_SIZES.items():
+        set_dotted(raw, key, value)
+    raw["bands"] = bands
+    raw["fetch"]["source"] = "benchmark"
+    raw["fetch"]["datasets"] = ["croptype" if fmt == "pastis" else "scene"]
+    raw["fetch"]["start_date"] = "2017-01-01"
+    raw["fetch"]["end_date"] = "2021-12-31"
+    raw["fetch"]["benchmark"] = {"format": fmt, **benchmark}
+    for key, value in dotted.items():
+        set_dotted(raw, key, value)
+    return write_params(path, raw)
