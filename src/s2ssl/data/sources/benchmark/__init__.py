@@ -1,5 +1,5 @@
 """Published Sentinel-2 benchmarks read from their own download layouts (EuroSAT, PASTIS,
-BigEarthNet v2).
+BigEarthNet v2 and v1).
 
 Pure readers, not yet a ``fetch.source``: each module enumerates the samples of a download
 (:class:`~s2ssl.data.sources.benchmark.common.Inventory`: the complete samples and what a
@@ -8,6 +8,17 @@ band names, labels and split. A file that does not fit the published layout rais
 ``ValueError`` naming the file and what was expected. See ``docs/benchmarks.md``.
 """
 
+from s2ssl.data.sources.benchmark.bigearthnet import (
+    BIGEARTHNET_BANDS,
+    BIGEARTHNET_CLASSES,
+    BIGEARTHNET_V1_TO_19,
+    BigEarthNetPatch,
+    list_bigearthnet,
+    list_bigearthnet_v1,
+    multi_hot,
+    read_bigearthnet,
+    read_bigearthnet_reference_map,
+)
 from s2ssl.data.sources.benchmark.common import Incomplete, Inventory
 from s2ssl.data.sources.benchmark.eurosat import (
     EUROSAT_CLASSES,
@@ -26,17 +37,26 @@ from s2ssl.data.sources.benchmark.pastis import (
 )
 
 __all__ = [
+    "BIGEARTHNET_BANDS",
+    "BIGEARTHNET_CLASSES",
+    "BIGEARTHNET_V1_TO_19",
     "EUROSAT_CLASSES",
     "EUROSAT_FILE_BANDS",
     "PASTIS_CLASSES",
     "PASTIS_FILE_BANDS",
+    "BigEarthNetPatch",
     "EuroSATSample",
     "Incomplete",
     "Inventory",
     "PastisPatch",
     "PastisSample",
+    "list_bigearthnet",
+    "list_bigearthnet_v1",
     "list_eurosat",
     "list_pastis",
+    "multi_hot",
+    "read_bigearthnet",
+    "read_bigearthnet_reference_map",
     "read_eurosat",
     "read_pastis",
 ]
