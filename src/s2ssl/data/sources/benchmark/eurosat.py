@@ -118,7 +118,8 @@ def eurosat_image_dir(root: str | Path) -> Path:
             return c
     raise ValueError(
         f"{root}: no EuroSAT class folders ({', '.join(EUROSAT_CLASS_COUNTS)}) found in "
-        f"{', '.join(str(c) for c in candidates)}; expected <root>/EuroSAT_MS/<Class>/<Class>_<n>.tif"
+        f"{', '.join(str(c) for c in candidates)}; "
+        "expected <root>/EuroSAT_MS/<Class>/<Class>_<n>.tif"
     )
 
 
@@ -147,7 +148,8 @@ def _read_split_lists(split_dir: Path) -> dict[str, str] | None:
         missing = [str(p) for s, p in paths.items() if s not in present]
         raise ValueError(
             f"EuroSAT split lists incomplete: {', '.join(missing)} not found; expected all of "
-            f"{', '.join(EUROSAT_SPLIT_FILES.values())} in {split_dir} (or none, for a seeded split)"
+            f"{', '.join(EUROSAT_SPLIT_FILES.values())} in {split_dir} "
+            "(or none, for a seeded split)"
         )
     split_of: dict[str, str] = {}
     for split, path in present.items():
@@ -169,19 +171,24 @@ def _read_split_lists(split_dir: Path) -> dict[str, str] | None:
 def _stratified(
     by_class: Mapping[str, Sequence[str]], fractions: Mapping[str, float], seed: int
 ) -> dict[str, str]:
-    """Sample id -> split, each class shuffled with ``seed`` and cut by ``fractions``."""
+    """Sample id -> split, each class shuffled and cut by ``fractions`` (rounded, the last split
+    taking the rest). A class is shuffled with its own generator, seeded by ``seed`` and the
+    class's label, so its split depends only on ``seed`` and the files of that class (a class
+    missing from a partial download leaves the others as they are)."""
     names = list(fractions)
     values = np.asarray([fractions[n] for n in names], dtype=float)
     if not names or np.any(values < 0) or not np.isclose(values.sum(), 1.0):
         raise ValueError(
             f"split fractions must be non-negative and sum to 1, got {dict(fractions)}"
         )
-    rng = np.random.default_rng(seed)
+    if seed < 0:
+        raise ValueError(f"the split seed must be a non-negative integer, got {seed}")
     split_of: dict[str, str] = {}
-    for class_name in EUROSAT_CLASS_COUNTS:
+    for label, class_name in enumerate(EUROSAT_CLASS_COUNTS):
         ids = list(by_class.get(class_name, ()))
-        order = rng.permutation(len(ids))
+        order = np.random.default_rng([seed, label]).permutation(len(ids))
         bounds = np.rint(np.cumsum(values) * len(ids)).astype(int)
+        bounds[-1] = len(ids)
         start = 0
         for name, stop in zip(names, bounds, strict=True):
             for i in order[start:stop]:
@@ -250,9 +257,7 @@ def list_eurosat(
         by_class: dict[str, list[str]] = {}
         for stem in sorted(found, key=_order):
             by_class.setdefault(_parse_name(stem, "")[0], []).append(stem)
-        split_of = _stratified(
-            by_class, fractions or {"train": 0.6, "val": 0.2, "test": 0.2}, seed
-        )
+        split_of = _stratified(by_class, fractions or {"train": 0.6, "val": 0.2, "test": 0.2}, seed)
     else:
         reported = {i.sample_id for i in incomplete}
         for stem in sorted(split_of, key=_order):
