@@ -1,5 +1,5 @@
-"""Published Sentinel-2 benchmarks read from their own download layouts (EuroSAT, PASTIS,
-BigEarthNet v2).
+"""Published Sentinel-2 benchmarks read from their own download layouts (EuroSAT MS, PASTIS;
+BigEarthNet v2 has no reader yet).
 
 Pure readers, not yet a ``fetch.source``: each module enumerates the samples of a download
 (:class:`~s2ssl.data.sources.benchmark.common.Inventory`: the complete samples and what a
