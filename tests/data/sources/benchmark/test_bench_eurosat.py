@@ -102,8 +102,8 @@ def test_only_some_split_lists_is_an_error(tmp_path: Path) -> None:
 
 def test_split_list_with_a_foreign_name_is_an_error(tmp_path: Path) -> None:
     make_tree(tmp_path, per_class=1, classes=["Forest"])
-    for name in ("train", "val", "test"):
-        (tmp_path / f"eurosat-{name}.txt").write_text("Forest_1.jpg\n" if name == "train" else "")
+    (tmp_path / "eurosat-train.txt").write_text("Forest_1.jpg\n")
+    (tmp_path / "eurosat-val.txt").write_text("Forest_2.jpg\n")
     (tmp_path / "eurosat-test.txt").write_text("Desert_3.jpg\n")
     with pytest.raises(ValueError, match=r"eurosat-test\.txt:1: 'Desert_3' is not an EuroSAT"):
         list_eurosat(tmp_path)
@@ -173,3 +173,88 @@ def test_missing_empty_or_corrupt_file_names_the_file(tmp_path: Path) -> None:
     (tmp_path / "Forest_3.tif").write_bytes(b"not a tiff at all")
     with pytest.raises(ValueError, match=r"Forest_3\.tif: not a readable GeoTIFF"):
         read_eurosat(tmp_path / "Forest_3.tif")
+
+
+def test_an_empty_split_list_is_an_error(tmp_path: Path) -> None:
+    make_tree(tmp_path, per_class=1, classes=["Forest"])
+    for name in ("train", "val", "test"):
+        (tmp_path / f"eurosat-{name}.txt").write_text("Forest_1.jpg\n" if name == "train" else "")
+    with pytest.raises(ValueError, match=r"eurosat-val\.txt: the file is empty.*val list"):
+        list_eurosat(tmp_path)
+
+
+def test_files_no_split_list_names_are_left_out(tmp_path: Path) -> None:
+    make_tree(tmp_path / "EuroSAT_MS", per_class=3, classes=["Forest"])
+    (tmp_path / "eurosat-train.txt").write_text("Forest_1.jpg\n")
+    (tmp_path / "eurosat-val.txt").write_text("Forest_3.jpg\n")
+    (tmp_path / "eurosat-test.txt").write_text("\n")
+    inv = list_eurosat(tmp_path)
+    assert [(s.sample_id, s.split) for s in inv.samples] == [
+        ("Forest_1", "train"), ("Forest_3", "val"),
+    ]  # fmt: skip
+    assert "Forest_2" not in {i.sample_id for i in inv.incomplete}
+
+
+def test_samples_sort_by_class_then_number_not_by_text(tmp_path: Path) -> None:
+    for n in (10, 2, 1):
+        write_tif(tmp_path / "River" / f"River_{n}.tif")
+    write_tif(tmp_path / "Forest" / "Forest_7.tif")
+    inv = list_eurosat(tmp_path, seed=0)
+    assert [s.sample_id for s in inv.samples] == ["Forest_7", "River_1", "River_2", "River_10"]
+    assert [s.label for s in inv.samples] == [1, 8, 8, 8]
+    assert inv.samples[0].path == tmp_path / "Forest" / "Forest_7.tif"
+
+
+def test_seeded_split_counts_per_class_by_hand(tmp_path: Path) -> None:
+    # 60 / 20 / 20 % cut at round(cumulative fraction x n), the last split taking the rest:
+    # Forest 5 -> bounds 3, 4, 5 -> 3 / 1 / 1; River 3 -> round(1.8, 2.4) = 2, 2 -> 2 / 0 / 1;
+    # SeaLake 1 -> round(0.6, 0.8) = 1, 1 -> 1 / 0 / 0
+    make_tree(tmp_path, per_class=5, classes=["Forest"])
+    make_tree(tmp_path, per_class=3, classes=["River"])
+    make_tree(tmp_path, per_class=1, classes=["SeaLake"])
+    for seed in (0, 1, 2):
+        inv = list_eurosat(tmp_path, seed=seed)
+        counts = {}
+        for s in inv.samples:
+            counts.setdefault(s.class_name, [0, 0, 0])[("train", "val", "test").index(s.split)] += 1
+        assert counts == {"Forest": [3, 1, 1], "River": [2, 0, 1], "SeaLake": [1, 0, 0]}
+        assert len(inv.samples) == 9
+
+
+def test_seeded_split_of_a_class_ignores_the_other_classes(tmp_path: Path) -> None:
+    make_tree(tmp_path / "full", per_class=10, classes=["AnnualCrop", "Forest"])
+    make_tree(tmp_path / "partial", per_class=10, classes=["Forest"])
+    full = {s.sample_id: s.split for s in list_eurosat(tmp_path / "full", seed=5).samples}
+    part = {s.sample_id: s.split for s in list_eurosat(tmp_path / "partial", seed=5).samples}
+    assert part == {k: v for k, v in full.items() if k.startswith("Forest")}
+
+
+def test_a_negative_seed_is_refused(tmp_path: Path) -> None:
+    make_tree(tmp_path, per_class=1, classes=["Forest"])
+    with pytest.raises(ValueError, match="non-negative"):
+        list_eurosat(tmp_path, seed=-1)
+
+
+def test_class_folder_without_tif_is_incomplete_and_rgb_edition_is_refused(
+    tmp_path: Path,
+) -> None:
+    make_tree(tmp_path / "EuroSAT_MS", per_class=1, classes=["Forest"])
+    (tmp_path / "EuroSAT_MS" / "River").mkdir()
+    inv = list_eurosat(tmp_path, seed=0)
+    missing = {i.sample_id: i.missing for i in inv.incomplete}
+    assert missing["River"] == ("EuroSAT_MS/River/ (no .tif file)",)
+    assert [s.sample_id for s in inv.samples] == ["Forest_1"]
+    (tmp_path / "EuroSAT_MS" / "River" / "River_1.jpg").write_bytes(b"\xff\xd8")
+    with pytest.raises(ValueError, match=r"River: JPEG files only \(the RGB edition"):
+        list_eurosat(tmp_path, seed=0)
+
+
+def test_int16_pixels_are_read_and_negative_ones_refused(tmp_path: Path) -> None:
+    ok = tmp_path / "Forest_1.tif"
+    write_tif(ok, dtype="int16")
+    dn, _ = read_eurosat(ok)
+    assert dn.dtype == np.uint16 and int(dn[BAND_NAMES.index("B8A"), 5, 5]) == 1300
+    bad = tmp_path / "Forest_2.tif"
+    write_tif(bad, dtype="int16", fill=-3)
+    with pytest.raises(ValueError, match=r"Forest_2\.tif: DN range -3\.\.-3 does not fit uint16"):
+        read_eurosat(bad)

@@ -1,11 +1,12 @@
-"""Published Sentinel-2 benchmarks read from their own download layouts (EuroSAT, PASTIS,
+"""Published Sentinel-2 benchmarks read from their own download layouts (EuroSAT MS, PASTIS,
 BigEarthNet v2 and v1).
 
-Pure readers, not yet a ``fetch.source``: each module enumerates the samples of a download
+Each reader module enumerates the samples of a download
 (:class:`~s2ssl.data.sources.benchmark.common.Inventory`: the complete samples and what a
 partial download lacks) and reads one sample as ``uint16`` DN in Sentinel-2 band order with its
 band names, labels and split. A file that does not fit the published layout raises
-``ValueError`` naming the file and what was expected. See ``docs/benchmarks.md``.
+``ValueError`` naming the file and what was expected. :mod:`.source` imports a download into
+the store (``fetch.source: benchmark``). See ``docs/benchmarks.md``.
 """
 
 from s2ssl.data.sources.benchmark.bigearthnet import (

@@ -1,19 +1,27 @@
 """EuroSAT (multispectral): 27,000 Sentinel-2 Level-1C patches of 64 x 64 pixels in 10 classes.
 
-Layout read (the ``EuroSATallBands.zip`` archive)::
+Layout read (the ``EuroSAT_MS.zip`` archive of the Zenodo record, or ``EuroSATallBands.zip``)::
 
     <root>/EuroSAT_MS/<Class>/<Class>_<n>.tif
     <root>/ds/images/remote_sensing/otherDatasets/sentinel_2/tif/<Class>/<Class>_<n>.tif
 
 (or ``<root>`` holding the class folders itself). Each GeoTIFF holds 13 ``uint16`` bands in
-the order of :data:`EUROSAT_FILE_BANDS`: B01..B08, B09, B10, B11, B12 and **B8A last** (the
-order of the product's ``Band_List``); :func:`read_eurosat` returns them in Sentinel-2 order
-(:data:`s2ssl.bands.BAND_NAMES`), matched by name.
+the order of :data:`EUROSAT_FILE_BANDS`: B01..B08, B09, B10, B11, B12 and **B8A last**;
+:func:`read_eurosat` returns them in Sentinel-2 order (:data:`s2ssl.bands.BAND_NAMES`), matched
+by name. Labels are the class folders in alphabetical order (0 AnnualCrop .. 9 SeaLake). The RGB
+edition (``EuroSAT_RGB.zip`` / ``EuroSAT.zip``, JPEG files) is refused.
 
 Splits: the lists of Neumann et al. (2019), ``eurosat-train.txt``, ``eurosat-val.txt``,
-``eurosat-test.txt`` (one file name per line, ``<Class>_<n>.jpg`` or ``.tif``; 16,200 / 5,400 /
-5,400 samples) when they lie in ``split_dir`` (default: the root), else a seeded split
-stratified by class.
+``eurosat-test.txt`` (one file name per line, published as ``<Class>_<n>.jpg``; ``.tif`` is
+accepted too; 60 / 20 / 20 % of the samples) when they lie in ``split_dir`` (default: the
+root), else a seeded split stratified by class.
+
+Checked against: TorchGeo's ``EuroSAT`` dataset (its nested ``ds/...`` folder, the three split
+list names, the ``.jpg`` to ``.tif`` renaming of their lines, the class counts and labels), and
+for the band order against issue 7 of the EuroSAT repository (phelber/EuroSAT) and TorchGeo
+issue 2458 / pull request 2480, which moved B8A to the 13th position after comparing the
+bands' resolutions in the files. The EuroSAT paper lists the bands in Sentinel-2 order; the
+files do not follow it.
 """
 
 from __future__ import annotations
@@ -110,7 +118,8 @@ def eurosat_image_dir(root: str | Path) -> Path:
             return c
     raise ValueError(
         f"{root}: no EuroSAT class folders ({', '.join(EUROSAT_CLASS_COUNTS)}) found in "
-        f"{', '.join(str(c) for c in candidates)}; expected <root>/EuroSAT_MS/<Class>/<Class>_<n>.tif"
+        f"{', '.join(str(c) for c in candidates)}; "
+        "expected <root>/EuroSAT_MS/<Class>/<Class>_<n>.tif"
     )
 
 
@@ -139,10 +148,12 @@ def _read_split_lists(split_dir: Path) -> dict[str, str] | None:
         missing = [str(p) for s, p in paths.items() if s not in present]
         raise ValueError(
             f"EuroSAT split lists incomplete: {', '.join(missing)} not found; expected all of "
-            f"{', '.join(EUROSAT_SPLIT_FILES.values())} in {split_dir} (or none, for a seeded split)"
+            f"{', '.join(EUROSAT_SPLIT_FILES.values())} in {split_dir} "
+            "(or none, for a seeded split)"
         )
     split_of: dict[str, str] = {}
     for split, path in present.items():
+        require_file(path, f"the EuroSAT {split} list (one <Class>_<n>.jpg per line)")
         for line_no, line in enumerate(path.read_text().splitlines(), start=1):
             name = line.strip()
             if not name:
@@ -160,19 +171,24 @@ def _read_split_lists(split_dir: Path) -> dict[str, str] | None:
 def _stratified(
     by_class: Mapping[str, Sequence[str]], fractions: Mapping[str, float], seed: int
 ) -> dict[str, str]:
-    """Sample id -> split, each class shuffled with ``seed`` and cut by ``fractions``."""
+    """Sample id -> split, each class shuffled and cut by ``fractions`` (rounded, the last split
+    taking the rest). A class is shuffled with its own generator, seeded by ``seed`` and the
+    class's label, so its split depends only on ``seed`` and the files of that class (a class
+    missing from a partial download leaves the others as they are)."""
     names = list(fractions)
     values = np.asarray([fractions[n] for n in names], dtype=float)
     if not names or np.any(values < 0) or not np.isclose(values.sum(), 1.0):
         raise ValueError(
             f"split fractions must be non-negative and sum to 1, got {dict(fractions)}"
         )
-    rng = np.random.default_rng(seed)
+    if seed < 0:
+        raise ValueError(f"the split seed must be a non-negative integer, got {seed}")
     split_of: dict[str, str] = {}
-    for class_name in EUROSAT_CLASS_COUNTS:
+    for label, class_name in enumerate(EUROSAT_CLASS_COUNTS):
         ids = list(by_class.get(class_name, ()))
-        order = rng.permutation(len(ids))
+        order = np.random.default_rng([seed, label]).permutation(len(ids))
         bounds = np.rint(np.cumsum(values) * len(ids)).astype(int)
+        bounds[-1] = len(ids)
         start = 0
         for name, stop in zip(names, bounds, strict=True):
             for i in order[start:stop]:
@@ -192,12 +208,14 @@ def list_eurosat(
 
     ``split_dir`` holds the split lists (default ``root``); without them every class is split
     with ``seed`` by ``fractions`` (default 60 / 20 / 20 % train / val / test, the proportions
-    of the published lists). Nothing is opened: a missing class folder, a listed file that is
-    absent and an empty file (interrupted download) go to ``incomplete``.
+    of the published lists). No image is opened: a missing class folder, a class folder
+    without any ``.tif``, a listed file that is absent and an empty file (interrupted download)
+    go to ``incomplete``; a file on disk that no split list names is left out.
 
     Raises:
-        ValueError: no class folder under ``root``; a file in a class folder, or a line of a
-            split list, that is not ``<Class>_<n>``; only some of the split lists present.
+        ValueError: no class folder under ``root``; a class folder holding only JPEG files (the
+            RGB edition); a file in a class folder, or a line of a split list, that is not
+            ``<Class>_<n>``; only some of the split lists present, or one of them empty.
     """
     root = Path(root)
     image_dir = eurosat_image_dir(root)
@@ -210,9 +228,19 @@ def list_eurosat(
                 Incomplete(class_name, (f"{relative(class_dir, root)}/ (class folder)",))
             )
             continue
-        for path in sorted(class_dir.iterdir()):
-            if path.suffix.lower() not in (".tif", ".tiff"):
-                continue
+        files = sorted(class_dir.iterdir())
+        tifs = [p for p in files if p.suffix.lower() in (".tif", ".tiff")]
+        if not tifs:
+            if any(p.suffix.lower() in (".jpg", ".jpeg") for p in files):
+                raise ValueError(
+                    f"{class_dir}: JPEG files only (the RGB edition of EuroSAT); expected the "
+                    f"multispectral GeoTIFFs {class_name}/{class_name}_<n>.tif (EuroSAT_MS)"
+                )
+            incomplete.append(
+                Incomplete(class_name, (f"{relative(class_dir, root)}/ (no .tif file)",))
+            )
+            continue
+        for path in tifs:
             name_class, _ = _parse_name(path.stem, str(path))
             if name_class != class_name:
                 raise ValueError(
@@ -229,9 +257,7 @@ def list_eurosat(
         by_class: dict[str, list[str]] = {}
         for stem in sorted(found, key=_order):
             by_class.setdefault(_parse_name(stem, "")[0], []).append(stem)
-        split_of = _stratified(
-            by_class, fractions or {"train": 0.6, "val": 0.2, "test": 0.2}, seed
-        )
+        split_of = _stratified(by_class, fractions or {"train": 0.6, "val": 0.2, "test": 0.2}, seed)
     else:
         reported = {i.sample_id for i in incomplete}
         for stem in sorted(split_of, key=_order):

@@ -1,6 +1,7 @@
 """PASTIS: 2,433 Sentinel-2 time series of 128 x 128 pixels over France with crop-type labels.
 
-Layout read (``PASTIS.zip`` / ``PASTIS-R.zip``)::
+Layout read (``PASTIS.zip`` / ``PASTIS-R.zip``; ``<root>`` may also be the folder that holds
+the extracted ``PASTIS/`` or ``PASTIS-R/``)::
 
     <root>/metadata.geojson                one feature per patch; properties ID_PATCH, Fold
                                            (1..5), dates-S2 ({"0": YYYYMMDD, "1": ...}), TILE ...
@@ -8,10 +9,22 @@ Layout read (``PASTIS.zip`` / ``PASTIS-R.zip``)::
     <root>/ANNOTATIONS/TARGET_<ID_PATCH>.npy       3 x 128 x 128; channel 0: semantic class
     <root>/ANNOTATIONS/ParcelIDs_<ID_PATCH>.npy    128 x 128 parcel ids (0: none)
 
-The 10 bands are :data:`PASTIS_FILE_BANDS` (B02..B08, B8A, B11, B12: the 10 m and 20 m bands),
-already in Sentinel-2 order. ``T`` varies from patch to patch (one entry per date of
-``dates-S2``). Semantic values: 0 background, 1..18 crop types, 19 void (parcels mostly outside
-the patch), stored as :data:`s2ssl.classes.LABEL_IGNORE`. The five folds are the splits.
+The 10 bands are :data:`PASTIS_FILE_BANDS` (B02..B08, B8A, B11, B12: the 10 m and 20 m bands,
+the 20 m ones upsampled), stored in wavelength order, which is Sentinel-2 order. ``T`` varies
+from patch to patch: one image per entry of ``dates-S2``, whose keys are the positions along
+``T``. ``dates-S2`` is a JSON object in the file; GDAL-based readers hand it over as a JSON
+string, and both are accepted. Semantic values: 0 background, 1..18 crop types, 19 void
+(parcels mostly outside the patch), stored as :data:`s2ssl.classes.LABEL_IGNORE`. The five
+folds are the splits (``fold1`` .. ``fold5``). Only the Sentinel-2 series is read; the
+Sentinel-1 folders of PASTIS-R and ``INSTANCE_ANNOTATIONS`` are ignored.
+
+Checked against: the authors' loader (VSainteuf/pastis-benchmark, ``code/dataloader.py``: the
+file names, ``ID_PATCH`` and ``Fold``, the index -> YYYYMMDD dates and their 2024 fix for
+dates read back as a string, channel 0 of ``TARGET``), their ``label_names.json`` (the 20
+semantic values) and their answer in issue 19 (bands in wavelength order, 20 m bands upsampled
+bilinearly), and TorchGeo's ``PASTIS`` dataset (``Fold`` 1..5, ``TARGET[0]``; its test data
+writes the S2 series as ``int16`` and ``TARGET`` as ``uint8``). Any integer dtype is accepted
+for the series as long as its values fit 0..65535.
 """
 
 from __future__ import annotations
@@ -46,6 +59,7 @@ __all__ = [
     "PastisPatch",
     "PastisSample",
     "list_pastis",
+    "pastis_dir",
     "read_pastis",
 ]
 
@@ -73,6 +87,7 @@ PASTIS_CLASSES: Final[ClassSet] = ClassSet(
 PASTIS_FOLDS: Final[tuple[int, ...]] = (1, 2, 3, 4, 5)
 PASTIS_SIZE: Final[int] = 128
 METADATA_FILE: Final[str] = "metadata.geojson"
+_NESTED_DIRS: Final[tuple[str, ...]] = ("PASTIS", "PASTIS-R")
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,8 +160,33 @@ def _parse_dates(raw: Any, where: str) -> tuple[dt.date, ...]:
     return tuple(dates)
 
 
+def pastis_dir(root: str | Path) -> Path:
+    """The folder holding ``metadata.geojson``: ``root`` itself, else ``root/PASTIS`` or
+    ``root/PASTIS-R`` (the folders the archives extract to); ``root`` when none has it."""
+    root = Path(root)
+    for c in (root, *(root / name for name in _NESTED_DIRS)):
+        if (c / METADATA_FILE).exists():
+            return c
+    return root
+
+
+def _as_int(value: Any, name: str, where: str) -> int:
+    """``value`` as an int when it is a whole number (``10000``, ``10000.0``, ``"10000"``)."""
+    try:
+        if isinstance(value, bool):
+            raise ValueError
+        number = float(value) if not isinstance(value, int) else value
+        if number != int(number):
+            raise ValueError
+        return int(number)
+    except (TypeError, ValueError, OverflowError):
+        raise ValueError(f"{where}: {name} {value!r} is not an integer") from None
+
+
 def _features(root: Path) -> list[Mapping[str, Any]]:
-    path = require_file(root / METADATA_FILE, "the PASTIS patch metadata (a GeoJSON FeatureCollection)")
+    path = require_file(
+        root / METADATA_FILE, "the PASTIS patch metadata (a GeoJSON FeatureCollection)"
+    )
     try:
         doc = json.loads(path.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
@@ -160,14 +200,17 @@ def _features(root: Path) -> list[Mapping[str, Any]]:
 def list_pastis(root: str | Path) -> Inventory[PastisPatch]:
     """The patches of ``metadata.geojson`` under ``root`` (by ``ID_PATCH``) with fold and dates.
 
-    Nothing but the metadata is opened: a patch whose image, target or parcel file is absent
-    or empty goes to ``incomplete`` with the files it lacks.
+    ``root`` is the dataset folder or the folder holding ``PASTIS/`` or ``PASTIS-R/``
+    (:func:`pastis_dir`). Nothing but the metadata is opened: a patch whose image, target or
+    parcel file is absent or empty goes to ``incomplete`` with the files it lacks (paths
+    relative to ``root``); the complete patches are sorted by ``ID_PATCH``.
 
     Raises:
-        ValueError: ``metadata.geojson`` is missing or not a FeatureCollection; a feature lacks
-            ``ID_PATCH``, ``Fold`` (1..5) or a valid ``dates-S2``; an ``ID_PATCH`` repeats.
+        ValueError: ``metadata.geojson`` is missing, empty or not a FeatureCollection; a feature
+            lacks ``ID_PATCH``, ``Fold`` (1..5) or a valid ``dates-S2``; an ``ID_PATCH`` repeats.
     """
-    root = Path(root)
+    given = Path(root)
+    root = pastis_dir(given)
     meta = root / METADATA_FILE
     patches: list[PastisPatch] = []
     incomplete: list[Incomplete] = []
@@ -177,12 +220,12 @@ def list_pastis(root: str | Path) -> Inventory[PastisPatch]:
         where = f"{meta} (feature {n})"
         if not isinstance(props, Mapping) or not {"ID_PATCH", "Fold", "dates-S2"} <= set(props):
             raise ValueError(f"{where}: expected properties ID_PATCH, Fold and dates-S2")
-        try:
-            patch_id, fold = int(props["ID_PATCH"]), int(props["Fold"])
-        except (TypeError, ValueError):
-            raise ValueError(f"{where}: ID_PATCH and Fold must be integers") from None
+        patch_id = _as_int(props["ID_PATCH"], "ID_PATCH", where)
+        fold = _as_int(props["Fold"], "Fold", f"{where}, ID_PATCH {patch_id}")
         if fold not in PASTIS_FOLDS:
-            raise ValueError(f"{where}: Fold {fold}; expected one of {PASTIS_FOLDS}")
+            raise ValueError(
+                f"{where}, ID_PATCH {patch_id}: Fold {fold}; expected one of {PASTIS_FOLDS}"
+            )
         if patch_id in seen:
             raise ValueError(f"{where}: ID_PATCH {patch_id} appears more than once")
         seen.add(patch_id)
@@ -197,7 +240,7 @@ def list_pastis(root: str | Path) -> Inventory[PastisPatch]:
             parcels_path=root / "ANNOTATIONS" / f"ParcelIDs_{patch_id}.npy",
         )
         missing = tuple(
-            relative(p, root)
+            relative(p, given)
             for p in (patch.image_path, patch.target_path, patch.parcels_path)
             if not is_present(p)
         )
@@ -219,9 +262,7 @@ def _load(path: Path, what: str) -> np.ndarray:
 
 def pastis_label(values: np.ndarray, path: Path) -> np.ndarray:
     """Semantic values 0..19 -> stored labels (uint8; void as ``LABEL_IGNORE``)."""
-    if not np.issubdtype(values.dtype, np.integer) and not np.all(np.mod(values, 1) == 0):
-        raise ValueError(f"{path}: semantic classes are not whole numbers ({values.dtype})")
-    v = values.astype(np.int64)
+    v = _whole(values, path, "semantic classes")
     bad = np.unique(v[(v < 0) | (v > PASTIS_VOID)])
     if bad.size:
         raise ValueError(
@@ -233,17 +274,27 @@ def pastis_label(values: np.ndarray, path: Path) -> np.ndarray:
     return label
 
 
+def _whole(values: np.ndarray, path: Path, what: str) -> np.ndarray:
+    """``values`` as int64 when integer or whole-number floats; else ``ValueError``."""
+    if np.issubdtype(values.dtype, np.integer):
+        return values.astype(np.int64)
+    if np.issubdtype(values.dtype, np.floating) and np.all(np.mod(values, 1) == 0):
+        return values.astype(np.int64)
+    raise ValueError(f"{path}: {what} are not whole numbers ({values.dtype})")
+
+
 def read_pastis(patch: PastisPatch) -> PastisSample:
     """Read one patch: its time series as ``uint16`` DN, dates, labels and parcel ids.
 
     Raises:
         ValueError: a file is missing, empty or unreadable, or its shape does not fit the
-            layout (``T x 10 x H x W`` with ``T`` the number of dates; target ``3 x H x W`` or
-            ``H x W``; parcels ``H x W``); the message names the file.
+            layout (``T x 10 x 128 x 128`` with ``T`` the number of dates; target ``3 x 128 x
+            128``, or ``128 x 128`` semantic only; parcels ``128 x 128``), its pixels are not
+            integer DN in 0..65535, or its classes lie outside 0..19; the message names the file.
     """
     n_dates, n_bands = len(patch.dates), len(PASTIS_FILE_BANDS)
     raw = _load(patch.image_path, f"the S2 series of patch {patch.patch_id}")
-    check_shape(raw, (None, n_bands, None, None), patch.image_path, "T x 10 x H x W")
+    check_shape(raw, (None, n_bands, PASTIS_SIZE, PASTIS_SIZE), patch.image_path, "T x 10 x H x W")
     if raw.shape[0] != n_dates:
         raise ValueError(
             f"{patch.image_path}: {raw.shape[0]} dates in the array but {n_dates} in dates-S2 "
@@ -253,12 +304,13 @@ def read_pastis(patch: PastisPatch) -> PastisSample:
     height, width = image.shape[-2:]
     target = _load(patch.target_path, f"the semantic target of patch {patch.patch_id}")
     if target.ndim == 3:
-        check_shape(target, (None, height, width), patch.target_path, "C x H x W")
+        check_shape(target, (3, height, width), patch.target_path, "3 x H x W")
         target = target[0]
     check_shape(target, (height, width), patch.target_path, "3 x H x W, channel 0 semantic")
     label = pastis_label(target, patch.target_path)
     parcels = _load(patch.parcels_path, f"the parcel ids of patch {patch.patch_id}")
     check_shape(parcels, (height, width), patch.parcels_path, "H x W parcel ids")
+    parcels = _whole(parcels, patch.parcels_path, "parcel ids")
     doy = np.asarray([d.timetuple().tm_yday for d in patch.dates], dtype=np.int16)
     return PastisSample(
         patch=patch,
@@ -267,5 +319,5 @@ def read_pastis(patch: PastisPatch) -> PastisSample:
         dates=patch.dates,
         doy=doy,
         label=label,
-        parcels=parcels.astype(np.int64),
+        parcels=parcels,
     )
