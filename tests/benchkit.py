@@ -1,5 +1,5 @@
-"""Tiny benchmark downloads written in the published layouts (EuroSAT MS, PASTIS), and params
-that import them with ``fetch.source: benchmark``."""
+"""Tiny benchmark downloads written in the published layouts (EuroSAT MS, BigEarthNet v2,
+PASTIS), and params that import them with ``fetch.source: benchmark``."""
 
 from __future__ import annotations
 
@@ -8,11 +8,15 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
 import rasterio
+from affine import Affine
 from rasterio.crs import CRS
 from rasterio.transform import from_origin
 
 from s2ssl.config import set_dotted
+from s2ssl.data.sources.benchmark.bigearthnet import BIGEARTHNET_BANDS
 from s2ssl.data.sources.benchmark.eurosat import EUROSAT_CLASS_COUNTS, EUROSAT_FILE_BANDS
 from testkit import TINY_SIZES, read_repo_params, write_params
 
@@ -63,9 +67,11 @@ def write_pastis(
     (root / "ANNOTATIONS").mkdir(parents=True, exist_ok=True)
     features = []
     for pid, t in lengths.items():
-        days = [f"2018{m:02d}15" for m in range(9, 9 + t)] if t <= 4 else [
-            f"2019{m:02d}10" for m in range(1, 1 + t)
-        ]
+        days = (
+            [f"2018{m:02d}15" for m in range(9, 9 + t)]
+            if t <= 4
+            else [f"2019{m:02d}10" for m in range(1, 1 + t)]
+        )
         x0, y0 = 600000.0 + 2000 * pid, 6800000.0
         ring = [[x0, y0], [x0 + 10 * size, y0], [x0 + 10 * size, y0 - 10 * size],
                 [x0, y0 - 10 * size], [x0, y0]]  # fmt: skip
@@ -103,6 +109,52 @@ def write_pastis(
     }
     (root / "metadata.geojson").write_text(json.dumps(doc))
     return root
+
+
+NATIVE = {"B01": 60, "B02": 10, "B03": 10, "B04": 10, "B05": 20, "B06": 20, "B07": 20,
+          "B08": 10, "B8A": 20, "B09": 60, "B11": 20, "B12": 20}  # fmt: skip
+
+
+def write_band(path: Path, data: np.ndarray, res: int) -> None:
+    """A single-band GeoTIFF at ``res`` metres with the upper-left corner every band shares."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with rasterio.open(
+        path, "w", driver="GTiff", width=data.shape[-1], height=data.shape[-2],
+        count=1 if data.ndim == 2 else data.shape[0], dtype=data.dtype,
+        crs=CRS.from_epsg(32633), transform=Affine(res, 0, 390000, 0, -res, 5348400),
+    ) as dst:  # fmt: skip
+        dst.write(data if data.ndim == 3 else data[None])
+
+
+def band_values(band: str, step: int = 1000) -> np.ndarray:
+    """Band ``band`` at its native size: ``step * (position in l2a + 1) + pixel number``."""
+    size = 1200 // NATIVE[band]
+    base = step * (BIGEARTHNET_BANDS.index(band) + 1)
+    return (base + np.arange(size * size).reshape(size, size)).astype(np.uint16)
+
+
+def write_patch(root: Path, patch_id: str, skip: tuple[str, ...] = (), step: int = 1000) -> Path:
+    folder = root / "BigEarthNet-S2" / patch_id.rsplit("_", 2)[0] / patch_id
+    for band, res in NATIVE.items():
+        if band not in skip:
+            write_band(folder / f"{patch_id}_{band}.tif", band_values(band, step), res)
+    return folder
+
+
+def write_metadata(path: Path, rows: list[dict]) -> None:
+    """A metadata.parquet with the columns and types of the published file."""
+    columns = {
+        "patch_id": pa.array([r["patch_id"] for r in rows], pa.string()),
+        "labels": pa.array([r["labels"] for r in rows], pa.list_(pa.string())),
+        "split": pa.array([r.get("split", "train") for r in rows], pa.string()),
+        "country": pa.array([r.get("country", "Austria") for r in rows], pa.string()),
+        "s1_name": pa.array([f"S1_{r['patch_id'][-5:]}" for r in rows], pa.string()),
+        "s2v1_name": pa.array([f"v1_{r['patch_id'][-5:]}" for r in rows], pa.string()),
+        "contains_seasonal_snow": pa.array([r.get("snow", False) for r in rows], pa.bool_()),
+        "contains_cloud_or_shadow": pa.array([r.get("cloud", False) for r in rows], pa.bool_()),
+    }
+    path.parent.mkdir(parents=True, exist_ok=True)
+    pq.write_table(pa.table(columns), path)
 
 
 def benchmark_params(

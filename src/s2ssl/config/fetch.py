@@ -361,7 +361,11 @@ class SentinelHubSource(StrictModel):
         return v
 
 
-BENCHMARK_DATASETS: dict[str, str] = {"eurosat": "scene", "bigearthnet": "scene", "pastis": "croptype"}
+BENCHMARK_DATASETS: dict[str, str] = {
+    "eurosat": "scene",
+    "bigearthnet": "scene",
+    "pastis": "croptype",
+}
 """The store dataset each benchmark format is imported as."""
 
 

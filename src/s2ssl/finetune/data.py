@@ -291,6 +291,13 @@ def load_task_data(
         val=splits["val"],
         test=splits["test"],
         norm_stats=dataset.norm_stats,
-        manifest={**dataset.manifest, **({"scene_labels": "dataset" if scene_dataset else "tiles"} if spec.is_scene_level else {})},
+        manifest={
+            **dataset.manifest,
+            **(
+                {"scene_labels": "dataset" if scene_dataset else "tiles"}
+                if spec.is_scene_level
+                else {}
+            ),
+        },
         dataset_path=path,
     )

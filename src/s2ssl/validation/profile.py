@@ -291,7 +291,9 @@ def profile_dataset(
     mask_spec = store.specs.get(MASK)
     shapes_ok = mask_spec is None or mask_spec.shape == (n_times, height, width)
     shapes_ok = shapes_ok and all(
-        store.specs[lab].shape == (height, width) for lab in labels if len(store.specs[lab].shape) == 2
+        store.specs[lab].shape == (height, width)
+        for lab in labels
+        if len(store.specs[lab].shape) == 2
     )
 
     n_dates, in_range, ordered = _date_checks(_column(index, "dates", []), start, end)

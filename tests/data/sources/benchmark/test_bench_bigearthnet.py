@@ -16,9 +16,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 import rasterio
-from rasterio.crs import CRS
-from rasterio.transform import Affine
 
+from benchkit import NATIVE, band_values, write_band, write_metadata, write_patch
 from s2ssl.bands import BAND_PRESETS
 from s2ssl.classes import LABEL_IGNORE
 from s2ssl.data.sources.benchmark import (
@@ -38,52 +37,6 @@ from s2ssl.data.sources.benchmark.bigearthnet import (
 
 TILE = "S2A_MSIL2A_20170613T101031_N9999_R022_T33UUP"
 P1, P2, P3 = f"{TILE}_26_57", f"{TILE}_75_43", f"{TILE}_89_18"
-NATIVE = {"B01": 60, "B02": 10, "B03": 10, "B04": 10, "B05": 20, "B06": 20, "B07": 20,
-          "B08": 10, "B8A": 20, "B09": 60, "B11": 20, "B12": 20}  # fmt: skip
-
-
-def write_band(path: Path, data: np.ndarray, res: int) -> None:
-    """A single-band GeoTIFF at ``res`` metres with the upper-left corner every band shares."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with rasterio.open(
-        path, "w", driver="GTiff", width=data.shape[-1], height=data.shape[-2],
-        count=1 if data.ndim == 2 else data.shape[0], dtype=data.dtype,
-        crs=CRS.from_epsg(32633), transform=Affine(res, 0, 390000, 0, -res, 5348400),
-    ) as dst:  # fmt: skip
-        dst.write(data if data.ndim == 3 else data[None])
-
-
-def band_values(band: str) -> np.ndarray:
-    """Band ``band`` at its native size: ``1000 * (position in l2a + 1) + pixel number``."""
-    size = 1200 // NATIVE[band]
-    base = 1000 * (BIGEARTHNET_BANDS.index(band) + 1)
-    return (base + np.arange(size * size).reshape(size, size)).astype(np.uint16)
-
-
-def write_patch(root: Path, patch_id: str, skip: tuple[str, ...] = ()) -> Path:
-    folder = root / "BigEarthNet-S2" / patch_id.rsplit("_", 2)[0] / patch_id
-    for band, res in NATIVE.items():
-        if band not in skip:
-            write_band(folder / f"{patch_id}_{band}.tif", band_values(band), res)
-    return folder
-
-
-def write_metadata(path: Path, rows: list[dict]) -> None:
-    """A metadata.parquet with the columns and types of the published file."""
-    columns = {
-        "patch_id": pa.array([r["patch_id"] for r in rows], pa.string()),
-        "labels": pa.array([r["labels"] for r in rows], pa.list_(pa.string())),
-        "split": pa.array([r.get("split", "train") for r in rows], pa.string()),
-        "country": pa.array([r.get("country", "Austria") for r in rows], pa.string()),
-        "s1_name": pa.array([f"S1_{r['patch_id'][-5:]}" for r in rows], pa.string()),
-        "s2v1_name": pa.array([f"v1_{r['patch_id'][-5:]}" for r in rows], pa.string()),
-        "contains_seasonal_snow": pa.array([r.get("snow", False) for r in rows], pa.bool_()),
-        "contains_cloud_or_shadow": pa.array([r.get("cloud", False) for r in rows], pa.bool_()),
-    }
-    path.parent.mkdir(parents=True, exist_ok=True)
-    pq.write_table(pa.table(columns), path)
-
-
 ROWS = [
     {"patch_id": P1, "labels": ["Pastures", "Arable land"], "split": "train", "country": "Austria"},
     {"patch_id": P2, "labels": ["Marine waters"], "split": "validation", "country": "Portugal"},

@@ -9,11 +9,19 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from benchkit import benchmark_params, write_eurosat, write_pastis
+from benchkit import (
+    band_values,
+    benchmark_params,
+    write_eurosat,
+    write_metadata,
+    write_pastis,
+    write_patch,
+)
 from s2ssl.bands import BAND_PRESETS, MASK_CLEAR, MASK_NODATA
 from s2ssl.classes import LABEL_IGNORE
 from s2ssl.config import load_params
 from s2ssl.data.fetch import fetch
+from s2ssl.data.sources.benchmark.bigearthnet import BIGEARTHNET_CLASSES
 from s2ssl.data.sources.benchmark.eurosat import EUROSAT_CLASS_COUNTS
 from s2ssl.data.store import open_dataset
 from s2ssl.validation.validate import validate
@@ -65,7 +73,11 @@ def test_eurosat_without_split_lists_is_split_by_class_with_the_seed(tmp_path: P
     idx = ds.index
     for c in CLASSES:
         mine = idx[idx["sample_id"].str.startswith(f"eurosat-{c}_")]
-        assert sorted(mine["split"].value_counts().items()) == [("test", 1), ("train", 3), ("val", 1)]
+        assert sorted(mine["split"].value_counts().items()) == [
+            ("test", 1),
+            ("train", 3),
+            ("val", 1),
+        ]
 
 
 def test_partial_eurosat_download_imports_the_rest_and_lists_what_is_missing(
@@ -153,9 +165,11 @@ def test_pastis_folds_choose_the_splits_and_other_sizes_are_refused(tmp_path: Pa
     )
     with pytest.raises(ValueError, match=r"nothing imported .*unreadable"):
         fetch(params, tmp_path / "raw2", tmp_path / "r2")
-    report = json.loads((tmp_path / "r2" / "acquisition.json").read_text()) if (
-        tmp_path / "r2" / "acquisition.json"
-    ).exists() else None
+    report = (
+        json.loads((tmp_path / "r2" / "acquisition.json").read_text())
+        if (tmp_path / "r2" / "acquisition.json").exists()
+        else None
+    )
     assert report is None  # nothing is written when the import fails
 
 
@@ -163,7 +177,9 @@ def test_benchmark_config_names_the_dataset_it_imports(tmp_path: Path) -> None:
     path = benchmark_params(
         tmp_path / "p.yaml", "eurosat", {"path": str(tmp_path)}, **{"fetch.datasets": ["landcover"]}
     )
-    with pytest.raises(ValueError, match=r"imports the scene dataset: set fetch.datasets: \[scene\]"):
+    with pytest.raises(
+        ValueError, match=r"imports the scene dataset: set fetch.datasets: \[scene\]"
+    ):
         load_params(path)
     path = benchmark_params(
         tmp_path / "p.yaml",
@@ -172,3 +188,51 @@ def test_benchmark_config_names_the_dataset_it_imports(tmp_path: Path) -> None:
     )
     with pytest.raises(ValueError, match="one split only"):
         load_params(path)
+
+
+BEN = "S2A_MSIL2A_20170613T101031_N9999_R022_T33UUP"
+
+
+def test_bigearthnet_imports_multi_hot_labels_splits_and_countries(tmp_path: Path) -> None:
+    rows = [
+        {"patch_id": f"{BEN}_26_57", "labels": ["Pastures", "Arable land"], "split": "train"},
+        {"patch_id": f"{BEN}_26_58", "labels": ["Marine waters"], "split": "validation",
+         "country": "Portugal"},
+        {"patch_id": f"{BEN}_26_59", "labels": ["Urban fabric"], "split": "test"},
+        {"patch_id": f"{BEN}_26_60", "labels": ["Urban fabric"], "split": "train", "cloud": True},
+        {"patch_id": f"{BEN}_26_61", "labels": ["Beaches, dunes, sands"], "split": "train"},
+    ]  # fmt: skip
+    for row in rows[:4]:  # DN up to 1200 + 14399: within validate.dn_range
+        write_patch(tmp_path / "ben", row["patch_id"], step=100)
+    write_patch(tmp_path / "ben", rows[4]["patch_id"], skip=("B11",), step=100)
+    write_metadata(tmp_path / "ben" / "metadata.parquet", rows)
+    params = load_params(
+        benchmark_params(tmp_path / "p.yaml", "bigearthnet", {"path": str(tmp_path / "ben")})
+    )
+    result = fetch(params, tmp_path / "raw", tmp_path / "reports")
+    ds = open_dataset(result.datasets["scene"])
+    assert ds.specs["image"].shape == (1, 12, 120, 120)
+    assert ds.specs["multilabel"].shape == (19,)
+    assert ds.classes("multilabel").names == BIGEARTHNET_CLASSES.names
+    idx = ds.index.set_index("sample_id")
+    # the cloud-flagged patch is excluded; the one lacking B11 is reported incomplete
+    assert sorted(idx.index) == [f"bigearthnet-{BEN}_26_5{k}" for k in (7, 8, 9)]
+    assert idx.loc[f"bigearthnet-{BEN}_26_58", "split"] == "val"
+    assert idx.loc[f"bigearthnet-{BEN}_26_58", "region"] == "portugal"
+    assert idx.loc[f"bigearthnet-{BEN}_26_57", "region"] == "austria"
+    assert list(idx.loc[f"bigearthnet-{BEN}_26_57", "dates"]) == ["2017-06-13"]
+    assert list(idx.loc[f"bigearthnet-{BEN}_26_57", "doy"]) == [164]
+    pos = int(np.flatnonzero(ds.index["sample_id"].to_numpy() == f"bigearthnet-{BEN}_26_57")[0])
+    labels = ds.read_many("multilabel", np.array([pos]))[0]
+    names = BIGEARTHNET_CLASSES.names
+    assert sorted(names[i] for i in np.flatnonzero(labels)) == ["Arable land", "Pastures"]
+    image = ds.read_many("image", np.array([pos]))[0, 0]
+    # B01 (60 m, 20 x 20) is replicated 6 x 6: pixel (7, 13) comes from native pixel (1, 2)
+    assert image[0, 7, 13] == band_values("B01", 100)[1, 2]
+    assert image[BAND_PRESETS["l2a"].index("B8A"), 3, 3] == band_values("B8A", 100)[1, 1]
+    report = json.loads((tmp_path / "reports" / "acquisition.json").read_text())
+    assert report["datasets"]["scene"]["skipped_by_reason"] == {"incomplete download": 1}
+    assert "B11" in report["skipped"][0]["detail"]
+
+    out = validate(params, tmp_path / "raw", tmp_path / "validated", tmp_path / "vreports")
+    assert out.summary["scene.n_accepted"] == 3, out.summary

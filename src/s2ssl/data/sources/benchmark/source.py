@@ -38,6 +38,7 @@ from s2ssl.config import BenchmarkSource, Params
 from s2ssl.data.sources import base
 from s2ssl.data.sources.base import Skip, Source
 from s2ssl.data.sources.benchmark.bigearthnet import (
+    BIGEARTHNET_BANDS,
     BIGEARTHNET_CLASSES,
     BigEarthNetPatch,
     list_bigearthnet,
@@ -57,6 +58,7 @@ from s2ssl.data.sources.benchmark.pastis import (
     PASTIS_FILE_BANDS,
     PastisPatch,
     list_pastis,
+    pastis_dir,
     read_pastis,
 )
 from s2ssl.data.sources.types import Chunk, DatasetName
@@ -69,9 +71,6 @@ _SPLITS: Final[tuple[str, ...]] = ("train", "val", "test")
 PASTIS_CRS: Final[str] = "EPSG:2154"
 """PASTIS patch geometries are in Lambert-93 (used when ``metadata.geojson`` names no CRS)."""
 _BEN_DATE: Final = re.compile(r"_(\d{8})T\d{6}_")
-_BIGEARTHNET_BANDS: Final[tuple[str, ...]] = (
-    "B01", "B02", "B03", "B04", "B05", "B06", "B07", "B08", "B8A", "B09", "B11", "B12",
-)  # fmt: skip
 
 
 def published_bands(fmt: str) -> tuple[str, ...]:
@@ -79,7 +78,7 @@ def published_bands(fmt: str) -> tuple[str, ...]:
     if fmt == "eurosat":
         return EUROSAT_FILE_BANDS
     if fmt == "bigearthnet":
-        return _BIGEARTHNET_BANDS
+        return BIGEARTHNET_BANDS
     return PASTIS_FILE_BANDS
 
 
@@ -164,9 +163,7 @@ class BenchmarkImagery(Source):
             else:
                 inv = list_pastis(cfg.path)
                 split_of = {f: s for s, folds in cfg.folds.items() for f in folds}
-                inv = Inventory(
-                    tuple(p for p in inv.samples if p.fold in split_of), inv.incomplete
-                )
+                inv = Inventory(tuple(p for p in inv.samples if p.fold in split_of), inv.incomplete)
             self._inventory = Inventory(self._limit(inv.samples), inv.incomplete)
         return self._inventory
 
@@ -270,7 +267,9 @@ class BenchmarkImagery(Source):
         for inc in inv.incomplete:
             self._skip_incomplete(dataset, inc)
         t = self._n_dates()
-        geometry = _pastis_geometry(Path(self.cfg.path)) if self.cfg.format == "pastis" else {}
+        geometry = (
+            _pastis_geometry(pastis_dir(self.cfg.path)) if self.cfg.format == "pastis" else {}
+        )
         arrays: dict[str, list[np.ndarray]] = {}
         rows: list[dict[str, object]] = []
         written = 0
@@ -308,7 +307,9 @@ class BenchmarkImagery(Source):
 
     def _skip_incomplete(self, dataset: str, inc: Incomplete) -> None:
         self.skipped.append(
-            Skip(dataset, inc.sample_id, "incomplete download", "missing: " + ", ".join(inc.missing))
+            Skip(
+                dataset, inc.sample_id, "incomplete download", "missing: " + ", ".join(inc.missing)
+            )
         )
 
     @staticmethod
@@ -335,10 +336,7 @@ class BenchmarkImagery(Source):
             sample_id = f"eurosat-{sample.sample_id}"
         elif isinstance(sample, BigEarthNetPatch):
             dn, names = read_bigearthnet(sample)
-            band_file = next(iter(sorted(Path(sample.path).glob("*_B02.tif"))), None)
-            if band_file is None:
-                raise ValueError(f"{sample.path}: no *_B02.tif to read the georeference from")
-            crs, transform = _georef(band_file)
+            crs, transform = _georef(sample.band_path("B02"))
             image = select_bands(dn, names, self.bands, axis=0, what=str(sample.path))[None]
             arrays = {"multilabel": multi_hot(sample.labels)}
             m = _BEN_DATE.search(sample.patch_id)
@@ -355,7 +353,9 @@ class BenchmarkImagery(Source):
                     "geometry to georeference it"
                 )
             crs, transform = geometry[sample.patch_id]
-            series = select_bands(read.image, read.bands, self.bands, axis=1, what=str(sample.image_path))
+            series = select_bands(
+                read.image, read.bands, self.bands, axis=1, what=str(sample.image_path)
+            )
             n_dates = series.shape[0]
             image = np.zeros((t, *series.shape[1:]), np.uint16)
             image[:n_dates] = series
