@@ -210,5 +210,5 @@ def test_wrong_number_of_dates_is_refused(tmp_path: Path) -> None:
         "features": 2,
     }
     _export(tmp_path, "cscl", backbone, arch, list(BAND_NAMES))
-    with pytest.raises(ValueError, match=r"takes 8 dates, the croptype data has 4"):
+    with pytest.raises(ValueError, match=r"takes 8 dates, fine-tuning 4"):
         initial_model("croptype", "cscl", _params(), _data("croptype", t=4, size=8), tmp_path)

@@ -17,6 +17,7 @@ __all__ = [
     "Fraction",
     "PositiveInt",
     "StrictModel",
+    "check_n_dates",
     "describe_error",
     "model_at",
     "set_dotted",
@@ -36,6 +37,15 @@ class StrictModel(BaseModel):
     """Frozen, no unknown keys: the base of every params section."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def check_n_dates(v: int | None) -> int | None:
+    """``v`` unchanged when ``None`` or a multiple of 4 (the 3-D U-Net pools time twice)."""
+    if v is not None and v % 4:
+        raise ValueError(
+            f"must be a multiple of 4 (the 3-D U-Net halves the time axis twice) or null, got {v}"
+        )
+    return v
 
 
 def unique_items(v: list[Any], what: str) -> list[Any]:

@@ -12,6 +12,7 @@ from s2ssl.config.common import (
     Fraction,
     PositiveInt,
     StrictModel,
+    check_n_dates,
     section_json,
     unique_items,
 )
@@ -122,6 +123,11 @@ class CroptypeFinetune(SupervisedTraining):
     learning-rate schedule starts again: Adam, × ``lr_decay`` every ``lr_decay_every`` steps (the
     paper decays per epoch, lr 1e-4, batch 32; a fixed step interval keeps the schedule the same
     at every label fraction, where an epoch of 1 % labels is a single batch).
+
+    ``n_dates`` is the number of dates ``T`` the network takes: training draws a random subset of
+    ``T`` of each series' real dates at every step, validation and test take ``T`` dates spread
+    evenly (:mod:`s2ssl.data.temporal`); ``null`` takes the whole series, which every sample must
+    then have in full. A CSCL init must have been pre-trained with the same ``T``.
     """
 
     inits: list[Literal["random", "random_b", "cscl"]] = Field(min_length=1)
@@ -129,8 +135,16 @@ class CroptypeFinetune(SupervisedTraining):
     embedding_dim: PositiveInt = Field(description="random-init output channels")
     lr_decay: float = Field(gt=0, le=1, description="lr factor every lr_decay_every steps")
     lr_decay_every: PositiveInt = Field(description="steps between lr decays (about an epoch)")
+    n_dates: int | None = Field(
+        ge=4, description="dates the 3-D U-Net takes (null: the dataset's series length)"
+    )
 
     crop_multiple: ClassVar[tuple[int, str]] = (4, "3-D U-Net")
+
+    @field_validator("n_dates")
+    @classmethod
+    def _n_dates(cls, v: int | None) -> int | None:
+        return check_n_dates(v)
 
 
 class LinearProbeConfig(StrictModel):

@@ -6,7 +6,13 @@ from typing import Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from s2ssl.config.common import Fraction, PositiveInt, StrictModel, section_json
+from s2ssl.config.common import (
+    Fraction,
+    PositiveInt,
+    StrictModel,
+    check_n_dates,
+    section_json,
+)
 
 __all__ = [
     "PRETRAIN_METHODS",
@@ -176,6 +182,11 @@ class CSCLConfig(StrictModel):
     reflectance + day-of-year / 365); ``labels: landcover`` trains a ResNet U-Net on single-date
     land cover. Paper: U-Net width 16, Adam lr 1e-4 × 0.975 per epoch, batch 32, w⁺ = 0.125,
     3×3 window. ``params.yaml`` shrinks width and crops to fit the CPU budget.
+
+    ``n_dates`` (``labels: croptype``): the number of dates ``T`` the 3-D U-Net takes; every step
+    draws a random subset of ``T`` of each series' real dates, the probe spreads ``T`` dates
+    evenly (:mod:`s2ssl.data.temporal`); ``null`` takes the whole series, which every sample must
+    then have in full. Fine-tuning from this encoder needs the same ``finetune.croptype.n_dates``.
     """
 
     labels: Literal["croptype", "landcover"]
@@ -195,6 +206,14 @@ class CSCLConfig(StrictModel):
     lr: float = Field(gt=0, le=10)
     lr_decay: float = Field(gt=0, le=1, description="lr factor per epoch")
     weight_decay: float = Field(ge=0, le=1)
+    n_dates: int | None = Field(
+        ge=4, description="dates the 3-D U-Net takes (null: the dataset's series length)"
+    )
+
+    @field_validator("n_dates")
+    @classmethod
+    def _n_dates(cls, v: int | None) -> int | None:
+        return check_n_dates(v)
 
     @field_validator("kernel_size")
     @classmethod

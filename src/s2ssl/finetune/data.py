@@ -32,6 +32,7 @@ from s2ssl.classes import LABEL_IGNORE, ClassSet
 from s2ssl.data.stats import NormStats
 from s2ssl.data.store import StoreError
 from s2ssl.data.subsets import label_fraction_subset
+from s2ssl.data.temporal import resolve_n_dates, series_lengths
 from s2ssl.data.tensors import load_split
 from s2ssl.data.tiles import cut_tiles
 from s2ssl.data.validated import ValidatedDataset, open_validated
@@ -71,6 +72,9 @@ class TaskSplit:
     strata: np.ndarray
     bands: tuple[str, ...]
     """The bands on the image's band axis (every band the dataset holds)."""
+    n_dates: Tensor | None = None
+    """int64 ``[n]`` real dates per sample, the first ones of the date axis (the rest is padding);
+    ``None``: every sample has all ``T`` dates (:mod:`s2ssl.data.temporal`)."""
 
     def __len__(self) -> int:
         return int(self.image.shape[0])
@@ -86,6 +90,7 @@ class TaskSplit:
             ids=tuple(self.ids[i] for i in pos.tolist()),
             strata=self.strata[pos],
             bands=self.bands,
+            n_dates=None if self.n_dates is None else self.n_dates[idx],
         )
 
     def band_indices(self, bands: Sequence[str], who: str = "the model") -> list[int]:
@@ -126,6 +131,16 @@ class TaskData:
     def bands(self) -> tuple[str, ...]:
         """The bands of the in-memory images: every band the dataset holds, in its order."""
         return self.train.bands
+
+    def series_length(self, n_dates: int | None, key: str) -> int:
+        """The number of dates a time-series network takes on this data: ``n_dates`` when set,
+        else the stored series length, which every sample of every split must then have
+        (:func:`~s2ssl.data.temporal.resolve_n_dates`; ``key`` names the setting)."""
+        parts = [
+            None if s.n_dates is None else s.n_dates.numpy()
+            for s in (self.train, self.val, self.test)
+        ]
+        return resolve_n_dates(n_dates, parts, int(self.train.image.shape[1]), key)
 
     def test_set_fingerprint(self) -> str:
         """SHA-256 naming this setting's test set: the raw data fingerprint and the test ids.
@@ -270,6 +285,7 @@ def load_task_data(
         )
         label = tensors["label"]
         ids = tuple(str(i) for i in dataset.store.index["sample_id"].to_numpy()[positions])
+        lengths = series_lengths(dataset.store, positions)
         part = TaskSplit(
             image=tensors["image"],
             doy=tensors["doy"],
@@ -277,11 +293,18 @@ def load_task_data(
             ids=ids,
             strata=np.zeros(len(ids), np.int64),
             bands=bands,
+            n_dates=None if lengths is None else torch.from_numpy(lengths),
         )
         if scene_tile is not None and spec.is_scene_level and not scene_dataset:
             part = scene_tiles(part, scene_tile, len(classes))
         splits[split] = TaskSplit(
-            part.image, part.doy, part.label, part.ids, _strata(part.label, len(classes)), bands
+            part.image,
+            part.doy,
+            part.label,
+            part.ids,
+            _strata(part.label, len(classes)),
+            bands,
+            part.n_dates,
         )
     return TaskData(
         task=task,

@@ -15,6 +15,7 @@ import numpy as np
 import torch
 
 from s2ssl.config import RANDOM_INITS, Params
+from s2ssl.data.temporal import temporal_sampling
 from s2ssl.finetune.frozen import (
     extract_features,
     fit_linear_probe_selected,
@@ -30,6 +31,7 @@ from s2ssl.finetune.plan import (
     run_seed,
 )
 from s2ssl.finetune.train import fit, score
+from s2ssl.models.downstream import TimeSeriesSegmentationNet
 from s2ssl.stats.confusion import per_sample_confusion
 from s2ssl.taskspec import task_spec
 from s2ssl.training.labels import boundary_mask
@@ -43,6 +45,7 @@ __all__ = [
     "TrainedRun",
     "execute_run",
     "fit_run",
+    "model_dates",
     "test_sample_confusions",
     "trainer_kwargs",
 ]
@@ -61,6 +64,15 @@ class TrainedRun:
     record: dict[str, Any]
     preview: np.ndarray
     samples: dict[str, np.ndarray]
+
+
+def model_dates(model: Any) -> dict[str, Any] | None:
+    """How a time-series network's dates are chosen (:func:`~s2ssl.data.temporal.temporal_sampling`
+    of its number of dates); ``None`` for a single-date network. Part of the run record and of
+    the saved model's ``meta.json``."""
+    if isinstance(model, TimeSeriesSegmentationNet):
+        return temporal_sampling(model.timesteps)
+    return None
 
 
 def trainer_kwargs(params: Params) -> dict[str, Any]:
@@ -274,6 +286,7 @@ def execute_run(
         "encoder_unit": encoder_unit(spec) if own else None,
         "published": published,
         "load_report": info.load_report or None,
+        "dates": model_dates(model),
         "history": history,
         "test": test_metrics,
         "fingerprint": fingerprint,

@@ -256,7 +256,7 @@ def _croptype(
     init: str, cfg: CroptypeFinetune, params: Params, data: TaskData, models: Path, unit: str
 ) -> tuple[DownstreamNet, InitInfo]:
     bands = tuple(params.band_names)
-    timesteps = int(data.train.image.shape[1])
+    timesteps = data.series_length(cfg.n_dates, "finetune.croptype.n_dates")
     if init in RANDOM_INITS:
         backbone = UNet3D(len(bands) + 1, timesteps, cfg.embedding_dim, cfg.features)
         return TimeSeriesSegmentationNet(backbone, bands, data.class_set), InitInfo(init, bands)
@@ -269,8 +269,9 @@ def _croptype(
         )
     if module.timesteps != timesteps:
         raise ValueError(
-            f"the {init} encoder at {path} takes {module.timesteps} dates, the croptype data "
-            f"has {timesteps}; pre-train again on this data"
+            f"the {init} encoder at {path} takes {module.timesteps} dates, fine-tuning "
+            f"{timesteps}; set finetune.croptype.n_dates and pretrain.cscl.n_dates to the same "
+            "number of dates, or pre-train again on this data"
         )
     enc_bands = tuple(str(b) for b in meta.get("bands", bands))
     model = TimeSeriesSegmentationNet(module.train(), enc_bands, data.class_set)

@@ -254,6 +254,7 @@ def run_finetune(
                             "protocol": spec.protocol,
                             "encoder_sha256": trained.info.encoder_sha256,
                             "val_score": trained.record["val_score"],
+                            "dates": trained.record["dates"],
                         },
                     )
                 test_ids = data[spec.setting].test.ids

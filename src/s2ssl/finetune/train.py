@@ -8,6 +8,11 @@ for CSCL stage 2, the paper's exponential decay per epoch started afresh (Tarasi
 (mIoU for segmentation, balanced accuracy for scenes) is kept in memory and is what :func:`fit`
 returns.
 :func:`predict` and :func:`score` apply a network to a split in evaluation mode.
+
+A time-series network takes a fixed number of dates: training feeds it a random subset of each
+series' real dates, drawn per sample at every step from a generator seeded with the run's seed
+and the step; validation and :func:`predict` the evenly spread dates
+(:func:`~s2ssl.data.temporal.select_dates`). Series of exactly that length pass unchanged.
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ from torch.utils.data import DataLoader
 from s2ssl.classes import LABEL_IGNORE
 from s2ssl.config import CroptypeFinetune
 from s2ssl.config import SupervisedTraining as TrainingConfig
+from s2ssl.data.temporal import select_dates
 from s2ssl.data.tensors import EpochBatchSampler, TensorDictDataset
 from s2ssl.finetune.data import TaskSplit
 from s2ssl.models.downstream import DownstreamNet, SceneNet, TimeSeriesSegmentationNet
@@ -149,13 +155,21 @@ class FinetuneTask(L.LightningModule):
         self._metrics = _metrics_for(model)
         self._train_loss: list[float] = []
 
-    def _inputs(self, batch: dict[str, Tensor]) -> tuple[Tensor, Tensor]:
-        x = batch["image"][:, :, self.band_indices].float() * 1e-4
-        return x, batch["doy"]
+    def _inputs(
+        self, batch: dict[str, Tensor], dates: torch.Generator | None = None
+    ) -> tuple[Tensor, Tensor]:
+        """Reflectance of the model's bands and the day of year; a time-series model's dates
+        are selected first (``dates``: the training draw; ``None``: the even spread)."""
+        image, doy = batch["image"], batch["doy"]
+        if isinstance(self.model, TimeSeriesSegmentationNet):
+            image, doy = select_dates(image, doy, batch.get("n_dates"), self.model.timesteps, dates)
+        x = image[:, :, self.band_indices].float() * 1e-4
+        return x, doy
 
     def training_step(self, batch: dict[str, Tensor], batch_idx: int) -> Tensor:
         g = torch.Generator().manual_seed(derive_seed(self.seed, self.global_step, 0xF17E))
-        x, doy = self._inputs(batch)
+        dates = torch.Generator().manual_seed(derive_seed(self.seed, self.global_step, 0xDA7E))
+        x, doy = self._inputs(batch, dates)
         label = batch["label"]
         crop = self.cfg.crop_size
         if crop is not None and label.ndim == 3:
@@ -242,7 +256,10 @@ def _metrics_for(model: DownstreamNet) -> SegmentationMetrics | ClassificationMe
 
 
 def _split_tensors(split: TaskSplit) -> dict[str, Tensor]:
-    return {"image": split.image, "doy": split.doy, "label": split.label}
+    tensors = {"image": split.image, "doy": split.doy, "label": split.label}
+    if split.n_dates is not None:
+        tensors["n_dates"] = split.n_dates
+    return tensors
 
 
 @dataclass(frozen=True)
@@ -336,14 +353,20 @@ def predict(
     batch_size: int = 64,
     device: str | torch.device = "cpu",
 ) -> Tensor:
-    """Predicted labels of every sample (``[n, H, W]`` or ``[n]``), in evaluation mode."""
+    """Predicted labels of every sample (``[n, H, W]`` or ``[n]``), in evaluation mode; a
+    time-series model sees each series' evenly spread dates
+    (:func:`~s2ssl.data.temporal.select_dates`)."""
     band_indices = split.band_indices(model.bands)
     was_training = model.training
     model.eval().to(device)
     out = []
     for sl in _batches(len(split), batch_size):
-        x = split.image[sl][:, :, band_indices].float().to(device) * 1e-4
-        out.append(_forward(model, x, split.doy[sl].to(device)).argmax(1).cpu())
+        image, doy = split.image[sl], split.doy[sl]
+        if isinstance(model, TimeSeriesSegmentationNet):
+            lengths = None if split.n_dates is None else split.n_dates[sl]
+            image, doy = select_dates(image, doy, lengths, model.timesteps)
+        x = image[:, :, band_indices].float().to(device) * 1e-4
+        out.append(_forward(model, x, doy.to(device)).argmax(1).cpu())
     model.train(was_training)
     return torch.cat(out) if out else torch.zeros((0,), dtype=torch.long)
 

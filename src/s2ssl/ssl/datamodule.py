@@ -19,6 +19,11 @@ dense     unlabelled (train)    pixel level: landcover train / val pixels
 cscl      croptype (train)      pixel level: croptype train / val crop pixels (background 0
                                 and unknown 255 excluded); ``labels: landcover``: landcover
 ========  ====================  ============================================================
+
+CSCL on time series takes ``pretrain.cscl.n_dates`` dates (:attr:`PretrainDataModule.num_dates`;
+``null``: the stored series length, which every sample must have): the training batches carry
+each series' number of real dates (``n_dates``) and the task draws its dates per step, the probe
+takes the evenly spread dates (:mod:`s2ssl.data.temporal`).
 """
 
 from __future__ import annotations
@@ -41,6 +46,7 @@ from s2ssl.config import CSCLConfig, DenseConfig, MocoConfig, PretrainConfig
 from s2ssl.data.stats import NormStats
 from s2ssl.data.store import ShardedDataset, StoreError
 from s2ssl.data.subsets import label_fraction_subset
+from s2ssl.data.temporal import resolve_n_dates, select_dates, series_lengths
 from s2ssl.data.tensors import (
     EpochBatchSampler,
     TensorDictDataset,
@@ -293,6 +299,11 @@ class PretrainDataModule(L.LightningDataModule):
             label=self.data.train_label,
             positions=positions,
         )
+        time_series = self._time_series()
+        if time_series:
+            lengths = series_lengths(train_ds.store, positions)
+            if lengths is not None:
+                tensors["n_dates"] = torch.from_numpy(lengths)
         if self.label_subset is not None:
             tensors = self._labelled_subset(train_ds.store, positions, tensors)
         n = int(tensors["image"].shape[0])
@@ -317,8 +328,22 @@ class PretrainDataModule(L.LightningDataModule):
             )
         self.train = TensorDictDataset(tensors)
         self.num_dates = int(tensors["image"].shape[1])
+        if time_series:
+            every = series_lengths(train_ds.store, np.arange(len(train_ds.store)))
+            self.num_dates = resolve_n_dates(
+                getattr(self.method_config, "n_dates", None),
+                [every],
+                self.num_dates,
+                f"pretrain.{self.method}.n_dates",
+            )
         self.image_size = (int(tensors["image"].shape[-2]), int(tensors["image"].shape[-1]))
         self.probe = self._build_probe()
+
+    def _time_series(self) -> bool:
+        """Whether the method trains on time series (CSCL with ``labels: croptype``)."""
+        return (
+            isinstance(self.method_config, CSCLConfig) and self.method_config.labels == "croptype"
+        )
 
     def _build_probe(self) -> ProbeData:
         d = self.data
@@ -334,9 +359,7 @@ class PretrainDataModule(L.LightningDataModule):
             excluded.insert(0, classes.names.index("background"))
         probe_exclude = tuple(excluded)
         splits: list[ProbeSplit] = []
-        time_series = (
-            isinstance(self.method_config, CSCLConfig) and self.method_config.labels == "croptype"
-        )
+        time_series = self._time_series()
         if d.probe_level == "scene":
             limits = (cfg.bank_size, cfg.query_size)
         else:
@@ -346,8 +369,16 @@ class PretrainDataModule(L.LightningDataModule):
             tensors = load_split(
                 store, split, band_indices=band_idx, label=d.probe_label, positions=pos
             )
-            image = tensors["image"]
-            if not time_series:
+            image, doy = tensors["image"], tensors["doy"]
+            if time_series:
+                lengths = series_lengths(store, pos)
+                image, doy = select_dates(
+                    image,
+                    doy,
+                    None if lengths is None else torch.from_numpy(lengths),
+                    self.num_dates,
+                )
+            else:
                 image = image[:, 0]  # single date [N, C, H, W]
             if d.probe_level == "scene":
                 image = cut_tiles(image, cfg.scene_tile)
@@ -371,7 +402,7 @@ class PretrainDataModule(L.LightningDataModule):
                         labels=labels[keep],
                         pixels=pixels[keep],
                         valid=valid[keep],
-                        doy=tensors["doy"][keep] if time_series else None,
+                        doy=doy[keep] if time_series else None,
                     )
                 )
         bank, queries = splits

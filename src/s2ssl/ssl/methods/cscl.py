@@ -15,8 +15,10 @@ from torch import Tensor, nn
 
 from s2ssl.classes import LABEL_IGNORE
 from s2ssl.config import CSCLConfig
+from s2ssl.data.temporal import select_dates, temporal_sampling
 from s2ssl.models.unet import ResNetUNet
 from s2ssl.models.unet3d import UNet3D, append_doy_channel
+from s2ssl.seeding import derive_seed
 from s2ssl.ssl.losses import CSCLHead, cscl_loss, cscl_targets
 from s2ssl.ssl.methods.base import PretrainTask, StepOutput
 from s2ssl.ssl.probe import ProbeSplit
@@ -37,7 +39,9 @@ class CSCLTask(PretrainTask):
     single-date images. Then :class:`~s2ssl.ssl.losses.CSCLHead` (3×3, dilation 1) and
     ``L = mean(−w⁺·y·s + (1 − y)·s)``, w⁺ = 0.125, unknown (255) pixels excluded. Adam (lr 1e-4)
     with lr × 0.975 per epoch, as the paper. The backbone is what transfers (stage 2 drops the
-    similarity head).
+    similarity head). On time series each step sees ``num_dates`` of every series' real dates,
+    a random subset drawn with :meth:`date_generator`
+    (:func:`~s2ssl.data.temporal.select_dates`).
     """
 
     def __init__(
@@ -65,22 +69,34 @@ class CSCLTask(PretrainTask):
             "formula": "bands: DN_after_offset * 1e-4; extra last channel: day_of_year / 365",
         }
 
+    def date_generator(self) -> torch.Generator:
+        """The CPU generator of a training step's date draws, seeded from (seed, epoch, step,
+        rank); separate from the augmentation generator."""
+        seed = derive_seed(self.seed, self.current_epoch, self.global_step, self.rank, 0xDA7E)
+        return torch.Generator().manual_seed(seed)
+
     def shared_step(self, batch: dict[str, Tensor], generator: torch.Generator) -> StepOutput:
         cfg = self.cfg
-        image = to_reflectance(batch["image"])
         if self.time_series:
+            raw, doy = select_dates(
+                batch["image"],
+                batch["doy"],
+                batch.get("n_dates"),
+                self.num_dates,
+                self.date_generator(),
+            )
             x, y = cscl_batch(
-                image,
+                to_reflectance(raw),
                 batch["label"],
                 generator,
-                doy=batch["doy"],
+                doy=doy,
                 crop_size=cfg.crop_size,
                 flip=cfg.flip,
                 rot90=cfg.rot90,
             )
         else:
             x, y = cscl_batch(
-                image[:, 0],
+                to_reflectance(batch["image"])[:, 0],
                 batch["label"],
                 generator,
                 crop_size=cfg.crop_size,
@@ -126,6 +142,7 @@ class CSCLTask(PretrainTask):
                 "features": self.cfg.features,
                 "bands": [*self.bands, "doy"],
                 "out_dim": self.cfg.embedding_dim,
+                "dates": temporal_sampling(self.num_dates),
             }
         return {
             "kind": "unet",
