@@ -8,12 +8,13 @@ from pathlib import Path
 
 import pytest
 
-from benchkit import benchmark_params, write_eurosat
+from benchkit import benchmark_params, write_eurosat, write_pastis
 from s2ssl.config import load_params
 from s2ssl.data.fetch import fetch
 from s2ssl.evaluation.report import write_evaluation
 from s2ssl.finetune.data import has_scene_dataset, load_task_data
 from s2ssl.finetune.run import run_finetune
+from s2ssl.ssl.stage import pretrain
 from s2ssl.validation.validate import validate
 
 
@@ -62,3 +63,53 @@ def test_eurosat_scene_protocols_run_and_are_reported(tmp_path: Path) -> None:
     report = evaluation.report.read_text()
     assert "scene" in report and "random_b" in report
     assert "[" in report  # gains are shown with their intervals
+
+
+@pytest.mark.slow
+def test_pastis_series_of_any_length_pretrain_cscl_and_fine_tune(tmp_path: Path) -> None:
+    lengths = {1: 5, 2: 4, 3: 5, 4: 3, 5: 5, 6: 4}
+    folds = {1: 1, 2: 2, 3: 3, 4: 4, 5: 5, 6: 1}
+    root = write_pastis(tmp_path / "PASTIS", lengths, folds)
+    params = load_params(
+        benchmark_params(
+            tmp_path / "params.yaml",
+            "pastis",
+            {"path": str(root)},
+            bands="pastis",
+            **{
+                "finetune.tasks": ["croptype"],
+                "finetune.croptype.inits": ["random", "random_b", "cscl"],
+                "finetune.croptype.n_dates": 4,
+                "finetune.fractions": [1.0],
+                "finetune.region_transfer.enabled": False,
+                "pretrain.cscl.n_dates": 4,
+            },
+        )
+    )
+    fetch(params, tmp_path / "raw", tmp_path / "reports/fetch")
+    validate(params, tmp_path / "raw", tmp_path / "validated", tmp_path / "reports/validate")
+    data = load_task_data("croptype", tmp_path / "validated", "in_domain", None)
+    assert (len(data.train), len(data.val), len(data.test)) == (4, 1, 1)
+    assert data.train.image.shape[1:3] == (5, 10)  # padded to the longest series, 10 bands
+    pretrain(params, "cscl", tmp_path / "validated", tmp_path / "models/pretrain", tmp_path / "rp")
+    result = run_finetune(
+        params,
+        "croptype",
+        tmp_path / "validated",
+        tmp_path / "models/pretrain",
+        tmp_path / "models/finetune",
+        tmp_path / "reports/finetune",
+        track=False,
+    )
+    assert len(result.executed) == 6  # 3 inits x 2 replicates
+    record = json.loads(
+        (
+            tmp_path / "reports/finetune/croptype/runs/r0.in_domain.cscl.finetune.f100.json"
+        ).read_text()
+    )
+    assert record["dates"]["n_dates"] == 4
+    assert record["bands"] == list(data.bands)
+    evaluation = write_evaluation(
+        params, tmp_path / "reports/finetune", tmp_path / "validated", tmp_path / "reports/eval"
+    )
+    assert "croptype" in evaluation.report.read_text()
