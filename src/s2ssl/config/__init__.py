@@ -23,8 +23,8 @@ from s2ssl.config.common import (
 )
 from s2ssl.config.evaluate import EvaluateConfig
 from s2ssl.config.fetch import (
-    CroptypeSpec,
     BenchmarkSource,
+    CroptypeSpec,
     FetchConfig,
     LabelRaster,
     LandcoverSpec,
@@ -82,6 +82,7 @@ __all__ = [
     "PUBLISHED_FORMATS",
     "RANDOM_INITS",
     "AppearanceConfig",
+    "BenchmarkSource",
     "CSCLConfig",
     "CalibrateConfig",
     "CalibrationTargets",
@@ -90,7 +91,6 @@ __all__ = [
     "CroptypeSpec",
     "DenseConfig",
     "EvaluateConfig",
-    "BenchmarkSource",
     "FetchConfig",
     "FinetuneConfig",
     "FinetuneTask",
