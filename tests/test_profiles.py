@@ -21,7 +21,7 @@ def test_profile_applies_to_the_repo_params(profile: Path, tmp_path: Path) -> No
     assert changes, "a profile that changes nothing is dead"
     applied = load_params(params)
     for change in changes:
-        value = applied.model_dump()
+        value = applied.model_dump(mode="json")
         for part in change.key.split("."):
             value = value[part]
         assert value == change.new
