@@ -15,7 +15,7 @@ export PREFECT_SERVER_ANALYTICS_ENABLED := false
 export PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS := 90
 export MPLBACKEND := Agg
 
-.PHONY: help setup run test test-fast tune calibrate lint format bench serve clean-venv
+.PHONY: help setup run test test-fast tune calibrate benchmark lint format bench serve clean-venv
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -57,6 +57,26 @@ tune: setup  ## run or resume the Optuna sweep (dvc repro tune/dvc.yaml; never p
 
 calibrate: setup  ## random init + baselines vs targets, no pre-training (dvc repro calibrate/dvc.yaml; never part of make run)
 	dvc repro calibrate/dvc.yaml
+
+BENCHMARK ?=
+BENCH_DIR = bench/$(BENCHMARK)
+BENCH_TASK = $(if $(filter pastis,$(BENCHMARK)),croptype,$(if $(filter bigearthnet,$(BENCHMARK)),multilabel,scene))
+BENCH_ENCODERS = $(if $(filter pastis,$(BENCHMARK)),$(BENCH_DIR)/models/pretrain,models/pretrain)
+BENCH_P = --params $(BENCH_DIR)/params.yaml
+
+benchmark: setup  ## a standard benchmark end to end: BENCHMARK=eurosat|bigearthnet|pastis from data/benchmarks/<name> (docs/benchmarks.md)
+	@case "$(BENCHMARK)" in eurosat|bigearthnet|pastis) ;; \
+	  *) echo "usage: make benchmark BENCHMARK=eurosat|bigearthnet|pastis (download: docs/benchmarks.md)" >&2; exit 2;; esac
+	mkdir -p $(BENCH_DIR)
+	cp params.yaml $(BENCH_DIR)/params.yaml
+	s2ssl tune apply --best profiles/$(BENCHMARK).yaml $(BENCH_P)
+	s2ssl fetch $(BENCH_P) --out $(BENCH_DIR)/raw --reports $(BENCH_DIR)/reports/fetch
+	s2ssl validate $(BENCH_P) --raw $(BENCH_DIR)/raw --out $(BENCH_DIR)/validated --reports $(BENCH_DIR)/reports/validate
+	$(if $(filter pastis,$(BENCHMARK)),MLFLOW_TRACKING_URI=sqlite:///$(abspath $(BENCH_DIR))/mlflow.db s2ssl pretrain --method cscl $(BENCH_P) --data $(BENCH_DIR)/validated --out $(BENCH_DIR)/models/pretrain --reports $(BENCH_DIR)/reports/pretrain,@echo "encoders: models/pretrain (from make run)")
+	MLFLOW_TRACKING_URI=sqlite:///$(abspath $(BENCH_DIR))/mlflow.db s2ssl finetune --task $(BENCH_TASK) $(BENCH_P) \
+	  --data $(BENCH_DIR)/validated --pretrained $(BENCH_ENCODERS) --out $(BENCH_DIR)/models/finetune --reports $(BENCH_DIR)/reports/finetune
+	s2ssl evaluate $(BENCH_P) --runs $(BENCH_DIR)/reports/finetune --data $(BENCH_DIR)/validated --out $(BENCH_DIR)/reports/evaluate
+	@echo "report: $(BENCH_DIR)/reports/evaluate/report.md   (runs: $(BENCH_DIR)/reports/finetune/$(BENCH_TASK)/runs, MLflow: $(BENCH_DIR)/mlflow.db)"
 
 lint: setup  ## ruff lint + format check
 	ruff check src tests flows benchmarks
