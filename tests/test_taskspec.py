@@ -11,7 +11,7 @@ from s2ssl.taskspec import TASK_NAMES, TASKS, TaskKind, task_spec
 
 
 def test_task_names_in_pipeline_order() -> None:
-    assert TASK_NAMES == ("landcover", "croptype", "scene")
+    assert TASK_NAMES == ("landcover", "croptype", "scene", "multilabel")
     assert FINETUNE_TASKS == TASK_NAMES
 
 
