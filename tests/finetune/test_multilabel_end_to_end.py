@@ -56,7 +56,9 @@ def scene_world(tiny_raw: Path, tmp_path_factory: pytest.TempPathFactory) -> Pat
     root = tmp_path_factory.mktemp("multilabel")
     write_scene_dataset(tiny_raw / "landcover", root / "raw" / "scene")
     params = load_params(tiny_raw.parent / "params.yaml")
-    result = validate(params, root / "raw", root / "validated", root / "reports", datasets=["scene"])
+    result = validate(
+        params, root / "raw", root / "validated", root / "reports", datasets=["scene"]
+    )
     assert result.validations[0].usable, result.summary
     return root / "validated"
 
