@@ -11,7 +11,7 @@ from s2ssl.taskspec import TASK_NAMES, TASKS, TaskKind, task_spec
 
 
 def test_task_names_in_pipeline_order() -> None:
-    assert TASK_NAMES == ("landcover", "croptype", "scene")
+    assert TASK_NAMES == ("landcover", "croptype", "scene", "multilabel")
     assert FINETUNE_TASKS == TASK_NAMES
 
 
@@ -64,3 +64,12 @@ def test_the_registry_is_read_only() -> None:
         TASKS["new"] = TASKS["scene"]  # type: ignore[index]
     with pytest.raises(AttributeError):
         task_spec("scene").headline = "miou"  # type: ignore[misc]
+
+
+def test_multilabel_task() -> None:
+    spec = task_spec("multilabel")
+    assert spec.kind is TaskKind.MULTILABEL and spec.kind.value == "multilabel"
+    assert (spec.dataset, spec.labels) == ("scene", "multilabel")
+    assert (spec.headline, spec.headline_label, spec.class_prefix) == ("map_micro", "mAP", "ap.")
+    assert spec.is_scene_level and spec.is_multilabel
+    assert not task_spec("scene").is_multilabel

@@ -132,7 +132,7 @@ def _fake_fits(monkeypatch: pytest.MonkeyPatch, thresholds: dict[float, float]) 
     """Replace the probe fit by one whose threshold depends on the weight decay only."""
     seen: list[float] = []
 
-    def fake(*args: object, weight_decay: float) -> nn.Linear:
+    def fake(*args: object, weight_decay: float, multilabel: bool = False) -> nn.Linear:
         seen.append(weight_decay)
         return _threshold_probe(thresholds[weight_decay])
 

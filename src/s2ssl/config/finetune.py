@@ -27,9 +27,11 @@ __all__ = [
     "CroptypeFinetune",
     "FinetuneConfig",
     "FinetuneTask",
+    "ImageClassifierFinetune",
     "Init",
     "LandcoverFinetune",
     "LinearProbeConfig",
+    "MultilabelFinetune",
     "PublishedWeights",
     "RegionTransferConfig",
     "ScanProtocol",
@@ -38,9 +40,10 @@ __all__ = [
 ]
 
 FINETUNE_TASKS: tuple[str, ...] = TASK_NAMES
-"""Downstream tasks: land-cover segmentation, crop-type segmentation from time series, scenes."""
+"""Downstream tasks: land-cover segmentation, crop-type segmentation from time series, scenes,
+multi-label scenes."""
 
-FinetuneTask = Literal["landcover", "croptype", "scene"]
+FinetuneTask = Literal["landcover", "croptype", "scene", "multilabel"]
 Init = Literal["random", "random_b", "seco", "moco", "moco_tp", "dense", "cscl"]
 """``random``: random init; ``random_b``: random init with an independent seed stream (the A/A
 control of the evaluation: random against random through the same machinery); else the encoder
@@ -151,7 +154,8 @@ class LinearProbeConfig(StrictModel):
     """Logistic regression on frozen, standardised global-pooled features (full batch).
 
     One probe is fitted per ``weight_decay_choices`` entry on the run's labelled train subset;
-    the one with the best val balanced accuracy is kept (ties: the larger weight decay), see
+    the one with the best val headline of the task (balanced accuracy; mAP for multi-label
+    scenes) is kept (ties: the larger weight decay), see
     :func:`s2ssl.finetune.frozen.fit_linear_probe_selected`.
     """
 
@@ -169,23 +173,16 @@ class LinearProbeConfig(StrictModel):
         return sorted(unique_items(v, "weight_decay_choices"))
 
 
-class SceneFinetune(SupervisedTraining):
-    """Scene classification (EuroSAT-like): ``tile_size`` tiles of the land-cover patches, each
-    labelled with its majority land-cover class (whole 64 px patches are nearly all "cropland").
-
-    Each encoder is evaluated frozen (``linear``: logistic regression; ``knn``: cosine kNN with
-    the probe's voting, its ``k`` chosen per run on val among ``knn_k_choices`` that do not
-    exceed the labelled bank, ties to the smaller ``k``) and fully fine-tuned (``finetune``:
-    encoder + fresh linear layer). The full fine-tune runs at ``finetune_fractions`` only (it
-    costs as much as a segmentation run).
-    """
+class ImageClassifierFinetune(SupervisedTraining):
+    """What the image-level tasks share: a ResNet encoder evaluated frozen (``linear``,
+    ``knn``, their setting chosen per run on val) and fully fine-tuned (``finetune``, at
+    ``finetune_fractions`` only: it costs as much as a segmentation run)."""
 
     inits: list[str] = Field(
         min_length=1, description="built-in inits and names of finetune.published"
     )
     protocols: list[ScanProtocol] = Field(min_length=1)
     finetune_fractions: list[Fraction]
-    tile_size: int = Field(ge=8, description="scene tile edge (divides the patch)")
     depth: Literal[18, 50]
     bands: Literal["rgb", "all"]
     linear: LinearProbeConfig
@@ -203,6 +200,32 @@ class SceneFinetune(SupervisedTraining):
     @classmethod
     def _knn_k_choices(cls, v: list[int]) -> list[int]:
         return sorted(unique_items(v, "knn_k_choices"))
+
+
+class SceneFinetune(ImageClassifierFinetune):
+    """Scene classification (EuroSAT-like): ``tile_size`` tiles of the land-cover patches, each
+    labelled with its majority land-cover class (whole 64 px patches are nearly all "cropland").
+
+    Each encoder is evaluated frozen (``linear``: logistic regression; ``knn``: cosine kNN with
+    the probe's voting, its ``k`` chosen per run on val among ``knn_k_choices`` that do not
+    exceed the labelled bank, ties to the smaller ``k``) and fully fine-tuned (``finetune``:
+    encoder + fresh linear layer). The full fine-tune runs at ``finetune_fractions`` only (it
+    costs as much as a segmentation run).
+    """
+
+    tile_size: int = Field(ge=8, description="scene tile edge (divides the patch)")
+
+
+class MultilabelFinetune(ImageClassifierFinetune):
+    """Multi-label scene classification (BigEarthNet-style): every image of the ``scene``
+    dataset carries a set of classes (its multi-hot ``multilabel`` array), scored by mAP.
+
+    The protocols are the scene task's with a sigmoid per class: ``linear`` fits one logistic
+    regression per class on the frozen, standardised features; ``knn`` scores a class by the
+    similarity-weighted share of the ``k`` nearest labelled images that carry it; ``finetune``
+    trains encoder + fresh linear layer with binary cross-entropy. Whole images are used (no
+    tiles, no crop: a label set belongs to the whole image).
+    """
 
 
 class RegionTransferConfig(StrictModel):
@@ -276,12 +299,17 @@ class FinetuneConfig(StrictModel):
     landcover: LandcoverFinetune
     croptype: CroptypeFinetune
     scene: SceneFinetune
+    multilabel: MultilabelFinetune
 
     @model_validator(mode="after")
     def _scene_crop(self) -> FinetuneConfig:
         if self.scene.crop_size is not None:
             raise ValueError(
                 "scene.crop_size must be null: a scene label belongs to the whole patch"
+            )
+        if self.multilabel.crop_size is not None:
+            raise ValueError(
+                "multilabel.crop_size must be null: a label set belongs to the whole image"
             )
         return self
 
@@ -297,6 +325,7 @@ class FinetuneConfig(StrictModel):
         where = {
             "landcover.inits": self.landcover.inits,
             "scene.inits": self.scene.inits,
+            "multilabel.inits": self.multilabel.inits,
             "region_transfer.inits": self.region_transfer.inits or [],
         }
         for key, inits in where.items():
@@ -320,11 +349,14 @@ class FinetuneConfig(StrictModel):
             raise ValueError(f"label fractions must be in (0, 1], got {v}")
         return sorted(unique_items(v, "fractions"))
 
-    def task_config(self, task: str) -> LandcoverFinetune | CroptypeFinetune | SceneFinetune:
+    def task_config(
+        self, task: str
+    ) -> LandcoverFinetune | CroptypeFinetune | SceneFinetune | MultilabelFinetune:
         """The settings of downstream ``task`` (one of :data:`FINETUNE_TASKS`)."""
         if task not in FINETUNE_TASKS:
             raise ValueError(f"unknown task {task!r}; choose one of {list(FINETUNE_TASKS)}")
-        cfg: LandcoverFinetune | CroptypeFinetune | SceneFinetune = getattr(self, task)
+        cfg: LandcoverFinetune | CroptypeFinetune | SceneFinetune | MultilabelFinetune
+        cfg = getattr(self, task)
         return cfg
 
     def stage_params(self, task: str) -> dict[str, Any]:

@@ -7,6 +7,8 @@ Pure numpy (no torch), so the selection can be computed, tested and logged witho
   fraction is a prefix of that ranking, so subsets are deterministic, independent of the order
   in which ids are listed, and **nested** (1 % ⊂ 10 % ⊂ 100 %): adding labels never swaps out a
   sample, and differences between fractions measure the amount of labels only.
+- :func:`label_set_strata`: the stratum of each multi-label sample (its label set; rare label
+  sets pooled), what :func:`label_fraction_subset` stratifies multi-label data by.
 - :func:`region_transfer_split`: pre-train / fine-tune on some regions, test on a held-out one
   (Embedding Earth's cross-region claim).
 """
@@ -21,9 +23,11 @@ from collections.abc import Sequence
 import numpy as np
 
 __all__ = [
+    "MIN_LABEL_SET_STRATUM",
     "fraction_label",
     "hash_rank",
     "label_fraction_subset",
+    "label_set_strata",
     "pretrain_unit",
     "region_transfer_split",
 ]
@@ -186,6 +190,53 @@ def label_fraction_subset(
         by_rank = members[np.argsort(rank[members], kind="stable")]
         chosen[by_rank[: _take(len(members), fraction, min_samples)]] = True
     return np.flatnonzero(chosen).astype(np.int64)
+
+
+MIN_LABEL_SET_STRATUM = 100
+"""The fewest samples a label set needs to be a stratum of its own (:func:`label_set_strata`):
+a 1 % subset then takes at least one of them by its share alone, not by the per-stratum
+minimum."""
+
+
+def label_set_strata(labels: np.ndarray, *, min_count: int = MIN_LABEL_SET_STRATUM) -> np.ndarray:
+    """The stratum of every multi-label sample: its label set, rare label sets pooled.
+
+    A label set (the combination of classes a sample carries, the empty set included) that at
+    least ``min_count`` samples carry is a stratum of its own; the samples of every rarer label
+    set share one pooled stratum (``0``). The frequent label sets are numbered ``1, 2, …`` in the
+    lexicographic order of their multi-hot rows, so the strata depend on the set of samples only,
+    not on their order. Stratifying by the whole label set keeps the label sets' shares, hence
+    every class's share and its co-occurrences, in each label fraction; pooling bounds the number
+    of strata (each costs up to one rounding and ``min_samples`` in
+    :func:`label_fraction_subset`). The strata do not depend on the fraction, so the subsets
+    stay nested (1 % ⊂ 10 % ⊂ 100 %).
+
+    Args:
+        labels: ``[n, K]`` multi-hot labels (0 / 1).
+        min_count: the fewest samples of a label set of its own, >= 1.
+
+    Returns:
+        int64 ``[n]`` strata.
+
+    Raises:
+        ValueError: ``labels`` not ``[n, K]`` or holding a value other than 0 and 1.
+    """
+    min_count = _check_int("min_count", min_count, 1)
+    array = np.asarray(labels)
+    if array.ndim != 2:
+        raise ValueError(f"labels must be multi-hot [n, K], got shape {array.shape}")
+    if array.size and not np.isin(array, (0, 1)).all():
+        raise ValueError(
+            f"labels must be multi-hot (0 / 1 only), got values {np.unique(array).tolist()}"
+        )
+    if array.shape[0] == 0:
+        return np.zeros(0, np.int64)
+    _sets, inverse, counts = np.unique(
+        array.astype(np.uint8), axis=0, return_inverse=True, return_counts=True
+    )
+    frequent = counts >= min_count
+    numbers = np.where(frequent, np.cumsum(frequent), 0).astype(np.int64)
+    return numbers[np.asarray(inverse).reshape(-1)]
 
 
 def region_transfer_split(

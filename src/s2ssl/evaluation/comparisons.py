@@ -7,8 +7,10 @@ shares its seeds and label subset), its mean and interquartile mean over replica
 confidence interval from the two-level bootstrap of :func:`s2ssl.stats.contrast_bootstrap`
 (test samples resampled, shared by both arms; replicates by the Student-t step). Crop type is
 also compared on boundary and interior pixels (CSCL's evaluation). :func:`class_gains` gives the
-per-class gains (IoU, or recall for scenes), which show when a rare class switching on or off
-carries a headline difference.
+per-class gains (IoU, recall for scenes, AP for multi-label scenes), which show when a rare
+class switching on or off carries a headline difference. Multi-label arms hold per-sample class
+scores and truth instead of confusion matrices; their mAP contrasts go through
+:func:`s2ssl.stats.ranking_contrast_bootstrap`, with the same two levels.
 """
 
 from __future__ import annotations
@@ -23,10 +25,13 @@ from s2ssl.config import EvaluateConfig
 from s2ssl.evaluation.records import Arm, ArmResults
 from s2ssl.seeding import derive_seed
 from s2ssl.stats import (
+    RANKING_METRICS,
     Estimate,
     contrast_bootstrap,
     minimum_detectable_effect,
+    per_class_average_precision,
     per_class_scores,
+    ranking_contrast_bootstrap,
 )
 from s2ssl.taskspec import task_spec
 
@@ -82,9 +87,11 @@ def bootstrap(
     confidence: float | None = None,
 ) -> Estimate:
     """:func:`~s2ssl.stats.contrast_bootstrap` with the ``evaluate`` settings and a seed derived
-    from ``label`` (the same contrast always gets the same draws)."""
+    from ``label`` (the same contrast always gets the same draws); a ranking ``metric`` (mAP of
+    multi-label arms) goes through :func:`~s2ssl.stats.ranking_contrast_bootstrap`."""
     digest = int(hashlib.sha256(label.encode("utf-8")).hexdigest()[:8], 16)
-    return contrast_bootstrap(
+    method = ranking_contrast_bootstrap if metric in RANKING_METRICS else contrast_bootstrap
+    return method(
         arms,
         weights,
         metric,
@@ -138,11 +145,19 @@ def gains(task: str, arms: Mapping[Arm, ArmResults], cfg: EvaluateConfig) -> lis
 
 
 def class_gains(task: str, treated: ArmResults, control: ArmResults) -> np.ndarray:
-    """Per-class gain (IoU; recall for scenes), averaged over replicates; NaN where a class is
-    undefined in a replicate of either arm (absent from truth and prediction)."""
-    kind = "recall" if task_spec(task).is_scene_level else "iou"
-    a = per_class_scores(treated.parts["all"].sum(axis=1), kind)  # (R, K)
-    b = per_class_scores(control.parts["all"].sum(axis=1), kind)
+    """Per-class gain (IoU; recall for scenes; AP for multi-label scenes), averaged over
+    replicates; NaN where a class is undefined in a replicate of either arm (absent from truth
+    and prediction; multi-label: without a positive test image)."""
+    spec = task_spec(task)
+    if spec.is_multilabel:
+        a, b = (
+            np.stack([per_class_average_precision(r[:, 0], r[:, 1])[0] for r in arm.parts["all"]])
+            for arm in (treated, control)
+        )
+    else:
+        kind = "recall" if spec.is_scene_level else "iou"
+        a = per_class_scores(treated.parts["all"].sum(axis=1), kind)  # (R, K)
+        b = per_class_scores(control.parts["all"].sum(axis=1), kind)
     diff = a - b
     with np.errstate(invalid="ignore"):
         counts = np.isfinite(diff).sum(axis=0)

@@ -83,8 +83,11 @@ def curves_png(task: str, records: Sequence[Mapping[str, Any]], path: Path) -> P
     return _save(fig, path)
 
 
-def confusion_png(task: str, records: Sequence[Mapping[str, Any]], path: Path) -> Path:
-    """Row-normalised test confusion matrices of each init at the largest in-domain fraction."""
+def confusion_png(task: str, records: Sequence[Mapping[str, Any]], path: Path) -> Path | None:
+    """Row-normalised test confusion matrices of each init at the largest in-domain fraction
+    (``None`` for a multi-label task: its runs have no confusion matrix)."""
+    if task_spec(task).is_multilabel:
+        return None
     import matplotlib
 
     matplotlib.use("Agg")
@@ -129,7 +132,10 @@ def strip_png(
     scene_tile: int | None = None,
 ) -> Path | None:
     """Image / truth / prediction of each init (largest in-domain fraction) on ``n`` test images
-    (``scene_tile``: the scene task's tile edge, ``finetune.scene.tile_size``)."""
+    (``scene_tile``: the scene task's tile edge, ``finetune.scene.tile_size``); ``None`` for a
+    multi-label task (a label set is not drawn as a class colour)."""
+    if task_spec(task).is_multilabel:
+        return None
     import matplotlib
 
     matplotlib.use("Agg")
@@ -278,7 +284,8 @@ def class_gains_png(
             ax.text(j, i, f"{value:+.0f}", ha="center", va="center", fontsize=6)
     ax.set_xticks(range(len(classes)), [c[:10] for c in classes], rotation=60, fontsize=7)
     ax.set_yticks(range(len(rows)), [label for label, _ in rows], fontsize=7)
-    kind = "recall" if task_spec(task).is_scene_level else "IoU"
+    spec = task_spec(task)
+    kind = "AP" if spec.is_multilabel else "recall" if spec.is_scene_level else "IoU"
     fig.colorbar(image, ax=ax, label=f"{kind} gain (points)")
     ax.set_title(f"{task}: per-class gain over random init (mean over replicates)", fontsize=9)
     return _save(fig, path)

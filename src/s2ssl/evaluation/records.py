@@ -48,6 +48,7 @@ REPORTED: Final[dict[str, tuple[str, ...]]] = {
         "interior.miou",
     ),
     "scene": ("balanced_accuracy", "top1", "macro_f1", "kappa"),
+    "multilabel": ("map_micro", "map_macro", "f1_micro", "f1_macro"),
 }
 """The metrics of each task that go to ``metrics.json`` (mean over replicates; per-class scores
 stay in the runs); the first is the task's headline (:attr:`s2ssl.taskspec.TaskSpec.headline`)."""
@@ -81,7 +82,8 @@ def arm_of(record: Mapping[str, Any]) -> Arm:
 class ArmResults:
     """The replicates of one arm: their records (replicate order) and per-test-sample confusion
     matrices, ``parts[name]`` of shape ``(R, n, K, K)`` (``all``; crop type also ``boundary`` /
-    ``interior``), scored on the test samples ``ids``."""
+    ``interior``), scored on the test samples ``ids``; a multi-label arm holds per-test-sample
+    class scores and truth instead, ``parts["all"]`` of shape ``(R, n, 2, K)``."""
 
     arm: Arm
     records: tuple[Mapping[str, Any], ...]
@@ -216,6 +218,7 @@ def majority_baselines(record: Mapping[str, Any]) -> dict[str, float]:
 
     Its balanced accuracy is ``1 / K``, ``K`` the number of classes present in the test truth
     (recall 1 for the majority class, 0 for the others); both are NaN without a test sample.
+    Single-label scenes only (multi-label runs have no confusion matrix).
     """
     confusion = np.asarray(record["test"]["confusion"], dtype=np.float64)
     total = confusion.sum()

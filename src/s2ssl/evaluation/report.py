@@ -50,7 +50,7 @@ from s2ssl.evaluation.summary import (
     write_csv,
 )
 from s2ssl.io import atomic_path, write_json_atomic
-from s2ssl.taskspec import task_spec
+from s2ssl.taskspec import TaskKind, task_spec
 
 __all__ = ["EvaluationResult", "write_evaluation"]
 
@@ -58,6 +58,7 @@ TASK_TITLES: Final[dict[str, str]] = {
     "landcover": "Land-cover segmentation (ResNet U-Net)",
     "croptype": "Crop-type segmentation from time series (3-D U-Net, CSCL stage 2)",
     "scene": "Scene classification (EuroSAT-like tiles)",
+    "multilabel": "Multi-label scene classification (BigEarthNet-style)",
 }
 
 
@@ -236,7 +237,7 @@ def report_markdown(
                 for g in parts
             ]
             out.append("")
-        if task_spec(task).is_scene_level and arms:
+        if task_spec(task).kind is TaskKind.SCENE and arms:
             base = majority_baselines(next(iter(arms.values())).records[0])
             out += [
                 f"Majority-class baseline: {base['top1'] * 100:.1f} % top-1, "

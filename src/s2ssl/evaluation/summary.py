@@ -35,7 +35,7 @@ from s2ssl.evaluation.records import (
     score,
 )
 from s2ssl.io import atomic_path
-from s2ssl.taskspec import task_spec
+from s2ssl.taskspec import TaskKind, task_spec
 
 __all__ = ["PLOT_FIELDS", "claim_slug", "flat_metrics", "plot_rows", "verdicts_json", "write_csv"]
 
@@ -85,7 +85,7 @@ def flat_metrics(
                 ("gain_p", e.p_value),
             ):
                 _put(flat, f"{base}.{suffix}", value)
-        if task_spec(task).is_scene_level and arms:
+        if task_spec(task).kind is TaskKind.SCENE and arms:
             first = next(iter(arms.values())).records[0]
             for metric, value in majority_baselines(first).items():
                 _put(flat, f"scene.majority_baseline.{metric}", value)

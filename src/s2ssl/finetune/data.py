@@ -6,7 +6,8 @@
 * **Splits.** ``train`` (a label fraction of it trains the model), ``val`` (checkpoint
   selection), ``test`` (scored once, after training; nothing else reads it).
 * **Label fractions** come from :func:`s2ssl.data.subsets.label_fraction_subset`: seeded,
-  nested (1 % ⊂ 10 % ⊂ 100 %) and stratified by each sample's majority class.
+  nested (1 % ⊂ 10 % ⊂ 100 %) and stratified by each sample's majority class (multi-label
+  scenes: by its label set, rare label sets pooled, :func:`s2ssl.data.subsets.label_set_strata`).
 
 Images are held in memory as int16 DN after the processing-baseline offset (reflectance × 1e4),
 every band the dataset holds (:attr:`TaskData.bands`); :meth:`TaskData.band_indices` finds a
@@ -31,7 +32,7 @@ from s2ssl.bands import band_positions
 from s2ssl.classes import LABEL_IGNORE, ClassSet
 from s2ssl.data.stats import NormStats
 from s2ssl.data.store import StoreError
-from s2ssl.data.subsets import label_fraction_subset
+from s2ssl.data.subsets import label_fraction_subset, label_set_strata
 from s2ssl.data.temporal import resolve_n_dates, series_lengths
 from s2ssl.data.tensors import load_split
 from s2ssl.data.tiles import cut_tiles
@@ -60,9 +61,11 @@ class TaskSplit:
     Attributes:
         image: int16 ``[n, T, 13, H, W]`` DN after offset (T = 1 for single-date tasks).
         doy: int64 ``[n, T]`` day of year of every date.
-        label: int64 ``[n, H, W]`` (segmentation) or ``[n]`` (scenes); 255 = unlabelled.
+        label: int64 ``[n, H, W]`` (segmentation) or ``[n]`` (scenes); 255 = unlabelled;
+            multi-label scenes: int64 multi-hot ``[n, K]`` (0 / 1).
         ids: sample ids.
-        strata: majority class per sample (stratified label fractions).
+        strata: majority class per sample (stratified label fractions); multi-label scenes:
+            the label set's stratum (:func:`~s2ssl.data.subsets.label_set_strata`).
     """
 
     image: Tensor
@@ -240,15 +243,18 @@ def load_task_data(
     """Load ``task``'s three splits for ``setting`` from the validated datasets in ``data_dir``.
 
     ``scene_tile``: edge of the scene tiles cut from land-cover patches (:func:`scene_tiles`);
-    required by scene-level tasks (``finetune.scene.tile_size``), unused by the others and when
-    ``data_dir`` holds a ``scene`` dataset (:func:`has_scene_dataset`: a benchmark's patches,
-    each with its own class, are the scenes).
+    required by the scene task (``finetune.scene.tile_size``), unused by the others and when
+    ``data_dir`` holds a ``scene`` dataset with one class per image (:func:`has_scene_dataset`: a
+    benchmark's patches, each with its own class, are the scenes). A multi-label task reads
+    whole images and their multi-hot label sets (:func:`_load_multilabel`).
 
     Raises:
         ValueError: unknown task / setting, a missing dataset, ``transfer`` without a
             ``holdout_region``, or an empty split.
     """
     spec = task_spec(task)
+    if spec.is_multilabel:
+        return _load_multilabel(task, data_dir, setting, holdout_region)
     dataset_name, label_name = spec.dataset, spec.labels
     scene_dataset = spec.is_scene_level and has_scene_dataset(data_dir)
     if scene_dataset:
@@ -322,5 +328,87 @@ def load_task_data(
                 else {}
             ),
         },
+        dataset_path=path,
+    )
+
+
+def _check_multi_hot(label: Tensor, num_classes: int, where: str) -> Tensor:
+    """``label`` as int64 ``[n, K]`` multi-hot, or a ValueError naming ``where``."""
+    if label.ndim != 2 or label.shape[1] != num_classes:
+        raise ValueError(
+            f"{where}: a multi-label array must hold one 0 / 1 entry per class ([n, "
+            f"{num_classes}]), got shape {tuple(label.shape)}; write it multi-hot, [K] per sample"
+        )
+    if label.numel() and not bool(((label == 0) | (label == 1)).all()):
+        raise ValueError(
+            f"{where}: a multi-label array must be multi-hot (0 / 1 only), got values "
+            f"{label.unique().tolist()}"
+        )
+    return label.long()
+
+
+def _load_multilabel(
+    task: str, data_dir: str | Path, setting: str, holdout_region: str | None
+) -> TaskData:
+    """The multi-label task's splits: whole images and their multi-hot label sets.
+
+    Each sample's label is the task's label array, ``[K]`` multi-hot per sample (``[n, K]`` per
+    split); nothing is tiled and no sample is unlabelled (an empty label set is a label set).
+    The label fractions are stratified by label set, rare label sets pooled
+    (:func:`~s2ssl.data.subsets.label_set_strata`).
+
+    Raises:
+        ValueError: unknown setting, a missing dataset, ``transfer`` without a
+            ``holdout_region``, an empty split, or a label array that is not multi-hot.
+    """
+    spec = task_spec(task)
+    if setting not in SETTINGS:
+        raise ValueError(f"unknown setting {setting!r}; choose one of {list(SETTINGS)}")
+    if setting == "transfer" and holdout_region is None:
+        raise ValueError("the transfer setting needs params.holdout_region (a region name)")
+    path = Path(data_dir) / spec.dataset
+    if not path.exists():
+        raise ValueError(
+            f"validated dataset {path} not found; import the {spec.dataset} dataset and run "
+            "`s2ssl validate` / `dvc repro validate`"
+        )
+    dataset = open_validated(path)
+    class_set = dataset.store.classes(spec.labels)
+    bands = dataset.store.bands
+    splits: dict[str, TaskSplit] = {}
+    for split in ("train", "val", "test"):
+        positions = region_positions(dataset, split, setting, holdout_region)
+        if positions.size == 0:
+            where = f"region {holdout_region}" if setting == "transfer" else "the source regions"
+            raise ValueError(
+                f"{task}: the {spec.dataset} {split} split has no accepted sample in {where} "
+                f"(setting {setting}); import more images or change holdout_region"
+            )
+        tensors = load_split(
+            dataset.store,
+            None,
+            band_indices=list(range(len(bands))),
+            label=spec.labels,
+            positions=positions,
+        )
+        label = _check_multi_hot(tensors["label"], len(class_set), f"{path} {spec.labels}")
+        ids = tuple(str(i) for i in dataset.store.index["sample_id"].to_numpy()[positions])
+        splits[split] = TaskSplit(
+            image=tensors["image"],
+            doy=tensors["doy"],
+            label=label,
+            ids=ids,
+            strata=label_set_strata(label.numpy()),
+            bands=bands,
+        )
+    return TaskData(
+        task=task,
+        setting=setting,
+        class_set=class_set,
+        train=splits["train"],
+        val=splits["val"],
+        test=splits["test"],
+        norm_stats=dataset.norm_stats,
+        manifest=dict(dataset.manifest),
         dataset_path=path,
     )

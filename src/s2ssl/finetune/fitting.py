@@ -19,6 +19,7 @@ from s2ssl.data.temporal import temporal_sampling
 from s2ssl.finetune.frozen import (
     extract_features,
     fit_linear_probe_selected,
+    knn_multilabel_predict,
     knn_predict,
     select_knn_k,
 )
@@ -35,7 +36,7 @@ from s2ssl.models.downstream import TimeSeriesSegmentationNet
 from s2ssl.stats.confusion import per_sample_confusion
 from s2ssl.taskspec import task_spec
 from s2ssl.training.labels import boundary_mask
-from s2ssl.training.metrics import ClassificationMetrics
+from s2ssl.training.metrics import MULTILABEL_THRESHOLD, ClassificationMetrics, MultilabelMetrics
 from s2ssl.training.runtime import resolve_precision
 
 __all__ = [
@@ -46,6 +47,7 @@ __all__ = [
     "execute_run",
     "fit_run",
     "model_dates",
+    "ranking_samples",
     "test_sample_confusions",
     "trainer_kwargs",
 ]
@@ -190,6 +192,20 @@ def test_sample_confusions(
     return out
 
 
+def ranking_samples(scores: torch.Tensor, labels: torch.Tensor) -> dict[str, np.ndarray]:
+    """Per-test-sample results of a multi-label run, ``all``: float32 ``(n, 2, K)``, each test
+    image's class scores (row 0, in ``[0, 1]``) and multi-hot truth (row 1). Ranking scores (AP)
+    are not sums over samples, so a resample of the test images is scored from these rows
+    (:func:`s2ssl.stats.ranking.average_precision`), not from confusion matrices."""
+    if scores.shape != labels.shape or scores.ndim != 2:
+        raise ValueError(
+            f"scores and labels must both be [n, K], got {tuple(scores.shape)} and "
+            f"{tuple(labels.shape)}"
+        )
+    both = torch.stack([scores.float(), labels.float()], dim=1)
+    return {"all": both.numpy().astype(np.float32)}
+
+
 def execute_run(
     params: Params,
     spec: RunSpec,
@@ -222,12 +238,13 @@ def execute_run(
         train = data.train.subset(positions)
         model, info, feats = _frozen_features(params, spec, data, models_dir, cache)
         k = len(data.classes)
+        multilabel = task_spec(spec.task).is_multilabel
         bank = feats["train"][torch.as_tensor(positions)]
         bank_labels = train.label
         val_feats, val_labels = feats["val"], data.val.label
         if spec.protocol == "linear":
             probe = fit_linear_probe_selected(
-                bank, bank_labels, val_feats, val_labels, k, cfg.linear, seed
+                bank, bank_labels, val_feats, val_labels, k, cfg.linear, seed, multilabel=multilabel
             )
             layer = probe.layer
             choice = {"linear_weight_decay": probe.weight_decay}
@@ -235,7 +252,8 @@ def execute_run(
 
             def classify(f: torch.Tensor) -> torch.Tensor:
                 with torch.no_grad():
-                    return layer(f).argmax(1)
+                    logits = layer(f)
+                    return torch.sigmoid(logits) if multilabel else logits.argmax(1)
         else:
             knn = select_knn_k(
                 bank,
@@ -245,17 +263,26 @@ def execute_run(
                 k,
                 k_choices=cfg.knn_k_choices,
                 temperature=cfg.knn_temperature,
+                multilabel=multilabel,
             )
             choice = {"knn_k": knn.k}
 
             def classify(f: torch.Tensor) -> torch.Tensor:
+                if multilabel:
+                    return knn_multilabel_predict(
+                        bank, bank_labels, f, k=knn.k, temperature=cfg.knn_temperature
+                    )
                 return knn_predict(
                     bank, bank_labels, f, k, k=knn.k, temperature=cfg.knn_temperature
                 )
 
         scores: dict[str, Any] = {}
         for split, labels in (("val", data.val.label), ("test", data.test.label)):
-            m = ClassificationMetrics(k, class_names=data.classes)
+            m: ClassificationMetrics | MultilabelMetrics
+            if multilabel:
+                m = MultilabelMetrics(k, class_names=data.classes)
+            else:
+                m = ClassificationMetrics(k, class_names=data.classes)
             pred = classify(feats[split])
             m.update(pred, labels)
             scores[split] = (m.compute(), pred)
@@ -292,6 +319,11 @@ def execute_run(
         "fingerprint": fingerprint,
         "seed": seed,
     }
-    preview = preds[:PREVIEW_SAMPLES].numpy().astype(np.uint8)
-    samples = test_sample_confusions(spec.task, preds, data.test.label, len(data.classes))
+    if task_spec(spec.task).is_multilabel:
+        # the preview holds the predicted label sets (multi-hot at the F1 threshold)
+        preview = (preds[:PREVIEW_SAMPLES] >= MULTILABEL_THRESHOLD).numpy().astype(np.uint8)
+        samples = ranking_samples(preds, data.test.label)
+    else:
+        preview = preds[:PREVIEW_SAMPLES].numpy().astype(np.uint8)
+        samples = test_sample_confusions(spec.task, preds, data.test.label, len(data.classes))
     return TrainedRun(spec, model, info, record, preview, samples)

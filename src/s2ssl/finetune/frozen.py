@@ -9,8 +9,15 @@ standardisation is then folded into the linear layer, so the probe *is* a
 fine-tuned model. The **kNN** classifier is the cosine kNN of the online pre-training probe
 (:func:`s2ssl.training.knn.knn_classify`).
 
-Each protocol has one hyper-parameter chosen per run on the val split, by the scene headline
-(balanced accuracy, :data:`SELECTION_METRIC`): the number of neighbours ``k``
+**Multi-label scenes** (``multilabel=True``): the probe is one logistic regression per class
+(binary cross-entropy on the sigmoid of each logit, folded the same way) and the kNN scores each
+class by the similarity-weighted share of the neighbours carrying it
+(:func:`s2ssl.training.knn.knn_multilabel_scores`); both output per-class scores in ``[0, 1]``,
+scored by mAP (:data:`MULTILABEL_SELECTION_METRIC`).
+
+Each protocol has one hyper-parameter chosen per run on the val split, by the task's headline
+(balanced accuracy, :data:`SELECTION_METRIC`; micro mAP for multi-label scenes): the number of
+neighbours ``k``
 (:func:`select_knn_k`; ties go to the smaller ``k``, and a ``k`` larger than the labelled bank is
 skipped) and the probe's weight decay (:func:`fit_linear_probe_selected`; ties go to the larger,
 more regularised one). A fixed ``k`` would be the whole bank at small label fractions, and a fixed
@@ -31,16 +38,18 @@ from s2ssl.config import LinearProbeConfig
 from s2ssl.finetune.data import TaskSplit
 from s2ssl.models.downstream import SceneNet
 from s2ssl.taskspec import task_spec
-from s2ssl.training.knn import knn_classify
-from s2ssl.training.metrics import ClassificationMetrics
+from s2ssl.training.knn import knn_classify, knn_multilabel_scores
+from s2ssl.training.metrics import ClassificationMetrics, MultilabelMetrics
 
 __all__ = [
+    "MULTILABEL_SELECTION_METRIC",
     "SELECTION_METRIC",
     "KnnChoice",
     "LinearChoice",
     "extract_features",
     "fit_linear_probe",
     "fit_linear_probe_selected",
+    "knn_multilabel_predict",
     "knn_predict",
     "select_knn_k",
     "selection_score",
@@ -48,6 +57,13 @@ __all__ = [
 
 SELECTION_METRIC: Final[str] = task_spec("scene").headline
 """The val score the frozen protocols' hyper-parameters are chosen on (balanced accuracy)."""
+
+MULTILABEL_SELECTION_METRIC: Final[str] = task_spec("multilabel").headline
+"""The same for multi-label scenes (micro mAP)."""
+
+
+def _selection_metric(multilabel: bool) -> str:
+    return MULTILABEL_SELECTION_METRIC if multilabel else SELECTION_METRIC
 
 
 @torch.no_grad()
@@ -72,20 +88,24 @@ def fit_linear_probe(
     seed: int,
     *,
     weight_decay: float,
+    multilabel: bool = False,
 ) -> nn.Linear:
     """A logistic-regression layer on raw ``features`` (standardisation folded in).
 
     Trains ``W z + b`` on ``z = (f - μ) / σ`` (μ, σ of ``features``) with cross-entropy and AdamW
     (``cfg.epochs`` full-batch steps at ``cfg.lr``, decoupled ``weight_decay``), then returns the
-    equivalent layer on ``f``: ``W' = W / σ``, ``b' = b - W' μ``.
+    equivalent layer on ``f``: ``W' = W / σ``, ``b' = b - W' μ``. ``multilabel``: ``labels`` are
+    multi-hot ``[n, K]`` and each class is its own logistic regression (binary cross-entropy).
     """
     if not isinstance(weight_decay, int | float) or isinstance(weight_decay, bool):
         raise TypeError(f"weight_decay must be a number, got {type(weight_decay).__name__}")
     if weight_decay < 0:
         raise ValueError(f"weight_decay must be >= 0, got {weight_decay}")
-    if features.ndim != 2 or labels.shape != (features.shape[0],):
+    expected = (features.shape[0], num_classes) if multilabel else (features.shape[0],)
+    if features.ndim != 2 or labels.shape != expected:
+        layout = "[n, K] multi-hot" if multilabel else "[n]"
         raise ValueError(
-            f"features must be [n, D] and labels [n], got {tuple(features.shape)} / "
+            f"features must be [n, D] and labels {layout}, got {tuple(features.shape)} / "
             f"{tuple(labels.shape)}"
         )
     if features.shape[0] == 0:
@@ -99,10 +119,13 @@ def fit_linear_probe(
         layer.weight.normal_(0.0, 0.01, generator=generator)
         layer.bias.zero_()
     opt = torch.optim.AdamW(layer.parameters(), lr=cfg.lr, weight_decay=float(weight_decay))
-    y = labels.long()
+    y = labels.float() if multilabel else labels.long()
     for _ in range(cfg.epochs):
         opt.zero_grad()
-        loss = F.cross_entropy(layer(z), y)
+        if multilabel:
+            loss = F.binary_cross_entropy_with_logits(layer(z), y)
+        else:
+            loss = F.cross_entropy(layer(z), y)
         loss.backward()
         opt.step()
     folded = nn.Linear(features.shape[1], num_classes)
@@ -127,18 +150,35 @@ def knn_predict(
     )
 
 
-def selection_score(pred: Tensor, labels: Tensor, num_classes: int) -> float:
-    """The :data:`SELECTION_METRIC` of predicted classes ``pred`` against ``labels`` ``[n]``."""
-    metrics = ClassificationMetrics(num_classes)
+def knn_multilabel_predict(
+    bank: Tensor, bank_labels: Tensor, queries: Tensor, *, k: int, temperature: float
+) -> Tensor:
+    """Per-class scores ``[Q, K]`` by weighted cosine kNN over the multi-label ``bank``."""
+    return knn_multilabel_scores(bank, bank_labels, queries, k=k, temperature=temperature)
+
+
+def selection_score(
+    pred: Tensor, labels: Tensor, num_classes: int, *, multilabel: bool = False
+) -> float:
+    """The :data:`SELECTION_METRIC` of predicted classes ``pred`` against ``labels`` ``[n]``;
+    ``multilabel``: the :data:`MULTILABEL_SELECTION_METRIC` of per-class scores ``pred``
+    ``[n, K]`` in ``[0, 1]`` against multi-hot ``labels``."""
+    metrics: ClassificationMetrics | MultilabelMetrics
+    metrics = MultilabelMetrics(num_classes) if multilabel else ClassificationMetrics(num_classes)
     metrics.update(pred, labels)
-    return float(metrics.compute()[SELECTION_METRIC])  # type: ignore[arg-type]
+    return float(metrics.compute()[_selection_metric(multilabel)])  # type: ignore[arg-type]
 
 
 def _check_val(val_features: Tensor, val_labels: Tensor, bank: Tensor) -> None:
-    if val_features.ndim != 2 or val_labels.shape != (val_features.shape[0],):
+    if val_features.ndim != 2 or val_labels.ndim not in (1, 2):
         raise ValueError(
-            f"val_features must be [n, D] and val_labels [n], got "
+            f"val_features must be [n, D] and val_labels [n] (or multi-hot [n, K]), got "
             f"{tuple(val_features.shape)} / {tuple(val_labels.shape)}"
+        )
+    if val_labels.shape[0] != val_features.shape[0]:
+        raise ValueError(
+            f"val_labels must have one row per val feature, got {tuple(val_labels.shape)} for "
+            f"{tuple(val_features.shape)}"
         )
     if val_features.shape[0] == 0:
         raise ValueError("the val split is empty: nothing to choose a frozen protocol's setting on")
@@ -178,8 +218,12 @@ def select_knn_k(
     *,
     k_choices: Sequence[int],
     temperature: float,
+    multilabel: bool = False,
 ) -> KnnChoice:
     """The number of neighbours with the best val :data:`SELECTION_METRIC` (ties: smaller ``k``).
+
+    ``multilabel``: multi-hot labels, per-class scores (:func:`knn_multilabel_predict`) chosen
+    on :data:`MULTILABEL_SELECTION_METRIC`.
 
     A ``k`` larger than the bank (the labelled train samples) is skipped: it would vote with the
     whole bank, as the largest ``k`` that fits already does at most. When no candidate fits, ``k``
@@ -198,10 +242,15 @@ def select_knn_k(
     fitting = sorted(int(k) for k in choices if k <= size) or [size]
     scores: dict[int, float] = {}
     for k in fitting:
-        pred = knn_predict(
-            bank, bank_labels, val_features, num_classes, k=k, temperature=temperature
-        )
-        scores[k] = selection_score(pred, val_labels, num_classes)
+        if multilabel:
+            pred = knn_multilabel_predict(
+                bank, bank_labels, val_features, k=k, temperature=temperature
+            )
+        else:
+            pred = knn_predict(
+                bank, bank_labels, val_features, num_classes, k=k, temperature=temperature
+            )
+        scores[k] = selection_score(pred, val_labels, num_classes, multilabel=multilabel)
     best = max(fitting, key=lambda k: (scores[k], -k))
     return KnnChoice(best, scores[best], scores)
 
@@ -227,8 +276,13 @@ def fit_linear_probe_selected(
     num_classes: int,
     cfg: LinearProbeConfig,
     seed: int,
+    *,
+    multilabel: bool = False,
 ) -> LinearChoice:
     """A linear probe per ``cfg.weight_decay_choices`` on ``features``; the best on val is kept.
+
+    ``multilabel``: one logistic regression per class on multi-hot labels, chosen on
+    :data:`MULTILABEL_SELECTION_METRIC` of its sigmoid scores.
 
     Every candidate starts from the same ``seed``; the one with the highest val
     :data:`SELECTION_METRIC` wins, ties going to the larger weight decay.
@@ -241,10 +295,13 @@ def fit_linear_probe_selected(
     best: LinearChoice | None = None
     scores: dict[float, float] = {}
     for wd in sorted((float(w) for w in choices), reverse=True):
-        layer = fit_linear_probe(features, labels, num_classes, cfg, seed, weight_decay=wd)
+        layer = fit_linear_probe(
+            features, labels, num_classes, cfg, seed, weight_decay=wd, multilabel=multilabel
+        )
         with torch.no_grad():
-            pred = layer(val_features.float()).argmax(1)
-        scores[wd] = selection_score(pred, val_labels, num_classes)
+            logits = layer(val_features.float())
+            pred = torch.sigmoid(logits) if multilabel else logits.argmax(1)
+        scores[wd] = selection_score(pred, val_labels, num_classes, multilabel=multilabel)
         if best is None or scores[wd] > best.val_score:
             best = LinearChoice(wd, layer, scores[wd], scores)
     if best is None:  # pragma: no cover - _check_choices guarantees a candidate

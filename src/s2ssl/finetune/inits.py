@@ -7,8 +7,9 @@ Transfer rules:
   ``labels: landcover``) initialises the whole U-Net (Embedding Earth); the 1×1 classifier is new;
 * crop type (:class:`~s2ssl.models.downstream.TimeSeriesSegmentationNet`): CSCL stage 2 reloads the
   3-D U-Net backbone of stage 1 (similarity head dropped) under a fresh classifier;
-* scenes (:class:`~s2ssl.models.downstream.SceneNet`): a ResNet encoder (the U-Net's encoder for
-  ``dense``) with a fresh linear layer;
+* scenes (:class:`~s2ssl.models.downstream.SceneNet`; multi-label scenes:
+  :class:`~s2ssl.models.downstream.MultilabelSceneNet`): a ResNet encoder (the U-Net's encoder
+  for ``dense``) with a fresh linear layer;
 * a published encoder (a name of ``finetune.published``, :mod:`s2ssl.models.published`) is a
   ResNet: it initialises the U-Net's encoder (land cover) or the scene encoder. Its bands are the
   checkpoint's, which the run's data (``params.band_names``) must hold, unless ``adapt_bands``
@@ -38,15 +39,16 @@ from s2ssl.bands import BAND_PRESETS, missing_bands
 from s2ssl.config import (
     RANDOM_INITS,
     CroptypeFinetune,
+    ImageClassifierFinetune,
     LandcoverFinetune,
     Params,
     PublishedWeights,
-    SceneFinetune,
 )
 from s2ssl.finetune.data import TaskData
 from s2ssl.models.adapt import adapt_first_conv
 from s2ssl.models.downstream import (
     DownstreamNet,
+    MultilabelSceneNet,
     SceneNet,
     SegmentationNet,
     TimeSeriesSegmentationNet,
@@ -58,7 +60,7 @@ from s2ssl.models.unet import ResNetUNet
 from s2ssl.models.unet3d import UNet3D
 from s2ssl.taskspec import task_spec
 
-__all__ = ["InitInfo", "encoder_path", "initial_model", "published_encoder"]
+__all__ = ["InitInfo", "encoder_path", "initial_model", "published_encoder", "scene_net_class"]
 
 _LOG = logging.getLogger(__name__)
 
@@ -139,7 +141,8 @@ def _from_published(
         model: DownstreamNet = SegmentationNet(unet.train(), bands, data.class_set, mean, std)
         transferred = _prefixed("backbone.encoder", encoder)
     elif task_spec(task).is_scene_level:
-        model = SceneNet(encoder.train(), bands, data.class_set, mean, std)
+        net = scene_net_class(task)
+        model = net(encoder.train(), bands, data.class_set, mean, std)
         transferred = _prefixed("encoder", encoder)
     else:
         raise ValueError(
@@ -148,6 +151,12 @@ def _from_published(
     report = loaded.report
     info = InitInfo(init, bands, report.source, report.sha256, transferred, {}, report.as_dict())
     return model, info
+
+
+def scene_net_class(task: str) -> type[SceneNet]:
+    """The network of image-level ``task``: :class:`MultilabelSceneNet` for a multi-label task,
+    else :class:`SceneNet`."""
+    return MultilabelSceneNet if task_spec(task).is_multilabel else SceneNet
 
 
 def _standardisation(meta: dict[str, Any], path: Path) -> tuple[list[float], list[float]]:
@@ -206,8 +215,8 @@ def initial_model(
     if init not in RANDOM_INITS and init in params.finetune.published:
         return _from_published(task, init, params, data)
     if init in RANDOM_INITS:
-        if not isinstance(cfg, LandcoverFinetune | SceneFinetune):  # pragma: no cover
-            raise TypeError(f"{task} needs a LandcoverFinetune / SceneFinetune config")
+        if not isinstance(cfg, LandcoverFinetune | ImageClassifierFinetune):  # pragma: no cover
+            raise TypeError(f"{task} needs a LandcoverFinetune / ImageClassifierFinetune config")
         bands = _bands(cfg.bands, params)
         stats = data.norm_stats.select(bands)
         mean, std = list(stats.mean), list(stats.std)
@@ -215,7 +224,8 @@ def initial_model(
             unet = ResNetUNet(cfg.depth, len(bands), cfg.feature_dim)
             return SegmentationNet(unet, bands, classes, mean, std), InitInfo(init, bands)
         encoder = ResNetEncoder(cfg.depth, len(bands))
-        return SceneNet(encoder, bands, classes, mean, std), InitInfo(init, bands)
+        net = scene_net_class(task)
+        return net(encoder, bands, classes, mean, std), InitInfo(init, bands)
 
     module, meta, path, digest = _load(models, init, task, unit)
     bands = tuple(str(b) for b in meta.get("bands", []))
@@ -244,7 +254,7 @@ def initial_model(
         encoder = module.encoder if isinstance(module, ResNetUNet) else module
         if not isinstance(encoder, ResNetEncoder):  # pragma: no cover
             raise ValueError(f"unexpected encoder {type(module).__name__} at {path}")
-        model = SceneNet(encoder.train(), bands, classes, mean, std)
+        model = scene_net_class(task)(encoder.train(), bands, classes, mean, std)
         transferred = _prefixed("encoder", encoder)
     else:
         raise ValueError(f"unknown task {task!r}")

@@ -120,7 +120,7 @@ def encoder_unit(spec: RunSpec) -> str:
 def _candidate_protocols(params: Params, task: str) -> tuple[str, ...]:
     if not task_spec(task).is_scene_level:
         return ("finetune",)
-    protocols = params.finetune.scene.protocols
+    protocols = list(getattr(params.finetune.task_config(task), "protocols", ["finetune"]))
     if "finetune" in protocols:
         return ("finetune",)
     return ("linear",) if "linear" in protocols else ()

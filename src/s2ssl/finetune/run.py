@@ -6,8 +6,9 @@ lists the runs:
 * ``landcover`` / ``croptype``: protocol ``finetune`` for each init in ``finetune.T.inits`` at
   each of ``finetune.fractions`` (setting ``in_domain``), and at
   ``finetune.region_transfer.fractions`` on the held-out region (setting ``transfer``);
-* ``scene``: protocols ``linear`` and ``knn`` (frozen encoder) at every fraction in both
-  settings, and ``finetune`` (whole network) at ``finetune.scene.finetune_fractions`` in domain.
+* ``scene`` / ``multilabel``: protocols ``linear`` and ``knn`` (frozen encoder) at every
+  fraction in both settings, and ``finetune`` (whole network) at ``finetune.T.finetune_fractions``
+  in domain.
 
 Each run trains on its label fraction of the train split, selects its state on the val split
 and is scored **once** on the test split. Its result (test metrics with the confusion matrix,
@@ -148,7 +149,7 @@ def run_finetune(
 
     Args:
         params: the validated params.
-        task: ``landcover``, ``croptype`` or ``scene``.
+        task: ``landcover``, ``croptype``, ``scene`` or ``multilabel``.
         data_dir: validated datasets (``data/validated``).
         pretrain_dir: exported encoders (``models/pretrain``).
         out_dir: models root (``models/finetune``): ``<out>/<task>/{model,candidates}``.
@@ -259,10 +260,12 @@ def run_finetune(
                     )
                 test_ids = data[spec.setting].test.ids
                 if is_candidate(params, spec):
+                    # multi-label: per-image scores and truth, (n, 2, K), not confusion matrices
+                    part = "ranking" if spec_of_task.is_multilabel else "confusion"
                     save_samples(
                         cand_dir / spec.key / TEST_SAMPLES_FILE,
                         test_ids,
-                        {"confusion": trained.samples["all"]},
+                        {part: trained.samples["all"]},
                     )
                 save_preview(runs_dir / f"{spec.key}.npz", spec, test_ids, trained.preview)
                 save_samples(runs_dir / f"{spec.key}.samples.npz", test_ids, trained.samples)

@@ -4,9 +4,11 @@
 random flips and 90° rotations applied jointly to images and label maps, AdamW (pre-trained
 weights may get a scaled learning rate) and either a cosine schedule over the step budget or,
 for CSCL stage 2, the paper's exponential decay per epoch started afresh (Tarasiou et al.
-2021/22). It is validated every ``val_every`` steps; the state with the best validation score
-(mIoU for segmentation, balanced accuracy for scenes) is kept in memory and is what :func:`fit`
-returns.
+2021/22). A multi-label scene network (:class:`~s2ssl.models.downstream.MultilabelSceneNet`)
+trains with binary cross-entropy on its logits, one sigmoid per class. It is validated every
+``val_every`` steps; the state with the best validation score (the task's headline: mIoU for
+segmentation, balanced accuracy for scenes, micro mAP for multi-label scenes) is kept in memory
+and is what :func:`fit` returns.
 :func:`predict` and :func:`score` apply a network to a split in evaluation mode.
 
 A time-series network takes a fixed number of dates: training feeds it a random subset of each
@@ -35,10 +37,20 @@ from s2ssl.config import SupervisedTraining as TrainingConfig
 from s2ssl.data.temporal import select_dates
 from s2ssl.data.tensors import EpochBatchSampler, TensorDictDataset
 from s2ssl.finetune.data import TaskSplit
-from s2ssl.models.downstream import DownstreamNet, SceneNet, TimeSeriesSegmentationNet
+from s2ssl.models.downstream import (
+    DownstreamNet,
+    MultilabelSceneNet,
+    SceneNet,
+    TimeSeriesSegmentationNet,
+)
 from s2ssl.seeding import derive_seed
 from s2ssl.taskspec import task_spec
-from s2ssl.training.metrics import ClassificationMetrics, MetricValue, SegmentationMetrics
+from s2ssl.training.metrics import (
+    ClassificationMetrics,
+    MetricValue,
+    MultilabelMetrics,
+    SegmentationMetrics,
+)
 
 __all__ = [
     "FinetuneTask",
@@ -177,7 +189,10 @@ class FinetuneTask(L.LightningModule):
         x, out = flip_rot90(x, label, g, flip=self.cfg.flip, rot90=self.cfg.rot90)
         label = out if out is not None else label
         logits = _forward(self.model, x, doy)
-        loss = F.cross_entropy(logits, label, ignore_index=LABEL_IGNORE)
+        if isinstance(self.model, MultilabelSceneNet):
+            loss = F.binary_cross_entropy_with_logits(logits, label.float())
+        else:
+            loss = F.cross_entropy(logits, label, ignore_index=LABEL_IGNORE)
         if not torch.isfinite(loss):
             raise NonFiniteLossError(
                 f"non-finite fine-tuning loss at step {self.global_step}; lower the lr "
@@ -189,7 +204,7 @@ class FinetuneTask(L.LightningModule):
 
     def validation_step(self, batch: dict[str, Tensor], batch_idx: int) -> None:
         x, doy = self._inputs(batch)
-        self._metrics.update(_forward(self.model, x, doy).argmax(1), batch["label"])
+        self._metrics.update(_decide(self.model, _forward(self.model, x, doy)), batch["label"])
 
     def on_validation_epoch_start(self) -> None:
         self._metrics.reset()
@@ -241,13 +256,26 @@ class FinetuneTask(L.LightningModule):
 
 def val_metric(model: DownstreamNet) -> str:
     """The validation score that selects a fine-tuned state: the task's headline, ``miou``
-    (segmentation) or ``balanced_accuracy`` (scenes); :class:`FinetuneTask` logs it as
-    ``val/<name>``."""
+    (segmentation), ``balanced_accuracy`` (scenes) or ``map_micro`` (multi-label scenes);
+    :class:`FinetuneTask` logs it as ``val/<name>``."""
+    if isinstance(model, MultilabelSceneNet):
+        return task_spec("multilabel").headline
     return task_spec("scene").headline if isinstance(model, SceneNet) else "miou"
 
 
-def _metrics_for(model: DownstreamNet) -> SegmentationMetrics | ClassificationMetrics:
+def _decide(model: DownstreamNet, logits: Tensor) -> Tensor:
+    """What the metrics score: class probabilities ``[N, K]`` (multi-label) or the arg-max."""
+    if isinstance(model, MultilabelSceneNet):
+        return torch.sigmoid(logits.float())
+    return logits.argmax(1)
+
+
+def _metrics_for(
+    model: DownstreamNet,
+) -> SegmentationMetrics | ClassificationMetrics | MultilabelMetrics:
     k = len(model.classes)
+    if isinstance(model, MultilabelSceneNet):
+        return MultilabelMetrics(k, class_names=model.classes)
     if isinstance(model, SceneNet):
         return ClassificationMetrics(k, class_names=model.classes)
     return SegmentationMetrics(
@@ -353,9 +381,9 @@ def predict(
     batch_size: int = 64,
     device: str | torch.device = "cpu",
 ) -> Tensor:
-    """Predicted labels of every sample (``[n, H, W]`` or ``[n]``), in evaluation mode; a
-    time-series model sees each series' evenly spread dates
-    (:func:`~s2ssl.data.temporal.select_dates`)."""
+    """Predicted labels of every sample (``[n, H, W]`` or ``[n]``), in evaluation mode; for a
+    multi-label network the class probabilities ``[n, K]`` (float); a time-series model sees
+    each series' evenly spread dates (:func:`~s2ssl.data.temporal.select_dates`)."""
     band_indices = split.band_indices(model.bands)
     was_training = model.training
     model.eval().to(device)
@@ -366,9 +394,13 @@ def predict(
             lengths = None if split.n_dates is None else split.n_dates[sl]
             image, doy = select_dates(image, doy, lengths, model.timesteps)
         x = image[:, :, band_indices].float().to(device) * 1e-4
-        out.append(_forward(model, x, doy.to(device)).argmax(1).cpu())
+        out.append(_decide(model, _forward(model, x, doy.to(device))).cpu())
     model.train(was_training)
-    return torch.cat(out) if out else torch.zeros((0,), dtype=torch.long)
+    if out:
+        return torch.cat(out)
+    if isinstance(model, MultilabelSceneNet):
+        return torch.zeros((0, len(model.classes)))
+    return torch.zeros((0,), dtype=torch.long)
 
 
 def score(

@@ -21,7 +21,7 @@ from torch import Tensor, nn
 
 from s2ssl.bands import BAND_NAMES
 from s2ssl.classes import LABEL_IGNORE, ClassSet
-from s2ssl.models.downstream import SegmentationNet, load_model
+from s2ssl.models.downstream import MultilabelSceneNet, SegmentationNet, load_model
 
 __all__ = [
     "Segmenter",
@@ -288,10 +288,17 @@ def segmenter_from_model(path: str | Path, tile_size: int = 256) -> TorchSegment
     them: :func:`model_class_set`) come from the saved architecture.
 
     Raises:
-        ValueError: ``path`` is not a saved model, or a time-series / scene model (a map needs
-            a single-date segmentation model).
+        ValueError: ``path`` is not a saved model, or a time-series / scene / multi-label
+            scene model (a map needs a single-date segmentation model).
     """
     model, meta = load_model(path)
+    if isinstance(model, MultilabelSceneNet):
+        raise ValueError(
+            f"{path} holds a 'multilabel' model: it predicts a set of classes per image, not a "
+            "class per pixel, and s2ssl predict writes maps only; apply it to images with "
+            "s2ssl.models.downstream.load_model and MultilabelSceneNet.probabilities instead, "
+            "or pass a single-date segmentation model, e.g. models/finetune/landcover/model"
+        )
     if not isinstance(model, SegmentationNet):
         raise ValueError(
             f"{path} holds a {meta.get('architecture', {}).get('kind')!r} model; predicting a map "

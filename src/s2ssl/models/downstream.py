@@ -11,6 +11,8 @@ does its input scaling itself, so an exported model is self-contained: what
   day-of-year / 365 → 3-D U-Net (time collapsed by a linear layer) → fresh 1×1 classifier.
 * :class:`SceneNet` — scene classification: standardisation → ResNet encoder (global average
   pooled) → linear layer (SeCo's evaluation protocols: linear probe or full fine-tuning).
+* :class:`MultilabelSceneNet` — multi-label scene classification: the same network, one
+  independent logit per class (a class is present with probability ``sigmoid(logit)``).
 
 The architecture of each is a JSON-able dict (:meth:`architecture`) from which
 :func:`build_model` rebuilds it; :func:`save_model` / :func:`load_model` write and read the
@@ -36,6 +38,7 @@ from s2ssl.models.unet3d import UNet3D, append_doy_channel
 
 __all__ = [
     "DownstreamNet",
+    "MultilabelSceneNet",
     "SceneNet",
     "SegmentationNet",
     "Standardize",
@@ -238,6 +241,17 @@ class SceneNet(DownstreamNet):
         return self.classifier(self.features(x))
 
 
+class MultilabelSceneNet(SceneNet):
+    """Multi-label scene classification: reflectance ``[N, C, H, W]`` → logits ``[N, K]``, one
+    independent logit per class (sigmoid, not softmax: an image carries any set of classes)."""
+
+    kind = "multilabel"
+
+    def probabilities(self, x: Tensor) -> Tensor:
+        """``P(class present)`` per image and class, ``[N, K]``."""
+        return torch.sigmoid(self(x))
+
+
 def build_model(architecture: Mapping[str, Any]) -> DownstreamNet:
     """An untrained network of ``architecture`` (:meth:`DownstreamNet.architecture`).
 
@@ -262,9 +276,11 @@ def build_model(architecture: Mapping[str, Any]) -> DownstreamNet:
         return TimeSeriesSegmentationNet(backbone, bands, classes)
     if kind == "scene" and isinstance(backbone, ResNetEncoder):
         return SceneNet(backbone, bands, classes, zeros, ones)
+    if kind == "multilabel" and isinstance(backbone, ResNetEncoder):
+        return MultilabelSceneNet(backbone, bands, classes, zeros, ones)
     raise ValueError(
         f"unknown model kind {kind!r} with a {type(backbone).__name__} backbone; expected "
-        "segmentation (unet), timeseries_segmentation (unet3d) or scene (resnet)"
+        "segmentation (unet), timeseries_segmentation (unet3d), scene or multilabel (resnet)"
     )
 
 

@@ -28,6 +28,11 @@ The interval is the percentile interval of the ``m_b``; the two-sided p-value is
 0 opposite to the bulk of the draws. Draws on which a score is undefined (``nan``) are dropped;
 more than 5 % of them is an error.
 
+**Ranking scores** (:func:`ranking_contrast_bootstrap`): the same two levels for the mAP of
+multi-label arms, whose test samples are stored as rows of class scores and truth ``(n, 2, K)``
+instead of confusion matrices; a draw's counts weight the samples
+(:func:`s2ssl.stats.ranking.average_precision`).
+
 **Two fixed models** (:func:`paired_difference`): ``score(a) − score(b)`` on the same test
 samples, with a single-level paired bootstrap over test samples (``scipy.stats.bootstrap``).
 """
@@ -43,8 +48,15 @@ import numpy as np
 from scipy import stats
 
 from s2ssl.stats.confusion import METRICS, score_from_confusion
+from s2ssl.stats.ranking import RANKING_METRICS, average_precision
 
-__all__ = ["Estimate", "contrast_bootstrap", "minimum_detectable_effect", "paired_difference"]
+__all__ = [
+    "Estimate",
+    "contrast_bootstrap",
+    "minimum_detectable_effect",
+    "paired_difference",
+    "ranking_contrast_bootstrap",
+]
 
 MAX_NAN_FRACTION: Final[float] = 0.05
 """The largest share of bootstrap draws whose score may be undefined (they are dropped)."""
@@ -126,9 +138,15 @@ def _check_confidence(confidence: object) -> float:
     return float(confidence)
 
 
-def _check_common(metric: object, confidence: object, n_boot: object, seed: object) -> None:
-    if metric not in METRICS:
-        raise ValueError(f"metric must be one of {list(METRICS)}, got {metric!r}")
+def _check_common(
+    metric: object,
+    confidence: object,
+    n_boot: object,
+    seed: object,
+    metrics: tuple[str, ...] = METRICS,
+) -> None:
+    if metric not in metrics:
+        raise ValueError(f"metric must be one of {list(metrics)}, got {metric!r}")
     _check_confidence(confidence)
     if isinstance(n_boot, bool) or not isinstance(n_boot, int):
         raise TypeError(f"n_boot must be an int, got {type(n_boot).__name__}")
@@ -266,6 +284,79 @@ def contrast_bootstrap(
         counts = sample_rng.multinomial(n, np.full(n, 1.0 / n), size=size).astype(np.float64)
         summed = np.einsum("bi,arik->arbk", counts, data)
         test_level[:, start : start + size] = contrasts(summed)
+    if n_rep == 1:
+        return _estimate(metric, per_replicate, test_level[0], confidence, n, bounded=False)
+    t_draws = stats.t.rvs(df=n_rep - 1, size=n_boot, random_state=t_rng)
+    draws = test_level.mean(axis=0) + t_draws * test_level.std(axis=0, ddof=1) / math.sqrt(n_rep)
+    return _estimate(
+        metric, per_replicate, _finite_draws(draws, metric), confidence, n, bounded=True
+    )
+
+
+def ranking_contrast_bootstrap(
+    arms: Sequence[np.ndarray],
+    weights: Sequence[float],
+    metric: str,
+    *,
+    confidence: float = 0.95,
+    n_boot: int = 2000,
+    seed: int = 0,
+) -> Estimate:
+    """:func:`contrast_bootstrap` for ranking scores (``map_micro`` / ``map_macro``).
+
+    Args:
+        arms: one ``(R, n, 2, K)`` float array per arm: per replicate and test sample, the class
+            scores (``[..., 0, :]``) and the multi-hot truth (``[..., 1, :]``); every arm has
+            the same shape (paired replicates, the same test samples in the same order).
+        weights, confidence, n_boot, seed: as :func:`contrast_bootstrap`.
+
+    Raises:
+        TypeError: wrong argument types.
+        ValueError: as :func:`contrast_bootstrap`.
+    """
+    _check_common(metric, confidence, n_boot, seed, RANKING_METRICS)
+    if isinstance(arms, np.ndarray) or not isinstance(arms, Sequence) or not arms:
+        raise TypeError("arms must be a non-empty sequence of (R, n, 2, K) arrays, one per arm")
+    stacked = [np.asarray(arm, dtype=np.float64) for arm in arms]
+    shape = stacked[0].shape
+    if len(shape) != 4 or shape[2] != 2:
+        raise ValueError(f"every arm must have shape (R, n, 2, K), got {shape}")
+    for a, arm in enumerate(stacked):
+        if arm.shape != shape:
+            raise ValueError(
+                f"every arm must have the shape (R, n, 2, K) of arms[0] {shape} (the same "
+                f"replicates and test samples), arms[{a}] has {arm.shape}"
+            )
+    w = np.asarray(weights, dtype=np.float64)
+    if w.shape != (len(stacked),) or not np.all(np.isfinite(w)):
+        raise ValueError(
+            f"weights must be {len(stacked)} finite numbers (one per arm), got {list(weights)}"
+        )
+    n_rep, n, _, k = shape
+    if n_rep < 1 or n < 1:
+        raise ValueError(f"arms need at least one replicate and one test sample, got {shape}")
+
+    def contrasts(counts: np.ndarray) -> np.ndarray:
+        """(B, n) sample weights → (R, B) contrasts."""
+        out = np.zeros((n_rep, counts.shape[0]))
+        for wa, arm in zip(w, stacked, strict=True):
+            for r in range(n_rep):
+                out[r] += wa * average_precision(arm[r, :, 0], arm[r, :, 1], counts, metric=metric)
+        return out
+
+    per_replicate = contrasts(np.ones((1, n)))[:, 0]
+    if not np.all(np.isfinite(per_replicate)):
+        raise ValueError(
+            f"{metric} is undefined on the full test set for some arm and replicate "
+            f"(contrasts {per_replicate.tolist()}): the test set has no positive label"
+        )
+    sample_rng, t_rng = np.random.default_rng(seed).spawn(2)
+    chunk = max(1, min(n_boot, _CHUNK_BYTES // (8 * 4 * n * k)))
+    test_level = np.empty((n_rep, n_boot))
+    for start in range(0, n_boot, chunk):
+        size = min(chunk, n_boot - start)
+        counts = sample_rng.multinomial(n, np.full(n, 1.0 / n), size=size).astype(np.float64)
+        test_level[:, start : start + size] = contrasts(counts)
     if n_rep == 1:
         return _estimate(metric, per_replicate, test_level[0], confidence, n, bounded=False)
     t_draws = stats.t.rvs(df=n_rep - 1, size=n_boot, random_state=t_rng)

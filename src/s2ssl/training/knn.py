@@ -9,6 +9,8 @@
   Discrimination", CVPR 2018) as used by DINO (Caron et al., ICCV 2021): cosine similarity to a
   labelled bank, the ``k`` nearest vote for their class with weight ``exp(cos / T)``
   (``voting="weighted"``, T = 0.07) or one vote each (``voting="majority"``).
+* :func:`knn_multilabel_scores` — the same neighbours and weights for multi-label banks: a
+  class's score is the weighted share of the ``k`` neighbours that carry it, in ``[0, 1]``.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-__all__ = ["Voting", "embedding_std", "knn_accuracy", "knn_classify"]
+__all__ = ["Voting", "embedding_std", "knn_accuracy", "knn_classify", "knn_multilabel_scores"]
 
 Voting = Literal["weighted", "majority"]
 
@@ -130,3 +132,58 @@ def knn_accuracy(
         voting=voting,
     )
     return float((pred.cpu() == query_labels.long().cpu()).float().mean())
+
+
+def knn_multilabel_scores(
+    bank: Tensor,
+    bank_labels: Tensor,
+    queries: Tensor,
+    *,
+    k: int = 20,
+    temperature: float = 0.07,
+    chunk_size: int = 4096,
+) -> Tensor:
+    """Per-class scores ``[Q, K]`` in ``[0, 1]`` of each query by cosine kNN over a multi-label
+    bank: ``score_c = Σ_j w_j · y_jc / Σ_j w_j`` over the ``k`` nearest bank rows ``j``
+    (cosine similarity ``s_j``, weight ``w_j = exp(s_j / T)``), i.e. the similarity-weighted
+    share of the neighbours that carry class ``c``.
+
+    Args:
+        bank: ``[M, D]`` embeddings of the labelled bank.
+        bank_labels: ``[M, K]`` their multi-hot labels (0 / 1).
+        queries: ``[Q, D]`` embeddings to score.
+        k: neighbours (clipped to ``M``).
+        temperature: T of the vote weights.
+        chunk_size: queries per similarity block (bounds memory at ``chunk_size × M``).
+    """
+    for name, t in (("bank", bank), ("queries", queries)):
+        if not isinstance(t, Tensor) or t.ndim != 2:
+            raise ValueError(f"{name} must be a [N, D] tensor")
+    if bank.shape[1] != queries.shape[1]:
+        raise ValueError(
+            f"bank and queries must have the same dimension, got {bank.shape[1]} and "
+            f"{queries.shape[1]}"
+        )
+    if bank_labels.ndim != 2 or bank_labels.shape[0] != bank.shape[0]:
+        raise ValueError(
+            f"bank_labels must be multi-hot [{bank.shape[0]}, K], got {tuple(bank_labels.shape)}"
+        )
+    if bank.shape[0] == 0:
+        raise ValueError("the kNN bank is empty: no labelled sample to vote")
+    if k < 1 or temperature <= 0:
+        raise ValueError(f"need k >= 1 and temperature > 0; got {k}, {temperature}")
+    labels = bank_labels.float().to(bank.device)
+    if labels.numel() and not bool(((labels == 0) | (labels == 1)).all()):
+        raise ValueError("bank_labels must be multi-hot (0 / 1 only)")
+    kk = min(k, bank.shape[0])
+    b = F.normalize(bank.float(), dim=1)
+    out = []
+    for start in range(0, queries.shape[0], chunk_size):
+        q = F.normalize(queries[start : start + chunk_size].float().to(b.device), dim=1)
+        sims, idx = (q @ b.T).topk(kk, dim=1)
+        # softmax over the neighbours: exp(s_j / T) / Σ exp(s / T), stable for small T
+        weights = torch.softmax(sims / temperature, dim=1)
+        out.append(torch.einsum("qj,qjc->qc", weights, labels[idx]).clamp(0.0, 1.0))
+    if not out:
+        return torch.zeros((0, labels.shape[1]), device=bank.device)
+    return torch.cat(out)

@@ -19,7 +19,10 @@ index = the sample's position in the dataset):
   mask 255, every band 0 DN, or a NaN), ``cloud_fraction`` (cloud + shadow share of the valid
   pixels over all dates), ``snow_fraction``;
 - labels, per label array with a known class set: ``<label>_unknown`` (pixels whose
-  value is neither a class nor 255) and ``<label>_coverage`` (share of pixels not 255).
+  value is neither a class nor 255) and ``<label>_coverage`` (share of pixels not 255). A label
+  array of shape ``[K]`` per sample (``K`` = its number of classes) is a multi-hot label set:
+  ``<label>_unknown`` counts entries other than 0 and 1, and ``<label>_coverage`` is 1 (every
+  class is stated present or absent).
 """
 
 from __future__ import annotations
@@ -248,9 +251,14 @@ def _radiometry(
     }
 
 
-def _labels(label: np.ndarray, n_classes: int) -> tuple[np.ndarray, np.ndarray]:
+def _labels(
+    label: np.ndarray, n_classes: int, *, multi_hot: bool = False
+) -> tuple[np.ndarray, np.ndarray]:
     n = label.shape[0]
     flat = label.reshape(n, -1)
+    if multi_hot:
+        unknown = (flat != 0) & (flat != 1)
+        return unknown.sum(axis=1), np.ones(n, np.float64)
     ignore = flat == LABEL_IGNORE
     unknown = ~ignore & ((flat < 0) | (flat >= n_classes))
     return unknown.sum(axis=1), 1.0 - ignore.mean(axis=1)
@@ -290,10 +298,9 @@ def profile_dataset(
     n_classes = {lab: _n_classes(store, lab) or 0 for lab in labels}
     mask_spec = store.specs.get(MASK)
     shapes_ok = mask_spec is None or mask_spec.shape == (n_times, height, width)
+    multi_hot = {lab: store.specs[lab].shape == (n_classes[lab],) for lab in labels}
     shapes_ok = shapes_ok and all(
-        store.specs[lab].shape == (height, width)
-        for lab in labels
-        if len(store.specs[lab].shape) == 2
+        multi_hot[lab] or store.specs[lab].shape in ((), (height, width)) for lab in labels
     )
 
     n_dates, in_range, ordered = _date_checks(_column(index, "dates", []), start, end)
@@ -343,7 +350,7 @@ def profile_dataset(
             band_stats["band_max"][pos] = r["band_max"]
             band_stats["band_mean"][pos] = r["band_mean"]
             for lab in labels:
-                unknown, coverage = _labels(chunk[lab], n_classes[lab])
+                unknown, coverage = _labels(chunk[lab], n_classes[lab], multi_hot=multi_hot[lab])
                 label_stats[lab][0][pos] = unknown
                 label_stats[lab][1][pos] = coverage
             advance(len(pos))
