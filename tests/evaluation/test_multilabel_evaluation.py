@@ -57,7 +57,7 @@ def test_multilabel_report_row_has_map_and_interval(tmp_path: Path) -> None:
     assert gain.estimate.lo < gain.estimate.value < gain.estimate.hi
     assert gain.estimate.lo > 0  # the less noisy scores rank better
     table = _task_table("multilabel", arms, found)
-    assert "map_micro (mean ± sd)" in table[0]
+    assert "mAP (mean ± sd)" in table[0]
     seco_row = next(line for line in table if "| seco |" in line)
     assert "[" in seco_row and "]" in seco_row  # gain with its interval
     flat = flat_metrics({"multilabel": arms}, {"multilabel": found}, [], 3)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from benchkit import benchmark_params, write_eurosat, write_pastis
+from benchkit import benchmark_params, write_eurosat, write_metadata, write_pastis, write_patch
 from s2ssl.config import load_params
 from s2ssl.data.fetch import fetch
 from s2ssl.evaluation.report import write_evaluation
@@ -113,3 +113,60 @@ def test_pastis_series_of_any_length_pretrain_cscl_and_fine_tune(tmp_path: Path)
         params, tmp_path / "reports/finetune", tmp_path / "validated", tmp_path / "reports/eval"
     )
     assert "croptype" in evaluation.report.read_text()
+
+
+BEN = "S2A_MSIL2A_20170613T101031_N9999_R022_T33UUP"
+
+
+@pytest.mark.slow
+def test_bigearthnet_multilabel_protocols_run_and_are_reported_by_map(tmp_path: Path) -> None:
+    sets = [["Pastures", "Arable land"], ["Marine waters"], ["Urban fabric", "Arable land"]]
+    rows = [
+        {"patch_id": f"{BEN}_{k}_1", "labels": sets[k % 3], "split": split}
+        for k, split in enumerate(["train"] * 9 + ["validation"] * 3 + ["test"] * 3)
+    ]
+    for row in rows:  # DN up to 1200 + 14399: within validate.dn_range
+        write_patch(tmp_path / "BigEarthNet", row["patch_id"], step=100)
+    write_metadata(tmp_path / "BigEarthNet" / "metadata.parquet", rows)
+    params = load_params(
+        benchmark_params(
+            tmp_path / "params.yaml",
+            "bigearthnet",
+            {"path": str(tmp_path / "BigEarthNet")},
+            **{
+                "fetch.start_date": "2017-01-01",
+                "finetune.tasks": ["multilabel"],
+                "finetune.multilabel.inits": ["random", "random_b"],
+                "finetune.multilabel.protocols": ["linear", "knn"],
+                "finetune.fractions": [1.0],
+                "finetune.region_transfer.enabled": False,
+            },
+        )
+    )
+    fetch(params, tmp_path / "raw", tmp_path / "reports/fetch")
+    validate(params, tmp_path / "raw", tmp_path / "validated", tmp_path / "reports/validate")
+    data = load_task_data("multilabel", tmp_path / "validated", "in_domain", None)
+    assert (len(data.train), len(data.val), len(data.test)) == (9, 3, 3)
+    assert data.train.label.shape == (9, 19)
+    assert data.classes[-1] == "Marine waters"
+    result = run_finetune(
+        params,
+        "multilabel",
+        tmp_path / "validated",
+        tmp_path / "models/pretrain",
+        tmp_path / "models/finetune",
+        tmp_path / "reports/finetune",
+        track=False,
+    )
+    assert len(result.executed) == 8  # 2 inits x 2 protocols x 2 replicates
+    record = json.loads(
+        (
+            tmp_path / "reports/finetune/multilabel/runs/r0.in_domain.random.knn.f100.json"
+        ).read_text()
+    )
+    assert record["val_metric"] == "map_micro"
+    assert 0.0 <= record["test"]["map_micro"] <= 1.0
+    evaluation = write_evaluation(
+        params, tmp_path / "reports/finetune", tmp_path / "validated", tmp_path / "reports/eval"
+    )
+    assert "mAP" in evaluation.report.read_text()

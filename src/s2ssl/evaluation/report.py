@@ -118,12 +118,20 @@ def _verdict_section(results: Sequence[ClaimResult], replicates: int) -> list[st
 
 def _rules_section(params: Params) -> list[str]:
     ev = params.evaluate
+    fetch = params.fetch
+    data = (
+        f"the data are the world of `seed` = {params.seed}"
+        if fetch.source == "synthetic"
+        else f"the data are {fetch.benchmark.format} imported from `{fetch.benchmark.path}`"
+        if fetch.source == "benchmark" and fetch.benchmark is not None
+        else f"the data come from the {fetch.source} source"
+    )
     out = [
         "## Rules (fixed before any number below was computed)",
         "",
         f"Every setting is run **R = {ev.replicates}** times (replicate seeds from "
-        f"`evaluate.replicate_seed` = {ev.replicate_seed}; the data are the world of `seed` = "
-        f"{params.seed}). Replicate r fixes the pre-training seed of every method, the label "
+        f"`evaluate.replicate_seed` = {ev.replicate_seed}; {data}). "
+        "Replicate r fixes the pre-training seed of every method, the label "
         "subset and the fine-tuning seed, shared by every init, so `init − random` is a paired "
         "difference. Pre-training never sees a label its downstream run may not use: CSCL stage "
         "1 trains on the run's own label subset, self-supervised encoders are the last epoch "
@@ -143,7 +151,7 @@ def _rules_section(params: Params) -> list[str]:
 
 
 def _task_table(task: str, arms: Mapping[Arm, ArmResults], task_gains: Sequence[Gain]) -> list[str]:
-    metric = task_spec(task).headline
+    metric = task_spec(task).headline_label
     by_arm = {g.arm: g for g in task_gains if g.part == "all"}
     out = [
         f"| setting | protocol | init | fraction | {metric} (mean ± sd) | gain [interval] |",
