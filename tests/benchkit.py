@@ -3,6 +3,7 @@ PASTIS), and params that import them with ``fetch.source: benchmark``."""
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from pathlib import Path
 from typing import Any
@@ -59,7 +60,8 @@ def write_pastis(
     root: Path, lengths: dict[int, int], folds: dict[int, int], size: int = 128
 ) -> Path:
     """A PASTIS download: ``metadata.geojson`` (Lambert-93 squares, ``Fold``, ``dates-S2`` as a
-    dict of YYYYMMDD), ``DATA_S2/S2_<id>.npy`` int16 ``T x 10 x size x size`` (date ``t`` of
+    dict of YYYYMMDD: weekly from 2018-09-15 for up to 4 dates, else from 2018-09-20),
+    ``DATA_S2/S2_<id>.npy`` int16 ``T x 10 x size x size`` (date ``t`` of
     band ``b`` holds ``1000 + 100 * b + t``), ``ANNOTATIONS/TARGET_<id>.npy`` (3 x size x size
     uint8; channel 0: left half class 1, right half class 2, first row void 19, last row 0) and
     ``ANNOTATIONS/ParcelIDs_<id>.npy`` (left half parcel 1, right half 2)."""
@@ -67,11 +69,8 @@ def write_pastis(
     (root / "ANNOTATIONS").mkdir(parents=True, exist_ok=True)
     features = []
     for pid, t in lengths.items():
-        days = (
-            [f"2018{m:02d}15" for m in range(9, 9 + t)]
-            if t <= 4
-            else [f"2019{m:02d}10" for m in range(1, 1 + t)]
-        )
+        first = dt.date(2018, 9, 15) if t <= 4 else dt.date(2018, 9, 20)
+        days = [(first + dt.timedelta(days=7 * i)).strftime("%Y%m%d") for i in range(t)]
         x0, y0 = 600000.0 + 2000 * pid, 6800000.0
         ring = [[x0, y0], [x0 + 10 * size, y0], [x0 + 10 * size, y0 - 10 * size],
                 [x0, y0 - 10 * size], [x0, y0]]  # fmt: skip
@@ -169,7 +168,7 @@ def benchmark_params(
     raw["fetch"]["datasets"] = ["croptype" if fmt == "pastis" else "scene"]
     raw["fetch"]["start_date"] = "2017-01-01"
     raw["fetch"]["end_date"] = "2021-12-31"
-    raw["fetch"]["benchmark"] = {"format": fmt, **benchmark}
+    raw["fetch"]["benchmark"] = {**raw["fetch"]["benchmark"], "format": fmt, **benchmark}
     for key, value in dotted.items():
         set_dotted(raw, key, value)
     return write_params(path, raw)

@@ -97,3 +97,28 @@ def test_info_missing_path_with_brackets(tmp_path: Path) -> None:
     result = invoke("info", tmp_path / "data[/x]")
     assert result.exit_code == 2
     assert "s2ssl fetch" in flat(result.stderr)
+
+
+def test_info_benchmark_datasets_undated_scenes_and_padded_series(tmp_path: Path) -> None:
+    from benchkit import benchmark_params, write_eurosat, write_pastis
+    from s2ssl.config import load_params
+    from s2ssl.data.fetch import fetch
+
+    root = write_eurosat(tmp_path / "eurosat", per_class=3, classes=("Forest", "River"))
+    params = load_params(benchmark_params(tmp_path / "e.yaml", "eurosat", {"path": str(root)}))
+    fetch(params, tmp_path / "raw_e", tmp_path / "rep_e")
+    result = invoke("info", tmp_path / "raw_e" / "scene")
+    assert result.exit_code == 0, result.output
+    out = flat(result.stdout)
+    assert "acquisitions: no dates recorded" in out
+    assert "one value" in out and "0=AnnualCrop, 1=Forest" in out
+    assert "series length" not in out
+
+    root = write_pastis(tmp_path / "pastis", {1: 3, 2: 5}, {1: 1, 2: 5})
+    params = load_params(
+        benchmark_params(tmp_path / "p.yaml", "pastis", {"path": str(root)}, bands="pastis")
+    )
+    fetch(params, tmp_path / "raw_p", tmp_path / "rep_p")
+    out = flat(invoke("info", tmp_path / "raw_p" / "croptype").stdout)
+    assert "series length: 3 to 5 dates (stored padded to 5)" in out
+    assert "acquisitions: 8 from 2018-09-15" in out

@@ -16,7 +16,7 @@ from s2ssl.evaluation.comparisons import class_gains, gains
 from s2ssl.evaluation.records import collect_runs, load_arms
 from s2ssl.evaluation.report import _task_table
 from s2ssl.evaluation.summary import flat_metrics
-from s2ssl.training.metrics import MultilabelMetrics
+from s2ssl.training.multilabel_metrics import MultilabelMetrics
 
 N, K = 40, 3
 

@@ -9,7 +9,7 @@ import torch
 from torchmetrics.classification import MultilabelAveragePrecision
 
 from s2ssl.training.knn import knn_multilabel_scores
-from s2ssl.training.metrics import MultilabelMetrics
+from s2ssl.training.multilabel_metrics import MultilabelMetrics
 
 # 4 images, 3 classes; class 2 has no positive image.
 SCORES = torch.tensor([[0.9, 0.2, 0.1], [0.8, 0.6, 0.3], [0.3, 0.7, 0.2], [0.1, 0.4, 0.6]])

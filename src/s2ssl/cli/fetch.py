@@ -23,11 +23,13 @@ def fetch(
         Path, typer.Option(help="Directory for quicklook PNGs and summary.json (DVC metrics).")
     ] = Path("reports/fetch"),
 ) -> None:
-    """Build the raw datasets (unlabelled, landcover, croptype) from `fetch.source`.
+    """Build the raw datasets (unlabelled, landcover, croptype, scene) from `fetch.source`.
 
     The default source is the embedded synthetic Sentinel-2 world: offline and deterministic.
     `sentinelhub` downloads real imagery (credentials from SH_CLIENT_ID / SH_CLIENT_SECRET in
-    the environment or .env; cached, resumable), `local` imports your GeoTIFFs.
+    the environment or .env; cached, resumable), `local` imports your GeoTIFFs, `benchmark`
+    reads EuroSAT, BigEarthNet v2 or PASTIS from its download (profiles/<name>.yaml,
+    docs/benchmarks.md).
     Each dataset is written atomically: if this fails, the previous one stays intact.
 
     Exit codes: 0 done; 75 (EX_TEMPFAIL) a transient failure — network or connection problems,

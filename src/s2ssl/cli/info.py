@@ -29,7 +29,8 @@ def info(
     for col in ("array", "dtype", "per-sample shape"):
         arrays.add_column(col)
     for name, spec in ds.specs.items():
-        arrays.add_row(name, spec.dtype, " × ".join(map(str, spec.shape)))
+        shape = " × ".join(map(str, spec.shape)) if spec.shape else "one value"
+        arrays.add_row(name, spec.dtype, shape)
     console.print(arrays)
     idx = ds.index
     if {"region", "split"} <= set(idx.columns):
@@ -42,8 +43,17 @@ def info(
             table.add_row(str(region), *(str(int(v)) for v in row))
         console.print(table)
     if "dates" in idx.columns:
-        dates = sorted(d for ds_dates in idx["dates"] for d in ds_dates)
-        console.print(f"acquisitions: {len(dates)} from {dates[0]} to {dates[-1]}")
+        dates = sorted(d for ds_dates in idx["dates"] for d in ds_dates if d)
+        if dates:
+            console.print(f"acquisitions: {len(dates)} from {dates[0]} to {dates[-1]}")
+        else:
+            console.print("acquisitions: no dates recorded (the source publishes none)")
+    if "n_dates" in idx.columns and ds.specs["image"].shape[0] > 1:
+        n = idx["n_dates"].astype(int)
+        console.print(
+            f"series length: {n.min()} to {n.max()} dates (stored padded to "
+            f"{ds.specs['image'].shape[0]})"
+        )
     try:
         console.print(f"bands ({len(ds.bands)}): {', '.join(ds.bands)}")
     except StoreError as e:

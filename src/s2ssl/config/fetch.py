@@ -383,21 +383,19 @@ class BenchmarkSource(StrictModel):
     format: Literal["eurosat", "bigearthnet", "pastis"]
     path: Path = Field(description="the folder the benchmark was unpacked into")
     split_dir: Path | None = Field(
-        default=None, description="EuroSAT: folder of eurosat-{train,val,test}.txt (default: path)"
+        description="EuroSAT: folder of eurosat-{train,val,test}.txt (null: path)"
     )
     splits: SplitFractions = Field(
-        default=SplitFractions(train=0.6, val=0.2, test=0.2),
-        description="EuroSAT without split lists: seeded split stratified by class",
+        description="EuroSAT without split lists: seeded split stratified by class"
     )
     folds: dict[Literal["train", "val", "test"], list[int]] = Field(
-        default_factory=lambda: {"train": [1, 2, 3], "val": [4], "test": [5]},
-        description="PASTIS: official folds (1..5) of each split",
+        description="PASTIS: official folds (1..5) of each split"
     )
     exclude_snow_cloud: bool = Field(
-        default=True, description="BigEarthNet: drop patches flagged seasonal snow / cloud"
+        description="BigEarthNet: drop patches flagged seasonal snow / cloud / shadow"
     )
     max_per_split: PositiveInt | None = Field(
-        default=None, description="import at most this many samples per split (first in order)"
+        description="import at most this many samples per split (first in order; null: all)"
     )
 
     @field_validator("folds")
@@ -429,7 +427,7 @@ class FetchConfig(StrictModel):
     )
     local: LocalSource | None = Field(description="your own GeoTIFFs (used when source: local)")
     benchmark: BenchmarkSource | None = Field(
-        default=None, description="a published benchmark (used when source: benchmark)"
+        description="a published benchmark (used when source: benchmark)"
     )
 
     @model_validator(mode="after")

@@ -36,7 +36,8 @@ from s2ssl.models.downstream import TimeSeriesSegmentationNet
 from s2ssl.stats.confusion import per_sample_confusion
 from s2ssl.taskspec import task_spec
 from s2ssl.training.labels import boundary_mask
-from s2ssl.training.metrics import MULTILABEL_THRESHOLD, ClassificationMetrics, MultilabelMetrics
+from s2ssl.training.metrics import ClassificationMetrics
+from s2ssl.training.multilabel_metrics import MULTILABEL_THRESHOLD, MultilabelMetrics
 from s2ssl.training.runtime import resolve_precision
 
 __all__ = [

@@ -39,7 +39,8 @@ from s2ssl.finetune.data import TaskSplit
 from s2ssl.models.downstream import SceneNet
 from s2ssl.taskspec import task_spec
 from s2ssl.training.knn import knn_classify, knn_multilabel_scores
-from s2ssl.training.metrics import ClassificationMetrics, MultilabelMetrics
+from s2ssl.training.metrics import ClassificationMetrics
+from s2ssl.training.multilabel_metrics import MultilabelMetrics
 
 __all__ = [
     "MULTILABEL_SELECTION_METRIC",

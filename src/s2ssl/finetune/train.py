@@ -45,12 +45,8 @@ from s2ssl.models.downstream import (
 )
 from s2ssl.seeding import derive_seed
 from s2ssl.taskspec import task_spec
-from s2ssl.training.metrics import (
-    ClassificationMetrics,
-    MetricValue,
-    MultilabelMetrics,
-    SegmentationMetrics,
-)
+from s2ssl.training.metrics import ClassificationMetrics, MetricValue, SegmentationMetrics
+from s2ssl.training.multilabel_metrics import MultilabelMetrics
 
 __all__ = [
     "FinetuneTask",

@@ -124,8 +124,8 @@ def test_pastis_series_are_padded_with_their_length_folds_become_splits(tmp_path
     assert idx.loc["pastis-10", "n_dates"] == 3 and idx.loc["pastis-11", "n_dates"] == 5
     assert idx.loc["pastis-10", "split"] == "train" and idx.loc["pastis-12", "split"] == "val"
     assert idx.loc["pastis-13", "split"] == "test" and idx.loc["pastis-14", "split"] == "train"
-    assert list(idx.loc["pastis-10", "doy"]) == [258, 288, 319, 0, 0]
-    assert list(idx.loc["pastis-10", "dates"]) == ["2018-09-15", "2018-10-15", "2018-11-15"]
+    assert list(idx.loc["pastis-10", "doy"]) == [258, 265, 272, 0, 0]
+    assert list(idx.loc["pastis-10", "dates"]) == ["2018-09-15", "2018-09-22", "2018-09-29"]
     assert idx.loc["pastis-10", "region"] == "t31tfm"
     assert idx.loc["pastis-10", "crs"] == "EPSG:2154"
     pos = int(np.flatnonzero(ds.index["sample_id"].to_numpy() == "pastis-10")[0])

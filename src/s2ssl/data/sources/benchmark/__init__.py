@@ -15,11 +15,11 @@ from s2ssl.data.sources.benchmark.bigearthnet import (
     BIGEARTHNET_V1_TO_19,
     BigEarthNetPatch,
     list_bigearthnet,
-    list_bigearthnet_v1,
     multi_hot,
     read_bigearthnet,
     read_bigearthnet_reference_map,
 )
+from s2ssl.data.sources.benchmark.bigearthnet_v1 import list_bigearthnet_v1
 from s2ssl.data.sources.benchmark.common import Incomplete, Inventory
 from s2ssl.data.sources.benchmark.eurosat import (
     EUROSAT_CLASSES,

@@ -35,8 +35,8 @@ B01, B02, ..., B08, B8A, B09, B11, B12).
 Reference maps: one ``uint16`` band of 120 x 120 at 10 m holding CLC level-3 codes (``111`` ..
 ``523``); :func:`read_bigearthnet_reference_map` turns them into 19-class positions.
 
-v1 layout read (``BigEarthNet-S2-v1.0.tar.gz`` and the example patches of the
-``bigearthnet-common`` wheel)::
+v1 layout (listed by :mod:`.bigearthnet_v1`; ``BigEarthNet-S2-v1.0.tar.gz`` and the example
+patches of the ``bigearthnet-common`` wheel)::
 
     <root>/<name>/<name>_<band>.tif                (the same 12 bands and sizes as v2)
     <root>/<name>/<name>_labels_metadata.json      {"labels": [43-class names], ...}
@@ -68,7 +68,6 @@ What was checked, and against what:
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -99,11 +98,10 @@ __all__ = [
     "BIGEARTHNET_V1_TO_19",
     "BigEarthNetPatch",
     "list_bigearthnet",
-    "list_bigearthnet_v1",
+    "missing_band_files",
     "multi_hot",
     "read_bigearthnet",
     "read_bigearthnet_reference_map",
-    "to_19_classes",
 ]
 
 BIGEARTHNET_BANDS: Final[tuple[str, ...]] = BAND_PRESETS["l2a"]
@@ -214,7 +212,6 @@ METADATA_FILE: Final[str] = "metadata.parquet"
 SNOW_CLOUD_METADATA_FILE: Final[str] = "metadata_for_patches_with_snow_cloud_or_shadow.parquet"
 S2_DIR: Final[str] = "BigEarthNet-S2"
 REFERENCE_MAPS_DIR: Final[str] = "Reference_Maps"
-V1_LABELS_SUFFIX: Final[str] = "_labels_metadata.json"
 
 _SPLITS: Final[Mapping[str, str]] = MappingProxyType(
     {"train": "train", "validation": "val", "val": "val", "test": "test"}
@@ -387,7 +384,7 @@ def list_bigearthnet(
                 country=country,
                 reference_map=ref if is_present(ref) else None,
             )
-            missing = _missing_files(patch, root)
+            missing = missing_band_files(patch, root)
             if missing:
                 incomplete.append(Incomplete(patch_id, missing))
             else:
@@ -397,7 +394,7 @@ def list_bigearthnet(
     return Inventory(tuple(patches), tuple(incomplete))
 
 
-def _missing_files(patch: BigEarthNetPatch, root: Path) -> tuple[str, ...]:
+def missing_band_files(patch: BigEarthNetPatch, root: Path) -> tuple[str, ...]:
     """What a patch lacks: its folder, else each absent or empty band file."""
     if not patch.path.is_dir():
         return (f"{relative(patch.path, root)}/ (patch folder)",)
@@ -409,99 +406,6 @@ def _missing_files(patch: BigEarthNetPatch, root: Path) -> tuple[str, ...]:
         elif not is_present(p):
             missing.append(f"{relative(p, root)} (empty)")
     return tuple(missing)
-
-
-def _v1_folders(root: Path) -> list[Path]:
-    """Patch folders (``<name>/<name>_*``) in ``root`` or, when it has none, one level below."""
-
-    def folders(base: Path) -> list[Path]:
-        return sorted(
-            d
-            for d in base.iterdir()
-            if d.is_dir() and any(f.name.startswith(f"{d.name}_") for f in d.iterdir())
-        )
-
-    if not root.is_dir():
-        raise ValueError(f"{root}: not a folder; expected the BigEarthNet v1 patch folders")
-    found = folders(root)
-    if found:
-        return found
-    for sub in sorted(d for d in root.iterdir() if d.is_dir()):
-        found = folders(sub)
-        if found:
-            return found
-    raise ValueError(
-        f"{root}: no BigEarthNet v1 patch folder found (in it or one level below); expected "
-        f"<name>/<name>{V1_LABELS_SUFFIX} beside <name>/<name>_B01.tif ... _B12.tif"
-    )
-
-
-def _v1_labels(path: Path) -> tuple[str, ...]:
-    """The 43-class labels of a v1 ``_labels_metadata.json``."""
-    try:
-        doc = json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise ValueError(f"{path}: not valid JSON ({e})") from None
-    raw = doc.get("labels") if isinstance(doc, Mapping) else None
-    if not isinstance(raw, list) or not all(isinstance(n, str) for n in raw):
-        raise ValueError(f"{path}: expected an object with 'labels', a list of class names")
-    unknown = [n for n in raw if n not in BIGEARTHNET_V1_TO_19]
-    if unknown:
-        raise ValueError(
-            f"{path}: unknown label(s) {', '.join(map(repr, unknown))}; expected names of the "
-            "43 BigEarthNet v1 classes (BIGEARTHNET_V1_CLASSES)"
-        )
-    return tuple(raw)
-
-
-def to_19_classes(labels: Iterable[str]) -> tuple[str, ...]:
-    """v1 (43-class) names -> their BigEarthNet-19 classes, each once, in published order;
-    classes BigEarthNet-19 drops contribute nothing."""
-    new = {BIGEARTHNET_V1_TO_19[n] for n in labels} - {None}
-    return tuple(n for n in BIGEARTHNET_CLASSES.names if n in new)
-
-
-def list_bigearthnet_v1(root: str | Path) -> Inventory[BigEarthNetPatch]:
-    """The BigEarthNet v1 patches under ``root`` with their labels mapped to the 19 classes.
-
-    A patch goes to ``incomplete`` when its labels file or a band file is absent or empty, or
-    when none of its 43-class labels has a 19-class counterpart (it is reported, not given a
-    guessed label). ``split`` and ``country`` are None (v1 carries neither).
-
-    Raises:
-        ValueError: no patch folder under ``root`` (or one level below); a labels file that is
-            not JSON with a ``labels`` list, or names a class outside the 43.
-    """
-    root = Path(root)
-    patches: list[BigEarthNetPatch] = []
-    incomplete: list[Incomplete] = []
-    for folder in _v1_folders(root):
-        name = folder.name
-        labels_path = folder / f"{name}{V1_LABELS_SUFFIX}"
-        if not is_present(labels_path):
-            empty = " (empty)" if labels_path.exists() else ""
-            incomplete.append(Incomplete(name, (f"{relative(labels_path, root)}{empty}",)))
-            continue
-        original = _v1_labels(labels_path)
-        patch = BigEarthNetPatch(
-            patch_id=name,
-            path=folder,
-            labels=to_19_classes(original),
-            split=None,
-            country=None,
-            original_labels=original,
-        )
-        missing = _missing_files(patch, root)
-        if not patch.labels:
-            missing += (
-                f"{relative(labels_path, root)}: no BigEarthNet-19 class among its labels "
-                f"({', '.join(original) or 'none'})",
-            )
-        if missing:
-            incomplete.append(Incomplete(name, missing))
-        else:
-            patches.append(patch)
-    return Inventory(tuple(patches), tuple(incomplete))
 
 
 def _read_band(path: Path, band: str) -> np.ndarray:

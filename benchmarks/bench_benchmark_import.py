@@ -1,0 +1,157 @@
+"""Benchmark the import of the standard benchmarks (``fetch.source: benchmark``) and their
+validation, on downloads written at the published sizes.
+
+Prints ONE JSON object on stdout; progress goes to stderr. Usage::
+
+    python benchmarks/bench_benchmark_import.py                   # 200 / 200 / 8 samples
+    python benchmarks/bench_benchmark_import.py --eurosat 40 --bigearthnet 40 --pastis 2
+
+The downloads are written by the test suite's layout writers (``tests/benchkit.py``): EuroSAT
+13-band 64 x 64 GeoTIFFs, BigEarthNet v2 patch folders of 12 single-band GeoTIFFs at 10 / 20 /
+60 m (120 / 60 / 20 px) with ``metadata.parquet``, PASTIS ``T x 10 x 128 x 128`` int16 series
+(``--pastis-dates`` dates, 61 by default: the longest PASTIS series). Measured per benchmark:
+``fetch`` (list + read + write the store, quicklooks and reports) and ``validate`` (profile +
+expectations + statistics) in samples per second, and the time the whole published dataset
+would take at that rate (``est_full_s``: an extrapolation from this run, not a measurement;
+the page cache is warm, so real disks may be slower).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO_ROOT / "src"))
+sys.path.insert(0, str(REPO_ROOT / "tests"))
+
+FULL_SIZES = {"eurosat": 27_000, "bigearthnet": 549_488, "pastis": 2_433}
+"""Samples in each published dataset (BigEarthNet v2: every patch, before the snow / cloud
+exclusion)."""
+BEN_TILE = "S2A_MSIL2A_20170613T101031_N9999_R022_T33UUP"
+
+
+def log(message: str) -> None:
+    print(f"[bench_benchmark_import] {message}", file=sys.stderr, flush=True)
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        description=(
+            "Import + validation throughput of EuroSAT, BigEarthNet v2 and PASTIS downloads "
+            "written at their published sizes. Prints one JSON object on stdout."
+        )
+    )
+    parser.add_argument("--eurosat", type=int, default=200, help="EuroSAT patches (0: skip)")
+    parser.add_argument("--bigearthnet", type=int, default=200, help="BigEarthNet patches")
+    parser.add_argument("--pastis", type=int, default=8, help="PASTIS series (0: skip)")
+    parser.add_argument("--pastis-dates", type=int, default=61, help="dates per PASTIS series")
+    return parser.parse_args(argv)
+
+
+def _write(fmt: str, n: int, root: Path, dates: int) -> dict[str, Any]:
+    """Write an ``n``-sample download of ``fmt`` under ``root``; its ``fetch.benchmark`` block."""
+    import benchkit
+    from s2ssl.data.sources.benchmark.eurosat import EUROSAT_CLASS_COUNTS
+
+    if fmt == "eurosat":
+        classes = tuple(EUROSAT_CLASS_COUNTS)
+        per_class = max(1, -(-n // len(classes)))
+        benchkit.write_eurosat(root, per_class=per_class, classes=classes)
+        return {"path": str(root)}
+    if fmt == "bigearthnet":
+        splits = ("train", "validation", "test")
+        rows = [
+            {"patch_id": f"{BEN_TILE}_{k}_0", "labels": ["Arable land"], "split": splits[k % 3]}
+            for k in range(n)
+        ]
+        for row in rows:
+            benchkit.write_patch(root, row["patch_id"], step=100)
+        benchkit.write_metadata(root / "metadata.parquet", rows)
+        return {"path": str(root)}
+    lengths = dict.fromkeys(range(1, n + 1), dates)
+    folds = {pid: 1 + (pid - 1) % 5 for pid in lengths}
+    benchkit.write_pastis(root, lengths, folds)
+    return {"path": str(root)}
+
+
+def measure(fmt: str, n: int, dates: int, tmp: Path) -> dict[str, Any]:
+    """Write, import and validate ``n`` samples of ``fmt``; the timings."""
+    import benchkit
+    from s2ssl.config import load_params
+    from s2ssl.data.fetch import fetch
+    from s2ssl.data.store import open_dataset
+    from s2ssl.validation.validate import validate
+
+    root = tmp / fmt
+    t0 = time.perf_counter()
+    block = _write(fmt, n, root / "download", dates)
+    written_s = time.perf_counter() - t0
+    bands = "pastis" if fmt == "pastis" else "l2a"
+    extra: dict[str, Any] = {"fetch.shard_size": 256}
+    if fmt == "pastis":
+        extra.update({"fetch.start_date": "2018-09-01", "fetch.end_date": "2019-12-31"})
+    params = load_params(
+        benchkit.benchmark_params(root / "p.yaml", fmt, block, bands=bands, **extra)
+    )
+    log(f"{fmt}: {n} samples written in {written_s:.1f} s; importing")
+    t0 = time.perf_counter()
+    result = fetch(params, root / "raw", root / "reports")
+    fetch_s = time.perf_counter() - t0
+    name = next(iter(result.datasets))
+    imported = len(open_dataset(result.datasets[name]))
+    log(f"{fmt}: {imported} imported in {fetch_s:.1f} s; validating")
+    t0 = time.perf_counter()
+    validate(params, root / "raw", root / "validated", root / "vreports")
+    validate_s = time.perf_counter() - t0
+    fetch_rate = imported / fetch_s
+    validate_rate = imported / validate_s
+    return {
+        "samples": imported,
+        "dataset": name,
+        "fetch_s": round(fetch_s, 3),
+        "fetch_samples_per_s": round(fetch_rate, 2),
+        "validate_s": round(validate_s, 3),
+        "validate_samples_per_s": round(validate_rate, 2),
+        "full_samples": FULL_SIZES[fmt],
+        "est_full_s": round(FULL_SIZES[fmt] / fetch_rate + FULL_SIZES[fmt] / validate_rate, 1),
+        **({"dates_per_series": dates} if fmt == "pastis" else {}),
+    }
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    args = parse_args(argv)
+    import torch
+
+    counts = {"eurosat": args.eurosat, "bigearthnet": args.bigearthnet, "pastis": args.pastis}
+    results: dict[str, Any] = {}
+    with tempfile.TemporaryDirectory(prefix="bench_benchmark_import_") as tmp:
+        for fmt, n in counts.items():
+            if n > 0:
+                results[fmt] = measure(fmt, n, args.pastis_dates, Path(tmp))
+    print(
+        json.dumps(
+            {
+                "benchmark": "benchmark_import",
+                "machine": {
+                    "platform": platform.platform(),
+                    "cpus": os.cpu_count(),
+                    "torch_threads": torch.get_num_threads(),
+                },
+                "results": results,
+            },
+            indent=2,
+        )
+    )
+
+
+if __name__ == "__main__":
+    main()
