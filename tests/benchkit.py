@@ -4,13 +4,16 @@ PASTIS), and params that import them with ``fetch.source: benchmark``."""
 from __future__ import annotations
 
 import datetime as dt
+import importlib.metadata
 import json
+import tarfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
+import pytest
 import rasterio
 from affine import Affine
 from rasterio.crs import CRS
@@ -154,6 +157,23 @@ def write_metadata(path: Path, rows: list[dict]) -> None:
     }
     path.parent.mkdir(parents=True, exist_ok=True)
     pq.write_table(pa.table(columns), path)
+
+
+def extract_v1_examples(root: Path) -> Path:
+    """The six real BigEarthNet v1 Sentinel-2 example patches of the ``bigearthnet-common`` wheel
+    (a ``dev`` dependency), extracted under ``root`` without importing the package."""
+    try:
+        dist = importlib.metadata.distribution("bigearthnet-common")
+    except importlib.metadata.PackageNotFoundError:
+        pytest.fail(
+            "bigearthnet-common is not installed; it is a dev dependency (pip install -e .[dev])"
+        )
+    tarball = Path(str(dist.locate_file("bigearthnet_common/BigEarthNet-S2-Example.tar.bz2")))
+    if not tarball.is_file():
+        pytest.fail(f"{tarball} not found in the bigearthnet-common {dist.version} install")
+    with tarfile.open(tarball) as tar:
+        tar.extractall(root, filter="data")
+    return root
 
 
 def benchmark_params(

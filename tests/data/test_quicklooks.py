@@ -76,3 +76,20 @@ def test_quicklooks_draw_own_classes_and_say_when_ndvi_bands_are_missing(tmp_pat
     rgb = open_dataset(own_croptype(tmp_path / "rgb", ("B02", "B03", "B04")))
     out = quicklooks.ndvi_curves_png(rgb, tmp_path / "rgb.png")  # no B08: a note, not a crash
     assert out.stat().st_size > 1000
+
+
+def test_scenes_png_shows_each_class_or_label_set(tmp_path: Path) -> None:
+    from benchkit import benchmark_params, write_eurosat
+    from s2ssl.config import load_params
+    from s2ssl.data.fetch import fetch
+    from s2ssl.data.store import open_dataset
+
+    root = write_eurosat(tmp_path / "e", per_class=2, classes=("Forest", "River"))
+    params = load_params(benchmark_params(tmp_path / "p.yaml", "eurosat", {"path": str(root)}))
+    ds = open_dataset(fetch(params, tmp_path / "raw", tmp_path / "rep").datasets["scene"])
+    import matplotlib.image
+
+    out = quicklooks.scenes_png(ds, tmp_path / "scenes.png", per_class=3)
+    height, width = matplotlib.image.imread(out).shape[:2]
+    assert width > height  # two class rows (2.3 in each) of three panels (2.1 in each)
+    assert (tmp_path / "rep" / "scenes.png").is_file()  # fetch draws it for a scene dataset

@@ -165,6 +165,8 @@ def write_quicklooks(stores: dict[str, ShardedDataset], reports_dir: Path) -> li
         out.append(quicklooks.seasons_png(stores["unlabelled"], reports_dir / "seasons.png"))
     if "landcover" in stores:
         out.append(quicklooks.landcover_png(stores["landcover"], reports_dir / "landcover.png"))
+    if "scene" in stores:
+        out.append(quicklooks.scenes_png(stores["scene"], reports_dir / "scenes.png"))
     if "croptype" in stores:
         out.append(quicklooks.croptype_png(stores["croptype"], reports_dir / "croptype.png"))
         out.append(quicklooks.ndvi_curves_png(stores["croptype"], reports_dir / "ndvi_curves.png"))

@@ -174,9 +174,10 @@ def croptype_png(ds: ShardedDataset, path: Path) -> Path:
         row = ds.index.iloc[i]
         refl = _reflectance(ds, i)
         mask = np.asarray(ds.read("mask", i))
-        clear = (mask == MASK_CLEAR).mean(axis=(1, 2))
-        middle = len(clear) // 2
-        k = int(np.argmax(clear[middle - 3 : middle + 3])) + middle - 3
+        n_real = int(row["n_dates"]) if "n_dates" in row.index else len(mask)
+        clear = (mask[:n_real] == MASK_CLEAR).mean(axis=(1, 2))
+        lo = max(n_real // 2 - 3, 0)
+        k = int(np.argmax(clear[lo : n_real // 2 + 3])) + lo
         axes[r, 0].imshow(display(refl[k], ds.bands))
         axes[r, 0].set_title(f"{row['region']} {row['dates'][k]}", fontsize=7)
         if classes is None:  # an unlabelled real source
@@ -204,6 +205,59 @@ def croptype_png(ds: ShardedDataset, path: Path) -> Path:
         ax.set_yticks([])
     if classes is not None:
         class_legend(axes[0, 1], classes.names, classes.colours)
+    return _save(fig, path)
+
+
+def _short(name: str, width: int = 28) -> str:
+    """``name`` cut to ``width`` characters for a small panel title."""
+    return name if len(name) <= width else name[: width - 1].rstrip() + "…"
+
+
+def scenes_png(ds: ShardedDataset, path: Path, per_class: int = 4, max_rows: int = 10) -> Path:
+    """True colour of labelled scenes with their class: ``per_class`` patches of each class (one
+    class per row) for a single-label ``scene`` array, else the first patches with the names of
+    their label set (``multilabel``)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    index = ds.index
+    if "scene" in ds.array_names:
+        names = ds.classes("scene").names
+        labels = np.asarray(ds.read_many("scene", np.arange(len(ds))), np.int64)
+        rows = [
+            (names[c], np.flatnonzero(labels == c)[:per_class].tolist())
+            for c in range(len(names))
+            if (labels == c).any()
+        ][:max_rows]
+        titles = {
+            i: f"{_short(name)}\n{_short(str(index['sample_id'].iloc[i]))}"
+            for name, ids in rows
+            for i in ids
+        }
+        grid = [ids for _, ids in rows]
+    else:
+        names = ds.classes("multilabel").names
+        n = min(len(ds), per_class * max_rows)
+        sets = np.asarray(ds.read_many("multilabel", np.arange(n)))
+        titles = {
+            i: "\n".join(_short(names[k]) for k in np.flatnonzero(sets[i])[:3]) for i in range(n)
+        }
+        grid = [list(range(r, min(r + per_class, n))) for r in range(0, n, per_class)]
+    n_rows = max(len(grid), 1)
+    fig, axes = plt.subplots(
+        n_rows, per_class, figsize=(2.1 * per_class, 2.3 * n_rows), squeeze=False
+    )
+    for r, ids in enumerate(grid):
+        for c, i in enumerate(ids):
+            axes[r, c].imshow(display(_reflectance(ds, i)[0], ds.bands))
+            axes[r, c].set_title(titles[i], fontsize=6)
+    for ax in axes.ravel():
+        ax.set_xticks([])
+        ax.set_yticks([])
+        if not ax.images:
+            ax.axis("off")
     return _save(fig, path)
 
 

@@ -5,10 +5,8 @@ the 19 classes."""
 
 from __future__ import annotations
 
-import importlib.metadata
 import json
 import shutil
-import tarfile
 from pathlib import Path
 
 import numpy as np
@@ -17,7 +15,14 @@ import pyarrow.parquet as pq
 import pytest
 import rasterio
 
-from benchkit import NATIVE, band_values, write_band, write_metadata, write_patch
+from benchkit import (
+    NATIVE,
+    band_values,
+    extract_v1_examples,
+    write_band,
+    write_metadata,
+    write_patch,
+)
 from s2ssl.bands import BAND_PRESETS
 from s2ssl.classes import LABEL_IGNORE
 from s2ssl.data.sources.benchmark import (
@@ -232,19 +237,7 @@ V1_ARABLE = "S2A_MSIL2A_20170613T101031_87_48"
 def v1_examples(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The six v1 Sentinel-2 example patches, extracted from the ``bigearthnet-common`` wheel
     (a ``dev`` dependency) without importing it."""
-    try:
-        dist = importlib.metadata.distribution("bigearthnet-common")
-    except importlib.metadata.PackageNotFoundError:
-        pytest.fail(
-            "bigearthnet-common is not installed; it is a dev dependency (pip install -e .[dev])"
-        )
-    tarball = Path(str(dist.locate_file("bigearthnet_common/BigEarthNet-S2-Example.tar.bz2")))
-    if not tarball.is_file():
-        pytest.fail(f"{tarball} not found in the bigearthnet-common {dist.version} install")
-    root = tmp_path_factory.mktemp("ben_v1")
-    with tarfile.open(tarball) as tar:
-        tar.extractall(root, filter="data")
-    return root
+    return extract_v1_examples(tmp_path_factory.mktemp("ben_v1"))
 
 
 def test_v1_examples_list_with_labels_mapped_to_19_classes(v1_examples: Path) -> None:

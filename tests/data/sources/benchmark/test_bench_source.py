@@ -236,3 +236,43 @@ def test_bigearthnet_imports_multi_hot_labels_splits_and_countries(tmp_path: Pat
 
     out = validate(params, tmp_path / "raw", tmp_path / "validated", tmp_path / "vreports")
     assert out.summary["scene.n_accepted"] == 3, out.summary
+
+
+def test_real_bigearthnet_pixels_import_validate_and_look_right(tmp_path: Path) -> None:
+    """The six real v1 example patches of ``bigearthnet-common``, laid out as v2 (patch folders
+    under their tile folder, ``metadata.parquet`` with their labels mapped to 19 classes)."""
+    import shutil
+
+    import rasterio
+
+    from benchkit import extract_v1_examples
+    from s2ssl.data.sources.benchmark import list_bigearthnet_v1
+
+    v1 = list_bigearthnet_v1(extract_v1_examples(tmp_path / "v1")).samples
+    root = tmp_path / "ben"
+    rows = []
+    for k, patch in enumerate(v1):
+        tile = patch.patch_id.rsplit("_", 2)[0]
+        shutil.copytree(patch.path, root / "BigEarthNet-S2" / tile / patch.patch_id)
+        split = ("train", "validation", "test")[k % 3]
+        rows.append({"patch_id": patch.patch_id, "labels": list(patch.labels), "split": split})
+    write_metadata(root / "metadata.parquet", rows)
+    params = load_params(benchmark_params(tmp_path / "p.yaml", "bigearthnet", {"path": str(root)}))
+    result = fetch(params, tmp_path / "raw", tmp_path / "reports")
+    ds = open_dataset(result.datasets["scene"])
+    assert len(ds) == len(v1) == 6
+    first = v1[0]
+    pos = int(np.flatnonzero(ds.index["sample_id"] == f"bigearthnet-{first.patch_id}")[0])
+    image = ds.read_many("image", np.array([pos]))[0, 0]
+    with rasterio.open(first.band_path("B04")) as src:
+        assert np.array_equal(image[BAND_PRESETS["l2a"].index("B04")], src.read(1))
+        crs = src.crs.to_epsg()
+    with rasterio.open(first.band_path("B09")) as src:  # 60 m: 6 x 6 blocks of the 20 x 20 file
+        b09 = src.read(1)
+    assert np.array_equal(image[BAND_PRESETS["l2a"].index("B09"), ::6, ::6], b09)
+    assert ds.index["crs"].iloc[pos] == f"EPSG:{crs}"
+    labels = ds.read_many("multilabel", np.array([pos]))[0]
+    assert tuple(BIGEARTHNET_CLASSES.names[i] for i in np.flatnonzero(labels)) == first.labels
+    assert (tmp_path / "reports" / "scenes.png").stat().st_size > 10_000
+    out = validate(params, tmp_path / "raw", tmp_path / "validated", tmp_path / "vreports")
+    assert out.summary["scene.n_accepted"] == 6, out.summary

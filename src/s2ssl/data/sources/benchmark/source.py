@@ -70,7 +70,7 @@ _CHUNK: Final[int] = 64
 _SPLITS: Final[tuple[str, ...]] = ("train", "val", "test")
 PASTIS_CRS: Final[str] = "EPSG:2154"
 """PASTIS patch geometries are in Lambert-93 (used when ``metadata.geojson`` names no CRS)."""
-_BEN_DATE: Final = re.compile(r"_(\d{8})T\d{6}_")
+_BEN_DATE: Final = re.compile(r"_(\d{8})T\d+_")
 
 
 def published_bands(fmt: str) -> tuple[str, ...]:
