@@ -188,7 +188,14 @@ def benchmark_params(
     raw["fetch"]["datasets"] = ["croptype" if fmt == "pastis" else "scene"]
     raw["fetch"]["start_date"] = "2017-01-01"
     raw["fetch"]["end_date"] = "2021-12-31"
-    raw["fetch"]["benchmark"] = {**raw["fetch"]["benchmark"], "format": fmt, **benchmark}
+    defaults = {
+        "split_dir": None,
+        "splits": {"train": 0.6, "val": 0.2, "test": 0.2},
+        "folds": {"train": [1, 2, 3], "val": [4], "test": [5]},
+        "exclude_snow_cloud": True,
+        "max_per_split": None,
+    }
+    raw["fetch"]["benchmark"] = {**defaults, "format": fmt, **benchmark}
     for key, value in dotted.items():
         set_dotted(raw, key, value)
     return write_params(path, raw)

@@ -123,3 +123,31 @@ def test_apply_writes_one_line_lists_and_refuses_mappings(
     mapping = _best(tmp_path / "mapping.yaml", {"finetune.region_transfer": [0.1]})
     with pytest.raises(ValueError, match=r"region_transfer in .* is a mapping"):
         apply_best_params(mapping, params_copy)
+
+
+def test_apply_fills_a_null_section_with_a_one_line_mapping_only(
+    params_copy: Path, tmp_path: Path
+) -> None:
+    section = {
+        "format": "pastis",
+        "path": "data/benchmarks/pastis",
+        "split_dir": None,
+        "splits": {"train": 0.6, "val": 0.2, "test": 0.2},
+        "folds": {"train": [1, 2, 3], "val": [4], "test": [5]},
+        "exclude_snow_cloud": True,
+        "max_per_split": None,
+    }
+    best = _best(tmp_path / "bench.yaml", {"fetch.benchmark": section})
+    before = params_copy.read_text(encoding="utf-8")
+    changes = apply_best_params(best, params_copy)
+    assert [(c.key, c.old) for c in changes] == [("fetch.benchmark", None)]
+    ((old, new),) = _changed_lines(before, params_copy.read_text(encoding="utf-8"))
+    assert old.startswith("  benchmark: null ") and new.startswith(
+        "  benchmark: {format: pastis, path: data/benchmarks/pastis, split_dir: null, "
+        "splits: {train: 0.6, val: 0.2, test: 0.2}, folds: {train: [1, 2, 3], val: [4], "
+    )
+    assert load_params(params_copy).fetch.benchmark.folds == section["folds"]
+    # a mapping never replaces a section that is set: its keys are changed one by one
+    over = _best(tmp_path / "over.yaml", {"fetch.benchmark": {**section, "format": "eurosat"}})
+    with pytest.raises(ValueError, match="replaces only a section that is null"):
+        apply_best_params(over, params_copy)

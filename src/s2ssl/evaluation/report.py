@@ -118,13 +118,13 @@ def _verdict_section(results: Sequence[ClaimResult], replicates: int) -> list[st
 
 def _rules_section(params: Params) -> list[str]:
     ev = params.evaluate
-    fetch = params.fetch
+    source, benchmark = params.fetch.source, params.fetch.benchmark
     data = (
         f"the data are the world of `seed` = {params.seed}"
-        if fetch.source == "synthetic"
-        else f"the data are {fetch.benchmark.format} imported from `{fetch.benchmark.path}`"
-        if fetch.source == "benchmark" and fetch.benchmark is not None
-        else f"the data come from the {fetch.source} source"
+        if source == "synthetic"
+        else f"the data are {benchmark.format} imported from `{benchmark.path}`"
+        if source == "benchmark" and benchmark is not None
+        else f"the data come from the {source} source"
     )
     out = [
         "## Rules (fixed before any number below was computed)",

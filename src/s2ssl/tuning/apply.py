@@ -22,7 +22,7 @@ import yaml
 from s2ssl.config import parse_params, set_dotted
 from s2ssl.io import write_text_atomic
 
-__all__ = ["Change", "apply_best_params", "read_best_params", "yaml_scalar"]
+__all__ = ["Change", "apply_best_params", "read_best_params", "yaml_flow", "yaml_scalar"]
 
 _PLAIN = re.compile(r"^[A-Za-z_][A-Za-z0-9_\-./]*$")
 _YAML11_WORDS = {"y", "n", "yes", "no", "on", "off", "true", "false", "null", "~"}
@@ -62,6 +62,19 @@ def yaml_scalar(value: Any) -> str:
     raise TypeError(f"cannot write a {type(value).__name__} into params.yaml: {value!r}")
 
 
+def yaml_flow(value: Any) -> str:
+    """``value`` as one YAML token: a scalar (:func:`yaml_scalar`), a one-line ``[a, b]`` list
+    or a one-line ``{key: value}`` mapping (keys are plain names; values nest)."""
+    if isinstance(value, list):
+        return "[" + ", ".join(yaml_flow(v) for v in value) + "]"
+    if isinstance(value, dict):
+        for key in value:
+            if not isinstance(key, str) or not _PLAIN.match(key):
+                raise ValueError(f"cannot write the mapping key {key!r} into params.yaml")
+        return "{" + ", ".join(f"{k}: {yaml_flow(v)}" for k, v in value.items()) + "}"
+    return yaml_scalar(value)
+
+
 def read_best_params(path: str | Path) -> dict[str, Any]:
     """The ``best_params.yaml`` of a sweep; its ``params`` maps full dotted keys to values.
 
@@ -83,19 +96,19 @@ def read_best_params(path: str | Path) -> dict[str, Any]:
         raise ValueError(f"{p} has no `params` mapping of dotted keys to values")
     for key, value in values.items():
         scalars = isinstance(value, list) and not any(isinstance(v, dict | list) for v in value)
-        if (
-            not isinstance(key, str)
-            or isinstance(value, dict)
-            or (isinstance(value, list) and not scalars)
-        ):
+        if not isinstance(key, str) or (isinstance(value, list) and not scalars):
             raise ValueError(
-                f"{p}: `params` must map dotted keys to single values or lists of them; got {key!r}"
+                f"{p}: `params` must map dotted keys to single values, lists of them, or (for a "
+                f"section that is null in params.yaml) a mapping; got {key!r}"
             )
     return doc
 
 
-def _value_node(root: Any, key: str, source: Path) -> Any:
-    """The ruamel node of ``key``'s value (a ScalarNode), or ValueError naming what is missing."""
+def _value_node(root: Any, key: str, source: Path, *, mapping_over_null: bool = False) -> Any:
+    """The ruamel node of ``key``'s value (a ScalarNode), or ValueError naming what is missing.
+
+    ``mapping_over_null``: the new value is a mapping, which may only replace a ``null`` (an
+    optional section that is off)."""
     from ruamel.yaml.nodes import MappingNode, ScalarNode, SequenceNode
 
     node = root
@@ -113,6 +126,13 @@ def _value_node(root: Any, key: str, source: Path) -> Any:
                 "changed since"
             )
         node = found[0]
+    if mapping_over_null:
+        if not (isinstance(node, ScalarNode) and node.tag.endswith(":null")):
+            raise ValueError(
+                f"{key}: a mapping replaces only a section that is null in {source} (an "
+                "optional section that is off); set its keys one by one instead"
+            )
+        return node
     if isinstance(node, SequenceNode) and node.flow_style:
         return node  # a one-line list, e.g. fractions: [0.01, 1.0]
     if not isinstance(node, ScalarNode):
@@ -163,18 +183,14 @@ def apply_best_params(
     edits: list[tuple[int, int, str]] = []
     changes: list[Change] = []
     for key, new in best.items():
-        node = _value_node(root, key, target)
+        node = _value_node(root, key, target, mapping_over_null=isinstance(new, dict))
         current: Any = old_raw
         for part in key.split("."):
             current = current[part]
         set_dotted(expected, key, new)
         if type(current) is type(new) and current == new:
             continue
-        token = (
-            "[" + ", ".join(yaml_scalar(v) for v in new) + "]"
-            if isinstance(new, list)
-            else yaml_scalar(new)
-        )
+        token = yaml_flow(new)
         edits.append((node.start_mark.index, node.end_mark.index, token))
         changes.append(Change(key, current, new))
     for start, end, token in sorted(edits, reverse=True):
