@@ -14,6 +14,12 @@ The downloads are written by the test suite's layout writers (``tests/benchkit.p
 expectations + statistics) in samples per second, and the time the whole published dataset
 would take at that rate (``est_full_s``: an extrapolation from this run, not a measurement;
 the page cache is warm, so real disks may be slower).
+
+``features``: the cost that dominates the frozen-encoder protocols (linear probe, kNN): global-
+pooled ResNet-18 features per second (:func:`s2ssl.finetune.frozen.extract_features`, batches of
+64, evaluation mode) at EuroSAT's and BigEarthNet's patch sizes with 12 bands, and the time one
+pass over the whole published dataset would take (``est_full_pass_s``; the protocols make one
+pass per init and replicate).
 """
 
 from __future__ import annotations
@@ -54,6 +60,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--bigearthnet", type=int, default=200, help="BigEarthNet patches")
     parser.add_argument("--pastis", type=int, default=8, help="PASTIS series (0: skip)")
     parser.add_argument("--pastis-dates", type=int, default=61, help="dates per PASTIS series")
+    parser.add_argument(
+        "--feature-images", type=int, default=256, help="images per frozen-feature timing (0: skip)"
+    )
     return parser.parse_args(argv)
 
 
@@ -127,6 +136,36 @@ def measure(fmt: str, n: int, dates: int, tmp: Path) -> dict[str, Any]:
     }
 
 
+def features(n: int, size: int) -> dict[str, Any]:
+    """Frozen ResNet-18 features per second on ``n`` random 12-band ``size`` x ``size`` images."""
+    import numpy as np
+    import torch
+
+    from s2ssl.bands import BAND_PRESETS
+    from s2ssl.finetune.data import TaskSplit
+    from s2ssl.finetune.frozen import extract_features
+    from s2ssl.models.downstream import SceneNet
+    from s2ssl.models.resnet import ResNetEncoder
+
+    bands = BAND_PRESETS["l2a"]
+    model = SceneNet(ResNetEncoder(18, len(bands)), bands, ("a", "b"), [0.0] * 12, [1.0] * 12)
+    image = torch.randint(0, 3000, (n, 1, len(bands), size, size), dtype=torch.int16)
+    split = TaskSplit(
+        image=image,
+        doy=torch.zeros((n, 1), dtype=torch.int64),
+        label=torch.zeros(n, dtype=torch.int64),
+        ids=tuple(map(str, range(n))),
+        strata=np.zeros(n, np.int64),
+        bands=bands,
+    )
+    with torch.no_grad():
+        extract_features(model, split.subset(range(min(n, 64))))  # warm-up
+        t0 = time.perf_counter()
+        extract_features(model, split)
+        wall = time.perf_counter() - t0
+    return {"images": n, "size": size, "s": round(wall, 3), "images_per_s": round(n / wall, 1)}
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     args = parse_args(argv)
     import torch
@@ -137,6 +176,12 @@ def main(argv: Sequence[str] | None = None) -> None:
         for fmt, n in counts.items():
             if n > 0:
                 results[fmt] = measure(fmt, n, args.pastis_dates, Path(tmp))
+    if args.feature_images > 0:
+        for fmt, size in (("eurosat", 64), ("bigearthnet", 120)):
+            log(f"frozen ResNet-18 features at {size} x {size}")
+            timing = features(args.feature_images, size)
+            timing["est_full_pass_s"] = round(FULL_SIZES[fmt] / timing["images_per_s"], 1)
+            results.setdefault("features", {})[fmt] = timing
     print(
         json.dumps(
             {
