@@ -60,6 +60,7 @@ def test_multilabel_report_row_has_map_and_interval(tmp_path: Path) -> None:
     assert "mAP (mean ± sd)" in table[0]
     seco_row = next(line for line in table if "| seco |" in line)
     assert "[" in seco_row and "]" in seco_row  # gain with its interval
+    assert seco_row.split("|")[5].strip()[0].isdigit()  # the mean mAP, not a dash
     flat = flat_metrics({"multilabel": arms}, {"multilabel": found}, [], 3)
     key = "multilabel.in_domain.seco.linear.f100"
     assert {f"{key}.map_micro", f"{key}.map_macro", f"{key}.map_micro.gain_lo"} <= set(flat)

@@ -151,10 +151,12 @@ def _rules_section(params: Params) -> list[str]:
 
 
 def _task_table(task: str, arms: Mapping[Arm, ArmResults], task_gains: Sequence[Gain]) -> list[str]:
-    metric = task_spec(task).headline_label
+    spec = task_spec(task)
+    metric = spec.headline
     by_arm = {g.arm: g for g in task_gains if g.part == "all"}
     out = [
-        f"| setting | protocol | init | fraction | {metric} (mean ± sd) | gain [interval] |",
+        f"| setting | protocol | init | fraction | {spec.headline_label} (mean ± sd) | "
+        "gain [interval] |",
         "|---|---|---|---:|---:|---|",
     ]
     for arm, results in sorted(arms.items()):
