@@ -5,17 +5,44 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from benchkit import benchmark_params, write_eurosat, write_metadata, write_pastis, write_patch
-from s2ssl.config import load_params
+from s2ssl.config import Params, load_params
 from s2ssl.data.fetch import fetch
 from s2ssl.evaluation.report import write_evaluation
 from s2ssl.finetune.data import has_scene_dataset, load_task_data
 from s2ssl.finetune.run import run_finetune
 from s2ssl.ssl.stage import pretrain
 from s2ssl.validation.validate import validate
+
+
+def _import(params: Params, tmp_path: Path) -> Path:
+    """fetch + validate into ``tmp_path``; the validated datasets' folder."""
+    fetch(params, tmp_path / "raw", tmp_path / "reports/fetch")
+    validate(params, tmp_path / "raw", tmp_path / "validated", tmp_path / "reports/validate")
+    return tmp_path / "validated"
+
+
+def _fine_tune(params: Params, task: str, tmp_path: Path) -> Any:
+    return run_finetune(
+        params,
+        task,
+        tmp_path / "validated",
+        tmp_path / "models/pretrain",
+        tmp_path / "models/finetune",
+        tmp_path / "reports/finetune",
+        track=False,
+    )
+
+
+def _report(params: Params, tmp_path: Path) -> str:
+    evaluation = write_evaluation(
+        params, tmp_path / "reports/finetune", tmp_path / "validated", tmp_path / "reports/eval"
+    )
+    return evaluation.report.read_text()
 
 
 @pytest.mark.slow
@@ -35,32 +62,20 @@ def test_eurosat_scene_protocols_run_and_are_reported(tmp_path: Path) -> None:
             },
         )
     )
-    fetch(params, tmp_path / "raw", tmp_path / "reports/fetch")
-    validate(params, tmp_path / "raw", tmp_path / "validated", tmp_path / "reports/validate")
+    _import(params, tmp_path)
     assert has_scene_dataset(tmp_path / "validated")
     data = load_task_data("scene", tmp_path / "validated", "in_domain", None)
     assert data.classes[:3] == ("AnnualCrop", "Forest", "HerbaceousVegetation")
     assert (len(data.train), len(data.val), len(data.test)) == (6, 3, 3)
     assert data.train.image.shape[1:] == (1, 12, 64, 64)
     assert data.manifest["scene_labels"] == "dataset"
-    result = run_finetune(
-        params,
-        "scene",
-        tmp_path / "validated",
-        tmp_path / "models/pretrain",
-        tmp_path / "models/finetune",
-        tmp_path / "reports/finetune",
-        track=False,
-    )
+    result = _fine_tune(params, "scene", tmp_path)
     assert len(result.executed) == 8  # 2 inits x 2 protocols x 2 replicates
     record = json.loads(
         (tmp_path / "reports/finetune/scene/runs/r0.in_domain.random.linear.f100.json").read_text()
     )
     assert record["n_train"] == 6 and record["classes"]["classes"][1]["name"] == "Forest"
-    evaluation = write_evaluation(
-        params, tmp_path / "reports/finetune", tmp_path / "validated", tmp_path / "reports/eval"
-    )
-    report = evaluation.report.read_text()
+    report = _report(params, tmp_path)
     assert "scene" in report and "random_b" in report
     assert "[" in report  # gains are shown with their intervals
 
@@ -86,21 +101,12 @@ def test_pastis_series_of_any_length_pretrain_cscl_and_fine_tune(tmp_path: Path)
             },
         )
     )
-    fetch(params, tmp_path / "raw", tmp_path / "reports/fetch")
-    validate(params, tmp_path / "raw", tmp_path / "validated", tmp_path / "reports/validate")
+    _import(params, tmp_path)
     data = load_task_data("croptype", tmp_path / "validated", "in_domain", None)
     assert (len(data.train), len(data.val), len(data.test)) == (4, 1, 1)
     assert data.train.image.shape[1:3] == (5, 10)  # padded to the longest series, 10 bands
     pretrain(params, "cscl", tmp_path / "validated", tmp_path / "models/pretrain", tmp_path / "rp")
-    result = run_finetune(
-        params,
-        "croptype",
-        tmp_path / "validated",
-        tmp_path / "models/pretrain",
-        tmp_path / "models/finetune",
-        tmp_path / "reports/finetune",
-        track=False,
-    )
+    result = _fine_tune(params, "croptype", tmp_path)
     assert len(result.executed) == 6  # 3 inits x 2 replicates
     record = json.loads(
         (
@@ -109,10 +115,7 @@ def test_pastis_series_of_any_length_pretrain_cscl_and_fine_tune(tmp_path: Path)
     )
     assert record["dates"]["n_dates"] == 4
     assert record["bands"] == list(data.bands)
-    evaluation = write_evaluation(
-        params, tmp_path / "reports/finetune", tmp_path / "validated", tmp_path / "reports/eval"
-    )
-    assert "croptype" in evaluation.report.read_text()
+    assert "croptype" in _report(params, tmp_path)
 
 
 BEN = "S2A_MSIL2A_20170613T101031_N9999_R022_T33UUP"
@@ -143,21 +146,12 @@ def test_bigearthnet_multilabel_protocols_run_and_are_reported_by_map(tmp_path: 
             },
         )
     )
-    fetch(params, tmp_path / "raw", tmp_path / "reports/fetch")
-    validate(params, tmp_path / "raw", tmp_path / "validated", tmp_path / "reports/validate")
+    _import(params, tmp_path)
     data = load_task_data("multilabel", tmp_path / "validated", "in_domain", None)
     assert (len(data.train), len(data.val), len(data.test)) == (9, 3, 3)
     assert data.train.label.shape == (9, 19)
     assert data.classes[-1] == "Marine waters"
-    result = run_finetune(
-        params,
-        "multilabel",
-        tmp_path / "validated",
-        tmp_path / "models/pretrain",
-        tmp_path / "models/finetune",
-        tmp_path / "reports/finetune",
-        track=False,
-    )
+    result = _fine_tune(params, "multilabel", tmp_path)
     assert len(result.executed) == 8  # 2 inits x 2 protocols x 2 replicates
     record = json.loads(
         (
@@ -166,7 +160,4 @@ def test_bigearthnet_multilabel_protocols_run_and_are_reported_by_map(tmp_path: 
     )
     assert record["val_metric"] == "map_micro"
     assert 0.0 <= record["test"]["map_micro"] <= 1.0
-    evaluation = write_evaluation(
-        params, tmp_path / "reports/finetune", tmp_path / "validated", tmp_path / "reports/eval"
-    )
-    assert "mAP" in evaluation.report.read_text()
+    assert "mAP" in _report(params, tmp_path)

@@ -246,20 +246,22 @@ def load_task_data(
     required by the scene task (``finetune.scene.tile_size``), unused by the others and when
     ``data_dir`` holds a ``scene`` dataset with one class per image (:func:`has_scene_dataset`: a
     benchmark's patches, each with its own class, are the scenes). A multi-label task reads
-    whole images and their multi-hot label sets (:func:`_load_multilabel`).
+    whole images and their multi-hot label sets (``[K]`` per sample, checked to be 0 / 1; no
+    tiling, an empty label set is a label set), its label fractions stratified by label set,
+    rare sets pooled (:func:`~s2ssl.data.subsets.label_set_strata`).
 
     Raises:
         ValueError: unknown task / setting, a missing dataset, ``transfer`` without a
-            ``holdout_region``, or an empty split.
+            ``holdout_region``, an empty split, or a multi-label array that is not multi-hot.
     """
     spec = task_spec(task)
-    if spec.is_multilabel:
-        return _load_multilabel(task, data_dir, setting, holdout_region)
     dataset_name, label_name = spec.dataset, spec.labels
-    scene_dataset = spec.is_scene_level and has_scene_dataset(data_dir)
+    single_scene = spec.is_scene_level and not spec.is_multilabel
+    scene_dataset = single_scene and has_scene_dataset(data_dir)
+    tiles = single_scene and not scene_dataset
     if scene_dataset:
         dataset_name, label_name = SCENE_DATASET, SCENE_LABEL
-    elif spec.is_scene_level and scene_tile is None:
+    elif tiles and scene_tile is None:
         raise ValueError(
             f"task {task!r} cuts scene tiles: pass scene_tile (finetune.scene.tile_size)"
         )
@@ -270,7 +272,8 @@ def load_task_data(
     path = Path(data_dir) / dataset_name
     if not path.exists():
         raise ValueError(
-            f"validated dataset {path} not found; run `s2ssl validate` / `dvc repro validate`"
+            f"validated dataset {path} not found; fetch (or import) the {dataset_name} dataset "
+            "and run `s2ssl validate` / `dvc repro validate`"
         )
     dataset = open_validated(path)
     class_set = dataset.store.classes(label_name)
@@ -290,6 +293,8 @@ def load_task_data(
             dataset.store, None, band_indices=all_bands, label=label_name, positions=positions
         )
         label = tensors["label"]
+        if spec.is_multilabel:
+            label = _check_multi_hot(label, len(classes), f"{path} {label_name}")
         ids = tuple(str(i) for i in dataset.store.index["sample_id"].to_numpy()[positions])
         lengths = series_lengths(dataset.store, positions)
         part = TaskSplit(
@@ -301,16 +306,15 @@ def load_task_data(
             bands=bands,
             n_dates=None if lengths is None else torch.from_numpy(lengths),
         )
-        if scene_tile is not None and spec.is_scene_level and not scene_dataset:
+        if tiles and scene_tile is not None:
             part = scene_tiles(part, scene_tile, len(classes))
+        strata = (
+            label_set_strata(part.label.numpy())
+            if spec.is_multilabel
+            else _strata(part.label, len(classes))
+        )
         splits[split] = TaskSplit(
-            part.image,
-            part.doy,
-            part.label,
-            part.ids,
-            _strata(part.label, len(classes)),
-            bands,
-            part.n_dates,
+            part.image, part.doy, part.label, part.ids, strata, bands, part.n_dates
         )
     return TaskData(
         task=task,
@@ -322,11 +326,7 @@ def load_task_data(
         norm_stats=dataset.norm_stats,
         manifest={
             **dataset.manifest,
-            **(
-                {"scene_labels": "dataset" if scene_dataset else "tiles"}
-                if spec.is_scene_level
-                else {}
-            ),
+            **({"scene_labels": "dataset" if scene_dataset else "tiles"} if single_scene else {}),
         },
         dataset_path=path,
     )
@@ -345,70 +345,3 @@ def _check_multi_hot(label: Tensor, num_classes: int, where: str) -> Tensor:
             f"{label.unique().tolist()}"
         )
     return label.long()
-
-
-def _load_multilabel(
-    task: str, data_dir: str | Path, setting: str, holdout_region: str | None
-) -> TaskData:
-    """The multi-label task's splits: whole images and their multi-hot label sets.
-
-    Each sample's label is the task's label array, ``[K]`` multi-hot per sample (``[n, K]`` per
-    split); nothing is tiled and no sample is unlabelled (an empty label set is a label set).
-    The label fractions are stratified by label set, rare label sets pooled
-    (:func:`~s2ssl.data.subsets.label_set_strata`).
-
-    Raises:
-        ValueError: unknown setting, a missing dataset, ``transfer`` without a
-            ``holdout_region``, an empty split, or a label array that is not multi-hot.
-    """
-    spec = task_spec(task)
-    if setting not in SETTINGS:
-        raise ValueError(f"unknown setting {setting!r}; choose one of {list(SETTINGS)}")
-    if setting == "transfer" and holdout_region is None:
-        raise ValueError("the transfer setting needs params.holdout_region (a region name)")
-    path = Path(data_dir) / spec.dataset
-    if not path.exists():
-        raise ValueError(
-            f"validated dataset {path} not found; import the {spec.dataset} dataset and run "
-            "`s2ssl validate` / `dvc repro validate`"
-        )
-    dataset = open_validated(path)
-    class_set = dataset.store.classes(spec.labels)
-    bands = dataset.store.bands
-    splits: dict[str, TaskSplit] = {}
-    for split in ("train", "val", "test"):
-        positions = region_positions(dataset, split, setting, holdout_region)
-        if positions.size == 0:
-            where = f"region {holdout_region}" if setting == "transfer" else "the source regions"
-            raise ValueError(
-                f"{task}: the {spec.dataset} {split} split has no accepted sample in {where} "
-                f"(setting {setting}); import more images or change holdout_region"
-            )
-        tensors = load_split(
-            dataset.store,
-            None,
-            band_indices=list(range(len(bands))),
-            label=spec.labels,
-            positions=positions,
-        )
-        label = _check_multi_hot(tensors["label"], len(class_set), f"{path} {spec.labels}")
-        ids = tuple(str(i) for i in dataset.store.index["sample_id"].to_numpy()[positions])
-        splits[split] = TaskSplit(
-            image=tensors["image"],
-            doy=tensors["doy"],
-            label=label,
-            ids=ids,
-            strata=label_set_strata(label.numpy()),
-            bands=bands,
-        )
-    return TaskData(
-        task=task,
-        setting=setting,
-        class_set=class_set,
-        train=splits["train"],
-        val=splits["val"],
-        test=splits["test"],
-        norm_stats=dataset.norm_stats,
-        manifest=dict(dataset.manifest),
-        dataset_path=path,
-    )

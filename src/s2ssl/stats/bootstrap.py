@@ -40,7 +40,7 @@ samples, with a single-level paired bootstrap over test samples (``scipy.stats.b
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Final
 
@@ -245,24 +245,10 @@ def contrast_bootstrap(
             5 % of the resamples.
     """
     _check_common(metric, confidence, n_boot, seed)
-    if isinstance(arms, np.ndarray) or not isinstance(arms, Sequence) or not arms:
-        raise TypeError("arms must be a non-empty sequence of (R, n, K, K) arrays, one per arm")
-    stacked = [_counts(f"arms[{a}]", arm, 4, "(R, n, K, K)") for a, arm in enumerate(arms)]
-    shape = stacked[0].shape
-    for a, arm in enumerate(stacked):
-        if arm.shape != shape:
-            raise ValueError(
-                f"every arm must have the shape (R, n, K, K) of arms[0] {shape} (the same "
-                f"replicates and test samples), arms[{a}] has {arm.shape}"
-            )
-    w = np.asarray(weights, dtype=np.float64)
-    if w.shape != (len(stacked),) or not np.all(np.isfinite(w)):
-        raise ValueError(
-            f"weights must be {len(stacked)} finite numbers (one per arm), got {list(weights)}"
-        )
-    n_rep, n, k, _ = shape
-    if n_rep < 1 or n < 1:
-        raise ValueError(f"arms need at least one replicate and one test sample, got {shape}")
+    stacked, w = _paired_arms(
+        arms, weights, "(R, n, K, K)", lambda a, arm: _counts(f"arms[{a}]", arm, 4, "(R, n, K, K)")
+    )
+    n_rep, n, k, _ = stacked[0].shape
     data = np.stack(stacked).reshape(len(stacked), n_rep, n, k * k).astype(np.float64)
 
     def contrasts(summed: np.ndarray) -> np.ndarray:
@@ -276,14 +262,73 @@ def contrast_bootstrap(
             f"{metric} is undefined on the full test set for some arm and replicate "
             f"(contrasts {per_replicate.tolist()}); check the confusion matrices"
         )
-    sample_rng, t_rng = np.random.default_rng(seed).spawn(2)
     chunk = max(1, min(n_boot, _CHUNK_BYTES // (8 * (data.shape[0] * n_rep * k * k + n))))
+    return _two_level(
+        lambda counts: contrasts(np.einsum("bi,arik->arbk", counts, data)),
+        per_replicate,
+        metric,
+        confidence=confidence,
+        n_boot=n_boot,
+        seed=seed,
+        chunk=chunk,
+        n=n,
+    )
+
+
+def _paired_arms(
+    arms: Sequence[np.ndarray],
+    weights: Sequence[float],
+    layout: str,
+    convert: Callable[[int, np.ndarray], np.ndarray],
+) -> tuple[list[np.ndarray], np.ndarray]:
+    """The arms (each through ``convert``), checked to share one ``layout`` shape with at least
+    one replicate and one test sample, and their weights as an array.
+
+    Raises:
+        TypeError: ``arms`` is not a non-empty sequence.
+        ValueError: shapes that differ, no replicate or sample, a weight per arm missing.
+    """
+    if isinstance(arms, np.ndarray) or not isinstance(arms, Sequence) or not arms:
+        raise TypeError(f"arms must be a non-empty sequence of {layout} arrays, one per arm")
+    stacked = [convert(a, arm) for a, arm in enumerate(arms)]
+    shape = stacked[0].shape
+    for a, arm in enumerate(stacked):
+        if arm.shape != shape:
+            raise ValueError(
+                f"every arm must have the shape {layout} of arms[0] {shape} (the same "
+                f"replicates and test samples), arms[{a}] has {arm.shape}"
+            )
+    w = np.asarray(weights, dtype=np.float64)
+    if w.shape != (len(stacked),) or not np.all(np.isfinite(w)):
+        raise ValueError(
+            f"weights must be {len(stacked)} finite numbers (one per arm), got {list(weights)}"
+        )
+    if shape[0] < 1 or shape[1] < 1:
+        raise ValueError(f"arms need at least one replicate and one test sample, got {shape}")
+    return stacked, w
+
+
+def _two_level(
+    contrasts: Callable[[np.ndarray], np.ndarray],
+    per_replicate: np.ndarray,
+    metric: str,
+    *,
+    confidence: float,
+    n_boot: int,
+    seed: int,
+    chunk: int,
+    n: int,
+) -> Estimate:
+    """The two-level interval: ``contrasts`` maps ``(B, n)`` multinomial test-sample counts
+    (one draw shared by every replicate and arm, drawn ``chunk`` at a time) to ``(R, B)``
+    contrasts; over replicates, their mean plus a Student-t term (R - 1 degrees of freedom)."""
+    n_rep = per_replicate.shape[0]
+    sample_rng, t_rng = np.random.default_rng(seed).spawn(2)
     test_level = np.empty((n_rep, n_boot))
     for start in range(0, n_boot, chunk):
         size = min(chunk, n_boot - start)
         counts = sample_rng.multinomial(n, np.full(n, 1.0 / n), size=size).astype(np.float64)
-        summed = np.einsum("bi,arik->arbk", counts, data)
-        test_level[:, start : start + size] = contrasts(summed)
+        test_level[:, start : start + size] = contrasts(counts)
     if n_rep == 1:
         return _estimate(metric, per_replicate, test_level[0], confidence, n, bounded=False)
     t_draws = stats.t.rvs(df=n_rep - 1, size=n_boot, random_state=t_rng)
@@ -315,26 +360,15 @@ def ranking_contrast_bootstrap(
         ValueError: as :func:`contrast_bootstrap`.
     """
     _check_common(metric, confidence, n_boot, seed, RANKING_METRICS)
-    if isinstance(arms, np.ndarray) or not isinstance(arms, Sequence) or not arms:
-        raise TypeError("arms must be a non-empty sequence of (R, n, 2, K) arrays, one per arm")
-    stacked = [np.asarray(arm, dtype=np.float64) for arm in arms]
-    shape = stacked[0].shape
-    if len(shape) != 4 or shape[2] != 2:
-        raise ValueError(f"every arm must have shape (R, n, 2, K), got {shape}")
-    for a, arm in enumerate(stacked):
-        if arm.shape != shape:
-            raise ValueError(
-                f"every arm must have the shape (R, n, 2, K) of arms[0] {shape} (the same "
-                f"replicates and test samples), arms[{a}] has {arm.shape}"
-            )
-    w = np.asarray(weights, dtype=np.float64)
-    if w.shape != (len(stacked),) or not np.all(np.isfinite(w)):
-        raise ValueError(
-            f"weights must be {len(stacked)} finite numbers (one per arm), got {list(weights)}"
-        )
-    n_rep, n, _, k = shape
-    if n_rep < 1 or n < 1:
-        raise ValueError(f"arms need at least one replicate and one test sample, got {shape}")
+
+    def scores_and_truth(a: int, arm: np.ndarray) -> np.ndarray:
+        out = np.asarray(arm, dtype=np.float64)
+        if out.ndim != 4 or out.shape[2] != 2:
+            raise ValueError(f"every arm must have shape (R, n, 2, K), got {out.shape}")
+        return out
+
+    stacked, w = _paired_arms(arms, weights, "(R, n, 2, K)", scores_and_truth)
+    n_rep, n, _, k = stacked[0].shape
 
     def contrasts(counts: np.ndarray) -> np.ndarray:
         """(B, n) sample weights → (R, B) contrasts."""
@@ -350,19 +384,16 @@ def ranking_contrast_bootstrap(
             f"{metric} is undefined on the full test set for some arm and replicate "
             f"(contrasts {per_replicate.tolist()}): the test set has no positive label"
         )
-    sample_rng, t_rng = np.random.default_rng(seed).spawn(2)
     chunk = max(1, min(n_boot, _CHUNK_BYTES // (8 * 4 * n * k)))
-    test_level = np.empty((n_rep, n_boot))
-    for start in range(0, n_boot, chunk):
-        size = min(chunk, n_boot - start)
-        counts = sample_rng.multinomial(n, np.full(n, 1.0 / n), size=size).astype(np.float64)
-        test_level[:, start : start + size] = contrasts(counts)
-    if n_rep == 1:
-        return _estimate(metric, per_replicate, test_level[0], confidence, n, bounded=False)
-    t_draws = stats.t.rvs(df=n_rep - 1, size=n_boot, random_state=t_rng)
-    draws = test_level.mean(axis=0) + t_draws * test_level.std(axis=0, ddof=1) / math.sqrt(n_rep)
-    return _estimate(
-        metric, per_replicate, _finite_draws(draws, metric), confidence, n, bounded=True
+    return _two_level(
+        contrasts,
+        per_replicate,
+        metric,
+        confidence=confidence,
+        n_boot=n_boot,
+        seed=seed,
+        chunk=chunk,
+        n=n,
     )
 
 

@@ -26,6 +26,18 @@ __all__ = ["Voting", "embedding_std", "knn_accuracy", "knn_classify", "knn_multi
 Voting = Literal["weighted", "majority"]
 
 
+def _check_embeddings(bank: Tensor, queries: Tensor) -> None:
+    """``ValueError`` unless ``bank`` and ``queries`` are ``[N, D]`` tensors of one dimension."""
+    for name, t in (("bank", bank), ("queries", queries)):
+        if not isinstance(t, Tensor) or t.ndim != 2:
+            raise ValueError(f"{name} must be a [N, D] tensor")
+    if bank.shape[1] != queries.shape[1]:
+        raise ValueError(
+            f"bank and queries must have the same dimension, got {bank.shape[1]} and "
+            f"{queries.shape[1]}"
+        )
+
+
 def embedding_std(z: Tensor) -> Tensor:
     """Mean over dimensions of the per-dimension std (over rows) of L2-normalised ``z [N, D]``.
 
@@ -66,14 +78,7 @@ def knn_classify(
 
     Ties go to the lowest class index.
     """
-    for name, t in (("bank", bank), ("queries", queries)):
-        if not isinstance(t, Tensor) or t.ndim != 2:
-            raise ValueError(f"{name} must be a [N, D] tensor")
-    if bank.shape[1] != queries.shape[1]:
-        raise ValueError(
-            f"bank and queries must have the same dimension, got {bank.shape[1]} and "
-            f"{queries.shape[1]}"
-        )
+    _check_embeddings(bank, queries)
     if bank_labels.shape != (bank.shape[0],):
         raise ValueError(
             f"bank_labels must have shape [{bank.shape[0]}], got {tuple(bank_labels.shape)}"
@@ -156,14 +161,7 @@ def knn_multilabel_scores(
         temperature: T of the vote weights.
         chunk_size: queries per similarity block (bounds memory at ``chunk_size × M``).
     """
-    for name, t in (("bank", bank), ("queries", queries)):
-        if not isinstance(t, Tensor) or t.ndim != 2:
-            raise ValueError(f"{name} must be a [N, D] tensor")
-    if bank.shape[1] != queries.shape[1]:
-        raise ValueError(
-            f"bank and queries must have the same dimension, got {bank.shape[1]} and "
-            f"{queries.shape[1]}"
-        )
+    _check_embeddings(bank, queries)
     if bank_labels.ndim != 2 or bank_labels.shape[0] != bank.shape[0]:
         raise ValueError(
             f"bank_labels must be multi-hot [{bank.shape[0]}, K], got {tuple(bank_labels.shape)}"

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any, Final
 
 import numpy as np
+import pandas as pd
 
 from s2ssl.bands import (
     MASK_CLEAR,
@@ -32,7 +33,7 @@ from s2ssl.classes import LABEL_IGNORE, ClassSet, LabelClass
 from s2ssl.data.sources.types import Chunk, DatasetName
 from s2ssl.progress import ProgressFactory
 
-__all__ = ["Chunk", "DatasetName", "Skip", "Source"]
+__all__ = ["Chunk", "ChunkBuffer", "DatasetName", "Skip", "Source"]
 
 INDEX_COLUMNS: Final[tuple[str, ...]] = (
     "sample_id",
@@ -100,6 +101,36 @@ class Skip:
             "reason": self.reason,
             "detail": self.detail,
         }
+
+
+class ChunkBuffer:
+    """Samples (their arrays and index row) gathered into :class:`Chunk` objects of ``size``
+    samples, so a source's memory stays bounded."""
+
+    def __init__(self, size: int) -> None:
+        if size < 1:
+            raise ValueError(f"a chunk holds at least one sample, got size {size}")
+        self.size = size
+        self._arrays: dict[str, list[np.ndarray]] = {}
+        self._rows: list[dict[str, object]] = []
+
+    def add(self, arrays: Mapping[str, np.ndarray], row: dict[str, object]) -> Chunk | None:
+        """Add one sample; the full chunk when it reaches ``size`` samples, else None."""
+        for name, value in arrays.items():
+            self._arrays.setdefault(name, []).append(value)
+        self._rows.append(row)
+        return self.flush() if len(self._rows) == self.size else None
+
+    def flush(self) -> Chunk | None:
+        """The samples gathered so far as a chunk (None when there are none); empties it."""
+        if not self._rows:
+            return None
+        chunk = Chunk(
+            {name: np.stack(values) for name, values in self._arrays.items()},
+            pd.DataFrame(self._rows),
+        )
+        self._arrays, self._rows = {}, []
+        return chunk
 
 
 class Source(abc.ABC):

@@ -21,9 +21,10 @@ Sentinel-1 folders of PASTIS-R and ``INSTANCE_ANNOTATIONS`` are ignored.
 Checked against: the authors' loader (VSainteuf/pastis-benchmark, ``code/dataloader.py``: the
 file names, ``ID_PATCH`` and ``Fold``, the index -> YYYYMMDD dates and their 2024 fix for
 dates read back as a string, channel 0 of ``TARGET``), their ``label_names.json`` (the 20
-semantic values) and their answer in issue 19 (bands in wavelength order, 20 m bands upsampled
-bilinearly), and TorchGeo's ``PASTIS`` dataset (``Fold`` 1..5, ``TARGET[0]``; its test data
-writes the S2 series as ``int16`` and ``TARGET`` as ``uint8``). Any integer dtype is accepted
+semantic values) and the authors' statement that the bands are in wavelength order with the
+20 m bands upsampled bilinearly (``docs/benchmarks.md``), and TorchGeo's ``PASTIS`` dataset
+(``Fold`` 1..5, ``TARGET[0]``; its test data writes the S2 series as ``int16`` and ``TARGET``
+as ``uint8``). Any integer dtype is accepted
 for the series as long as its values fit 0..65535.
 """
 

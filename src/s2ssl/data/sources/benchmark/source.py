@@ -30,7 +30,6 @@ from pathlib import Path
 from typing import Any, Final
 
 import numpy as np
-import pandas as pd
 
 from s2ssl.bands import MASK_CLEAR, MASK_NODATA, missing_bands, select_bands
 from s2ssl.classes import ClassSet
@@ -270,8 +269,7 @@ class BenchmarkImagery(Source):
         geometry = (
             _pastis_geometry(pastis_dir(self.cfg.path)) if self.cfg.format == "pastis" else {}
         )
-        arrays: dict[str, list[np.ndarray]] = {}
-        rows: list[dict[str, object]] = []
+        buffer = base.ChunkBuffer(_CHUNK)
         written = 0
         with progress(f"import {self.cfg.format}", len(inv.samples)) as advance:
             for sample in inv.samples:
@@ -281,16 +279,12 @@ class BenchmarkImagery(Source):
                     self.skipped.append(Skip(dataset, self._item(sample), "unreadable", str(e)))
                     advance(1)
                     continue
-                for k, v in sample_arrays.items():
-                    arrays.setdefault(k, []).append(v)
-                rows.append(row)
                 written += 1
-                if len(rows) == _CHUNK:
-                    yield Chunk({k: np.stack(v) for k, v in arrays.items()}, pd.DataFrame(rows))
-                    arrays, rows = {}, []
+                if (chunk := buffer.add(sample_arrays, row)) is not None:
+                    yield chunk
                 advance(1)
-        if rows:
-            yield Chunk({k: np.stack(v) for k, v in arrays.items()}, pd.DataFrame(rows))
+        if (chunk := buffer.flush()) is not None:
+            yield chunk
         self.report[dataset] = {
             "benchmark": self.cfg.format,
             "samples_found": len(inv.samples),

@@ -21,7 +21,6 @@ from pathlib import Path
 from typing import Final
 
 import numpy as np
-import pandas as pd
 
 from s2ssl.bands import missing_bands
 from s2ssl.classes import ClassSet
@@ -153,8 +152,7 @@ class LocalImagery(Source):
         bands = self.bands(dataset)
         reader = Reader(spec, bands)
         self._unmapped[dataset] = Counter()
-        arrays: dict[str, list[np.ndarray]] = {}
-        rows: list[dict[str, object]] = []
+        buffer = base.ChunkBuffer(_CHUNK)
         n_tiles = 0
         with progress(f"import {dataset}", len(samples)) as advance:
             for sample in samples:
@@ -167,16 +165,12 @@ class LocalImagery(Source):
                     advance(1)
                     continue
                 for tile_arrays, row in tiles:
-                    for k, v in tile_arrays.items():
-                        arrays.setdefault(k, []).append(v)
-                    rows.append(row)
                     n_tiles += 1
-                    if len(rows) == _CHUNK:
-                        yield Chunk({k: np.stack(v) for k, v in arrays.items()}, pd.DataFrame(rows))
-                        arrays, rows = {}, []
+                    if (chunk := buffer.add(tile_arrays, row)) is not None:
+                        yield chunk
                 advance(1)
-        if rows:
-            yield Chunk({k: np.stack(v) for k, v in arrays.items()}, pd.DataFrame(rows))
+        if (chunk := buffer.flush()) is not None:
+            yield chunk
         self.report[dataset] = {
             "images_found": len(samples),
             "samples_written": n_tiles,
