@@ -12,9 +12,18 @@ from testkit import (  # noqa: F401  (re-exported for fixtures below)
     REPO_ROOT,
     TINY_SIZES,
     read_repo_params,
+    selection_space_problem,
     write_params,
     write_tiny_params,
 )
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """Stop before the first test when a selection with slow tests (the full tiny pipeline, the
+    end-to-end runs) would fill the temporary directory's disk."""
+    problem = selection_space_problem(session.items, session.config.option.basetemp)
+    if problem is not None:
+        pytest.exit(problem, returncode=pytest.ExitCode.USAGE_ERROR)
 
 
 @pytest.fixture

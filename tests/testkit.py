@@ -3,6 +3,7 @@ inference tests have their own conftest.py)."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +35,41 @@ TINY_SIZES: dict[str, Any] = {
     "evaluate.bootstrap_samples": 200,
 }
 """Dotted overrides that shrink the repo's params.yaml to seconds of generation and training."""
+
+
+SUITE_TEMP_BYTES = 7 * 2**30
+"""Free space the whole suite needs for its temporary files: 6.5 GB at the peak, measured on a
+clean clone (most of it the full tiny pipeline's encoders, checkpoints and MLflow artifacts)."""
+
+
+def temp_space_problem(temp_dir: Path, needed: int = SUITE_TEMP_BYTES) -> str | None:
+    """Why ``temp_dir`` cannot hold the suite's temporary files, or ``None`` when it can.
+
+    A full disk does not fail cleanly everywhere (the test Prefect server's database stops
+    answering), so the suite checks the space before it starts.
+    """
+    import shutil
+
+    free = shutil.disk_usage(temp_dir).free
+    if free >= needed:
+        return None
+    return (
+        f"the test suite writes up to {needed / 2**30:.0f} GiB of temporary files under "
+        f"{temp_dir}, which has {free / 2**30:.1f} GiB free: free some space (earlier sessions: "
+        f"rm -rf {temp_dir}/pytest-of-*) or run pytest with --basetemp on a larger disk"
+    )
+
+
+def selection_space_problem(items: Sequence[Any], basetemp: str | None) -> str | None:
+    """:func:`temp_space_problem` for a selection of test items: only a selection with slow tests
+    writes GBs (the fast ones stay under 0.2 GB); the temporary files go to the parent of
+    ``--basetemp``, else to the system's temporary directory."""
+    import tempfile
+
+    if not any(item.get_closest_marker("slow") for item in items):
+        return None
+    temp_dir = Path(basetemp).resolve().parent if basetemp else Path(tempfile.gettempdir())
+    return temp_space_problem(temp_dir)
 
 
 def read_repo_params() -> dict[str, Any]:

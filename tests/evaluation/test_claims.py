@@ -118,4 +118,14 @@ def test_claims_without_their_inits_are_not_evaluated(tmp_path: Path) -> None:
     arms = _load(tmp_path, "landcover", _lc("random", 1.0, [0.5, 0.5, 0.5]))
     result = claims.embedding_earth(arms, CFG)
     assert result.verdict is None and result.note.startswith("not evaluated")
-    assert claims.seco({"landcover": arms}, CFG).verdict is None
+    seco = claims.seco({"landcover": arms}, CFG)
+    assert seco.verdict is None
+    assert seco.note.endswith(
+        "here: no scene runs; landcover (finetune) lacks init moco, moco_tp, seco"
+    )
+    # a benchmark whose only task is not one the claim is defined on says so, not "needs inits"
+    other = claims.seco({"multilabel": arms}, CFG)
+    assert other.note == (
+        "not evaluated: defined on scene (linear) and landcover (finetune) with inits random, "
+        "moco, moco_tp, seco; here: no scene runs; no landcover runs"
+    )

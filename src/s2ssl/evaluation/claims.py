@@ -219,7 +219,26 @@ def seco(arms_by_task: Mapping[str, Arms], cfg: EvaluateConfig) -> ClaimResult:
                 )
                 labels.append(f"{task} ({protocol}) {_pct(f)}: {upper} − {lower}")
         contrasts += _corrected(labels, estimates, cfg)
-    return _result("SeCo", contrasts, "needs inits random, moco, moco_tp and seco")
+    return _result("SeCo", contrasts, _seco_missing(arms_by_task))
+
+
+def _seco_missing(arms_by_task: Mapping[str, Arms]) -> str:
+    """Why the SeCo claim has no contrast: per task it is defined on, what the runs lack."""
+    found: list[str] = []
+    for task, protocol in SECO_PROTOCOL.items():
+        arms = arms_by_task.get(task)
+        if not arms:
+            found.append(f"no {task} runs")
+            continue
+        have = {a.init for a in arms if a.setting == "in_domain" and a.protocol == protocol}
+        lacking = [i for i in SECO_ORDER if i not in have]
+        found.append(
+            f"{task} ({protocol}) lacks init {', '.join(lacking)}"
+            if lacking
+            else f"{task} ({protocol}) has no in-domain fraction run with all four inits"
+        )
+    on = " and ".join(f"{task} ({protocol})" for task, protocol in SECO_PROTOCOL.items())
+    return f"defined on {on} with inits {', '.join(SECO_ORDER)}; here: {'; '.join(found)}"
 
 
 def aa_control(arms_by_task: Mapping[str, Arms], cfg: EvaluateConfig) -> ClaimResult:
