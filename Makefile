@@ -60,13 +60,13 @@ calibrate: setup  ## random init + baselines vs targets, no pre-training (dvc re
 
 BENCHMARK ?=
 BENCH_DIR = bench/$(BENCHMARK)
-BENCH_TASK = $(if $(filter pastis,$(BENCHMARK)),croptype,$(if $(filter bigearthnet,$(BENCHMARK)),multilabel,scene))
+BENCH_TASK = $(if $(filter pastis,$(BENCHMARK)),croptype,$(if $(filter bigearthnet%,$(BENCHMARK)),multilabel,scene))
 BENCH_ENCODERS = $(if $(filter pastis,$(BENCHMARK)),$(BENCH_DIR)/models/pretrain,models/pretrain)
 BENCH_P = --params $(BENCH_DIR)/params.yaml
 
-benchmark: setup  ## a standard benchmark end to end: BENCHMARK=eurosat|bigearthnet|pastis from data/benchmarks/<name> (docs/benchmarks.md)
-	@case "$(BENCHMARK)" in eurosat|bigearthnet|pastis) ;; \
-	  *) echo "usage: make benchmark BENCHMARK=eurosat|bigearthnet|pastis (download: docs/benchmarks.md)" >&2; exit 2;; esac
+benchmark: setup  ## a standard benchmark end to end: BENCHMARK=eurosat|bigearthnet|bigearthnet_v1|pastis from data/benchmarks/<name> (docs/benchmarks.md)
+	@case "$(BENCHMARK)" in eurosat|bigearthnet|bigearthnet_v1|pastis) ;; \
+	  *) echo "usage: make benchmark BENCHMARK=eurosat|bigearthnet|bigearthnet_v1|pastis (download: docs/benchmarks.md)" >&2; exit 2;; esac
 	mkdir -p $(BENCH_DIR)
 	cp params.yaml $(BENCH_DIR)/params.yaml
 	s2ssl tune apply --best profiles/$(BENCHMARK).yaml $(BENCH_P)

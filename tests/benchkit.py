@@ -7,6 +7,7 @@ import datetime as dt
 import importlib.metadata
 import json
 import tarfile
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -174,6 +175,29 @@ def extract_v1_examples(root: Path) -> Path:
     with tarfile.open(tarball) as tar:
         tar.extractall(root, filter="data")
     return root
+
+
+V1_LIST_FILES = (
+    "train.csv",
+    "val.csv",
+    "test.csv",
+    "patches_with_seasonal_snow.csv",
+    "patches_with_cloud_and_shadow.csv",
+)
+"""The BigEarthNet v1 split and snow / cloud lists the ``bigearthnet-common`` wheel ships."""
+
+
+def extract_v1_lists(folder: Path, names: Sequence[str] = V1_LIST_FILES) -> Path:
+    """The real BigEarthNet-19 split lists and snow / cloud lists shipped (bz2-compressed) in the
+    ``bigearthnet-common`` wheel, written to ``folder`` byte for byte as published."""
+    import bz2
+
+    dist = importlib.metadata.distribution("bigearthnet-common")
+    folder.mkdir(parents=True, exist_ok=True)
+    for name in names:
+        packed = Path(str(dist.locate_file(f"bigearthnet_common/{name}.bz2")))
+        (folder / name).write_bytes(bz2.decompress(packed.read_bytes()))
+    return folder
 
 
 def benchmark_params(

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import itertools
 import json
+import os
+import stat
 from pathlib import Path
 
 import pytest
@@ -11,6 +13,7 @@ import pytest
 from s2ssl.io import (
     atomic_dir,
     atomic_path,
+    current_umask,
     new_sibling,
     recover_dir,
     write_json_atomic,
@@ -63,6 +66,20 @@ def test_write_text_atomic(tmp_path: Path) -> None:
     target = tmp_path / "t.txt"
     assert write_text_atomic(target, "héllo\n") == target
     assert target.read_bytes() == "héllo\n".encode()
+
+
+def test_atomic_writes_get_the_permissions_of_an_ordinary_new_file(tmp_path: Path) -> None:
+    old = os.umask(0o027)
+    try:
+        assert current_umask() == 0o027
+        plain = tmp_path / "plain.txt"
+        plain.write_text("x")
+        atomic = write_text_atomic(tmp_path / "atomic.txt", "x")
+        assert stat.S_IMODE(atomic.stat().st_mode) == stat.S_IMODE(plain.stat().st_mode) == 0o640
+        os.umask(0o022)
+        assert stat.S_IMODE(write_json_atomic(tmp_path / "a.json", {}).stat().st_mode) == 0o644
+    finally:
+        os.umask(old)
 
 
 def test_write_json_atomic_sorted_keys(tmp_path: Path) -> None:

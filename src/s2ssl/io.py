@@ -53,17 +53,34 @@ def file_lock(
         held.release()
 
 
+def current_umask() -> int:
+    """The process's file-creation mask (read from ``/proc`` on Linux: setting it to read it
+    back, the only portable way, would race with other threads)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 @contextmanager
 def atomic_path(path: str | Path) -> Iterator[Path]:
     """Yield a temporary path next to ``path``; on success it replaces ``path`` atomically.
 
-    On an exception the temporary file is removed and ``path`` is left untouched.
+    The file gets the permissions of an ordinary new file (``0o666`` less the umask; the
+    temporary file alone would be private to its owner). On an exception the temporary file is
+    removed and ``path`` is left untouched.
     """
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     os.close(fd)
     tmp = Path(tmp_name)
+    tmp.chmod(0o666 & ~current_umask())
     try:
         yield tmp
         with open(tmp, "rb") as fh:

@@ -55,3 +55,23 @@ def test_fetch_bad_params_writes_nothing(tmp_path: Path, repo_params_raw: dict) 
     assert "'synthetic'" in flat(result.stderr)
     assert not out.exists()
     assert not reports.exists()
+
+
+def test_fetch_names_the_file_of_listed_samples_a_download_lacks(tmp_path: Path) -> None:
+    from benchkit import benchmark_params, extract_v1_examples
+
+    examples = extract_v1_examples(tmp_path / "ex") / "BigEarthNet-S2-Example"
+    names = sorted(p.name for p in examples.iterdir())
+    absent = "S2A_MSIL2A_20170613T101031_0_45"  # listed, never downloaded
+    for split, listed in (("train", names[:3]), ("val", names[3:4]), ("test", [names[4], absent])):
+        (examples / f"{split}.csv").write_text("\n".join(listed) + "\n")
+    params = benchmark_params(
+        tmp_path / "p.yaml", "bigearthnet_v1", {"path": str(examples), "exclude_snow_cloud": False}
+    )
+    reports = tmp_path / "reports"
+    result = invoke("fetch", "-p", params, "--out", tmp_path / "raw", "--reports", reports)
+    assert result.exit_code == 0, result.output
+    assert "scene: 1 listed sample(s) not in the download" in flat(result.output)
+    assert "not_downloaded_scene.txt" in flat(result.output)
+    assert (reports / "not_downloaded_scene.txt").read_text() == f"{absent}\n"
+    assert len(open_dataset(tmp_path / "raw" / "scene")) == 5

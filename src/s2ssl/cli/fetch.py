@@ -37,6 +37,7 @@ def fetch(
     params, credentials, a request the service refuses).
     """
     from s2ssl.data.fetch import fetch as run_fetch
+    from s2ssl.data.fetch import not_downloaded_file
     from s2ssl.data.sources.retry import RetriesExhaustedError, TransientError
     from s2ssl.data.store import StoreError
 
@@ -57,4 +58,9 @@ def fetch(
         for what, n in sorted(counts.items()):
             console.print(f"    {escape(what)} ({n})")
         console.print(f"  every skipped item and why → {escape(str(reports))}/acquisition.json")
+    for name, ids in sorted(result.not_downloaded.items()):
+        console.print(
+            f"[yellow]![/] {name}: {len(ids)} listed sample(s) not in the download (a partial "
+            f"download?) → {escape(str(reports))}/{not_downloaded_file(name)}"
+        )
     console.print(f"  quicklooks and summary → {escape(str(reports))}/")

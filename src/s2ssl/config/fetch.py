@@ -364,6 +364,7 @@ class SentinelHubSource(StrictModel):
 BENCHMARK_DATASETS: dict[str, str] = {
     "eurosat": "scene",
     "bigearthnet": "scene",
+    "bigearthnet_v1": "scene",
     "pastis": "croptype",
 }
 """The store dataset each benchmark format is imported as."""
@@ -372,18 +373,20 @@ BENCHMARK_DATASETS: dict[str, str] = {
 class BenchmarkSource(StrictModel):
     """A published benchmark read from its own download layout (``docs/benchmarks.md``).
 
-    ``eurosat`` (EuroSAT MS) and ``bigearthnet`` (BigEarthNet v2) become the ``scene`` dataset
+    ``eurosat`` (EuroSAT MS), ``bigearthnet`` (BigEarthNet v2) and ``bigearthnet_v1`` (the
+    original release, labels mapped to the 19 classes) become the ``scene`` dataset
     (single-date patches with one class, ``scene``, or a multi-hot label set, ``multilabel``);
     ``pastis`` becomes the ``croptype`` dataset (time series padded to the longest, with
     ``n_dates`` per sample). The benchmark's own splits are kept: EuroSAT's split lists (else a
-    seeded split stratified by class with ``splits``), BigEarthNet's ``split`` column, PASTIS's
-    folds as given by ``folds``.
+    seeded split stratified by class with ``splits``), BigEarthNet v2's ``split`` column,
+    BigEarthNet v1's published patch lists, PASTIS's folds as given by ``folds``.
     """
 
-    format: Literal["eurosat", "bigearthnet", "pastis"]
+    format: Literal["eurosat", "bigearthnet", "bigearthnet_v1", "pastis"]
     path: Path = Field(description="the folder the benchmark was unpacked into")
     split_dir: Path | None = Field(
-        description="EuroSAT: folder of eurosat-{train,val,test}.txt (null: path)"
+        description="EuroSAT: folder of eurosat-{train,val,test}.txt; BigEarthNet v1: of its "
+        "train / val / test patch lists (null: path)"
     )
     splits: SplitFractions = Field(
         description="EuroSAT without split lists: seeded split stratified by class"
@@ -392,7 +395,8 @@ class BenchmarkSource(StrictModel):
         description="PASTIS: official folds (1..5) of each split"
     )
     exclude_snow_cloud: bool = Field(
-        description="BigEarthNet: drop patches flagged seasonal snow / cloud / shadow"
+        description="BigEarthNet: drop patches flagged seasonal snow / cloud / shadow (v1: "
+        "those of patches_with_seasonal_snow.csv and patches_with_cloud_and_shadow.csv)"
     )
     max_per_split: PositiveInt | None = Field(
         description="import at most this many samples per split (first in order; null: all)"
@@ -442,8 +446,9 @@ class FetchConfig(StrictModel):
     def _source_section(self) -> FetchConfig:
         if "scene" in self.datasets and self.source != "benchmark":
             raise ValueError(
-                "the scene dataset comes from a benchmark (source: benchmark, format eurosat or "
-                "bigearthnet); the synthetic world's scene task tiles the landcover dataset"
+                "the scene dataset comes from a benchmark (source: benchmark, format eurosat, "
+                "bigearthnet or bigearthnet_v1); the synthetic world's scene task tiles the "
+                "landcover dataset"
             )
         if self.source == "benchmark":
             if self.benchmark is None:

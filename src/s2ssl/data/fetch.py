@@ -28,7 +28,7 @@ from s2ssl.data.sources.sentinelhub.source import SentinelHubImagery
 from s2ssl.data.sources.synthetic import source as synthetic_source
 from s2ssl.data.sources.types import Chunk, DatasetName
 from s2ssl.data.store import ArraySpec, DatasetWriter, ShardedDataset, open_dataset
-from s2ssl.io import write_json_atomic
+from s2ssl.io import write_json_atomic, write_text_atomic
 from s2ssl.progress import ProgressFactory, no_progress
 
 
@@ -41,6 +41,8 @@ class FetchResult:
     summary: dict[str, float | int]
     skipped: list[Skip] = field(default_factory=list)
     """What the source could not import, and why."""
+    not_downloaded: dict[str, list[str]] = field(default_factory=dict)
+    """Per dataset, the samples a benchmark's listing names that the download does not hold."""
 
 
 class SyntheticImagery(Source):
@@ -119,14 +121,37 @@ def fetch(
     for name in written:
         if src.kind != "synthetic":
             summary[f"{name}.n_skipped"] = sum(src.skipped_by_reason(name).values())
+        if name in src.not_downloaded:
+            summary[f"{name}.n_not_downloaded"] = len(src.not_downloaded[name])
+    summary = dict(sorted(summary.items()))
     write_json_atomic(reports_dir / "summary.json", summary)
     reports.append(write_acquisition_report(src, list(written), reports_dir))
-    return FetchResult(datasets=written, reports=reports, summary=summary, skipped=src.skipped)
+    return FetchResult(
+        datasets=written,
+        reports=reports,
+        summary=summary,
+        skipped=src.skipped,
+        not_downloaded=src.not_downloaded,
+    )
+
+
+def not_downloaded_file(dataset: str) -> str:
+    """The file (in the fetch reports) listing a dataset's samples the download does not hold."""
+    return f"not_downloaded_{dataset}.txt"
 
 
 def write_acquisition_report(source: Source, datasets: list[str], reports_dir: Path) -> Path:
     """``acquisition.json``: per dataset, skips by reason and the source's request counts and
-    processing units; then every skipped item with its reason."""
+    processing units; then every skipped item with its reason. Samples that a benchmark's
+    listing names but the download does not hold at all are counted there and their ids
+    written one per line to :func:`not_downloaded_file` (hundreds of thousands for a partial
+    BigEarthNet)."""
+    for name in datasets:
+        ids, path = source.not_downloaded.get(name), reports_dir / not_downloaded_file(name)
+        if ids:
+            write_text_atomic(path, "\n".join(ids) + "\n")
+        else:
+            path.unlink(missing_ok=True)  # from an earlier fetch into the same folder
     report = {
         "source": source.kind,
         "datasets": {

@@ -146,6 +146,9 @@ class Source(abc.ABC):
     def __init__(self) -> None:
         self.skipped: list[Skip] = []
         self.report: dict[str, dict[str, Any]] = {}
+        self.not_downloaded: dict[str, list[str]] = {}
+        """Per dataset, the ids of samples a listing names but the download does not hold at
+        all (a partial download of a large benchmark): counted, not reported one by one."""
 
     @abc.abstractmethod
     def array_shapes(self, dataset: DatasetName) -> dict[str, tuple[tuple[int, ...], str]]:

@@ -155,6 +155,8 @@ def test_partial_download_lists_what_each_patch_lacks(v2: Path) -> None:
     assert missing[P1] == (f"BigEarthNet-S2/{TILE}/{P1}/{P1}_B8A.tif",)
     assert missing[P2] == (f"BigEarthNet-S2/{TILE}/{P2}/{P2}_B01.tif (empty)",)
     assert missing[P3] == (f"BigEarthNet-S2/{TILE}/{P3}/ (patch folder)",)
+    # only a patch with nothing on disk counts as not downloaded (reported by count and id file)
+    assert {i.sample_id: i.absent for i in inv.incomplete} == {P1: False, P2: False, P3: True}
 
 
 def test_the_rest_of_a_partial_download_imports(v2: Path) -> None:

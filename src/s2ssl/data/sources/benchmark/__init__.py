@@ -19,7 +19,7 @@ from s2ssl.data.sources.benchmark.bigearthnet import (
     read_bigearthnet,
     read_bigearthnet_reference_map,
 )
-from s2ssl.data.sources.benchmark.bigearthnet_v1 import list_bigearthnet_v1
+from s2ssl.data.sources.benchmark.bigearthnet_v1 import list_bigearthnet_v1, split_bigearthnet_v1
 from s2ssl.data.sources.benchmark.common import Incomplete, Inventory
 from s2ssl.data.sources.benchmark.eurosat import (
     EUROSAT_CLASSES,
@@ -60,4 +60,5 @@ __all__ = [
     "read_bigearthnet_reference_map",
     "read_eurosat",
     "read_pastis",
+    "split_bigearthnet_v1",
 ]

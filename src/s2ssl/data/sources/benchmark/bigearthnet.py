@@ -386,7 +386,7 @@ def list_bigearthnet(
             )
             missing = missing_band_files(patch, root)
             if missing:
-                incomplete.append(Incomplete(patch_id, missing))
+                incomplete.append(Incomplete(patch_id, missing, absent=not folder.is_dir()))
             else:
                 patches.append(patch)
     patches.sort(key=lambda p: p.patch_id)

@@ -22,6 +22,8 @@ class Incomplete:
     sample_id: str
     missing: tuple[str, ...]
     """Paths (relative to the dataset root) or short descriptions of what is absent or empty."""
+    absent: bool = False
+    """Nothing of the sample is on disk (not downloaded at all, as opposed to a partial one)."""
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,4 @@
-"""``fetch.source: benchmark``: EuroSAT MS, BigEarthNet v2 or PASTIS imported into the store.
+"""``fetch.source: benchmark``: EuroSAT MS, BigEarthNet v2 / v1 or PASTIS imported into the store.
 
 Each benchmark becomes one store dataset with the arrays, index columns and attrs every other
 source writes, so ``validate``, fine-tuning and evaluation take it unchanged:
@@ -7,6 +7,8 @@ source writes, so ``validate``, fine-tuning and evaluation take it unchanged:
   patch); its split lists, else a seeded split stratified by class.
 * **BigEarthNet v2** -> ``scene``: ``image [1, B, 120, 120]``, ``mask``, ``multilabel``
   (multi-hot over its 19 classes); its ``split`` column; region = country.
+* **BigEarthNet v1** -> the same, its 43-class labels mapped to the 19; the splits of its
+  published patch lists (``fetch.benchmark.split_dir``); one region (v1 names no country).
 * **PASTIS** -> ``croptype``: ``image [T_max, B, 128, 128]`` padded to the longest series,
   ``mask``, ``croptype`` (background + 18 crops, void as no label), ``parcel``; index column
   ``n_dates`` (the real dates are the first ``n_dates``; padded dates have doy 0, mask 255 and
@@ -44,6 +46,10 @@ from s2ssl.data.sources.benchmark.bigearthnet import (
     multi_hot,
     read_bigearthnet,
 )
+from s2ssl.data.sources.benchmark.bigearthnet_v1 import (
+    list_bigearthnet_v1,
+    split_bigearthnet_v1,
+)
 from s2ssl.data.sources.benchmark.common import Incomplete, Inventory
 from s2ssl.data.sources.benchmark.eurosat import (
     EUROSAT_CLASSES,
@@ -70,13 +76,14 @@ _SPLITS: Final[tuple[str, ...]] = ("train", "val", "test")
 PASTIS_CRS: Final[str] = "EPSG:2154"
 """PASTIS patch geometries are in Lambert-93 (used when ``metadata.geojson`` names no CRS)."""
 _BEN_DATE: Final = re.compile(r"_(\d{8})T\d+_")
+_BIGEARTHNET: Final[tuple[str, ...]] = ("bigearthnet", "bigearthnet_v1")
 
 
 def published_bands(fmt: str) -> tuple[str, ...]:
     """The bands a benchmark publishes (Sentinel-2 names)."""
     if fmt == "eurosat":
         return EUROSAT_FILE_BANDS
-    if fmt == "bigearthnet":
+    if fmt in _BIGEARTHNET:
         return BIGEARTHNET_BANDS
     return PASTIS_FILE_BANDS
 
@@ -159,6 +166,13 @@ class BenchmarkImagery(Source):
                 )
             elif cfg.format == "bigearthnet":
                 inv = list_bigearthnet(cfg.path, exclude_snow_cloud=cfg.exclude_snow_cloud)
+            elif cfg.format == "bigearthnet_v1":
+                inv = split_bigearthnet_v1(
+                    list_bigearthnet_v1(cfg.path),
+                    cfg.split_dir or cfg.path,
+                    exclude_snow_cloud=cfg.exclude_snow_cloud,
+                    root=cfg.path,
+                )
             else:
                 inv = list_pastis(cfg.path)
                 split_of = {f: s for s, folds in cfg.folds.items() for f in folds}
@@ -205,19 +219,21 @@ class BenchmarkImagery(Source):
         fmt = self.cfg.format
         if fmt == "eurosat":
             return {"scene": ((), "uint8")}
-        if fmt == "bigearthnet":
+        if fmt in _BIGEARTHNET:
             return {"multilabel": ((len(BIGEARTHNET_CLASSES),), "uint8")}
         return {"croptype": ((128, 128), "uint8"), "parcel": ((128, 128), "int32")}
 
     def _size(self) -> int:
-        return {"eurosat": 64, "bigearthnet": 120, "pastis": 128}[self.cfg.format]
+        return {"eurosat": 64, "bigearthnet": 120, "bigearthnet_v1": 120, "pastis": 128}[
+            self.cfg.format
+        ]
 
     def class_sets(self) -> dict[str, ClassSet]:
         """The benchmark's classes per label array."""
         fmt = self.cfg.format
         if fmt == "eurosat":
             return {"scene": EUROSAT_CLASSES}
-        if fmt == "bigearthnet":
+        if fmt in _BIGEARTHNET:
             return {"multilabel": BIGEARTHNET_CLASSES}
         return {"croptype": PASTIS_CLASSES}
 
@@ -264,7 +280,10 @@ class BenchmarkImagery(Source):
         self._check(dataset)
         inv = self.inventory()
         for inc in inv.incomplete:
-            self._skip_incomplete(dataset, inc)
+            if inc.absent:
+                self.not_downloaded.setdefault(dataset, []).append(inc.sample_id)
+            else:
+                self._skip_incomplete(dataset, inc)
         t = self._n_dates()
         geometry = (
             _pastis_geometry(pastis_dir(self.cfg.path)) if self.cfg.format == "pastis" else {}
@@ -290,6 +309,7 @@ class BenchmarkImagery(Source):
             "samples_found": len(inv.samples),
             "samples_written": written,
             "incomplete": len(inv.incomplete),
+            "not_downloaded": len(self.not_downloaded.get(dataset, [])),
             "bands": list(self.bands),
             "n_dates": t,
         }
