@@ -43,8 +43,9 @@ patches of the ``bigearthnet-common`` wheel)::
 
 with ``<name>`` like ``S2A_MSIL2A_20170613T101031_87_48``, the patch folders directly under
 ``<root>`` or under one folder below it (``BigEarthNet-v1.0/``, ``BigEarthNet-S2-Example/``).
-v1 carries no split. A patch none of whose 43-class labels has a 19-class counterpart is
-reported in ``incomplete``, never given an empty or guessed label.
+v1 carries no split (its published patch lists are read by
+:func:`.bigearthnet_v1.split_bigearthnet_v1`). A patch none of whose 43-class labels has a
+19-class counterpart is reported in ``incomplete``, never given an empty or guessed label.
 
 What was checked, and against what:
 
