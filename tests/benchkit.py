@@ -160,19 +160,25 @@ def write_metadata(path: Path, rows: list[dict]) -> None:
     pq.write_table(pa.table(columns), path)
 
 
-def extract_v1_examples(root: Path) -> Path:
-    """The six real BigEarthNet v1 Sentinel-2 example patches of the ``bigearthnet-common`` wheel
-    (a ``dev`` dependency), extracted under ``root`` without importing the package."""
+def _bigearthnet_common_file(name: str) -> Path:
+    """A data file of the installed ``bigearthnet-common`` wheel (a ``dev`` dependency), found
+    without importing the package; the test fails when it is not there."""
     try:
         dist = importlib.metadata.distribution("bigearthnet-common")
     except importlib.metadata.PackageNotFoundError:
         pytest.fail(
             "bigearthnet-common is not installed; it is a dev dependency (pip install -e .[dev])"
         )
-    tarball = Path(str(dist.locate_file("bigearthnet_common/BigEarthNet-S2-Example.tar.bz2")))
-    if not tarball.is_file():
-        pytest.fail(f"{tarball} not found in the bigearthnet-common {dist.version} install")
-    with tarfile.open(tarball) as tar:
+    path = Path(str(dist.locate_file(f"bigearthnet_common/{name}")))
+    if not path.is_file():
+        pytest.fail(f"{path} not found in the bigearthnet-common {dist.version} install")
+    return path
+
+
+def extract_v1_examples(root: Path) -> Path:
+    """The six real BigEarthNet v1 Sentinel-2 example patches of the ``bigearthnet-common`` wheel
+    (a ``dev`` dependency), extracted under ``root`` without importing the package."""
+    with tarfile.open(_bigearthnet_common_file("BigEarthNet-S2-Example.tar.bz2")) as tar:
         tar.extractall(root, filter="data")
     return root
 
@@ -192,10 +198,9 @@ def extract_v1_lists(folder: Path, names: Sequence[str] = V1_LIST_FILES) -> Path
     ``bigearthnet-common`` wheel, written to ``folder`` byte for byte as published."""
     import bz2
 
-    dist = importlib.metadata.distribution("bigearthnet-common")
     folder.mkdir(parents=True, exist_ok=True)
     for name in names:
-        packed = Path(str(dist.locate_file(f"bigearthnet_common/{name}.bz2")))
+        packed = _bigearthnet_common_file(f"{name}.bz2")
         (folder / name).write_bytes(bz2.decompress(packed.read_bytes()))
     return folder
 

@@ -256,17 +256,12 @@ def contrast_bootstrap(
         scores = score_from_confusion(summed.reshape(*summed.shape[:-1], k, k), metric)
         return np.tensordot(w, scores, axes=(0, 0))
 
-    per_replicate = contrasts(data.sum(axis=2))
-    if not np.all(np.isfinite(per_replicate)):
-        raise ValueError(
-            f"{metric} is undefined on the full test set for some arm and replicate "
-            f"(contrasts {per_replicate.tolist()}); check the confusion matrices"
-        )
     chunk = max(1, min(n_boot, _CHUNK_BYTES // (8 * (data.shape[0] * n_rep * k * k + n))))
     return _two_level(
         lambda counts: contrasts(np.einsum("bi,arik->arbk", counts, data)),
-        per_replicate,
+        contrasts(data.sum(axis=2)),
         metric,
+        undefined="; check the confusion matrices",
         confidence=confidence,
         n_boot=n_boot,
         seed=seed,
@@ -313,6 +308,7 @@ def _two_level(
     per_replicate: np.ndarray,
     metric: str,
     *,
+    undefined: str,
     confidence: float,
     n_boot: int,
     seed: int,
@@ -321,7 +317,15 @@ def _two_level(
 ) -> Estimate:
     """The two-level interval: ``contrasts`` maps ``(B, n)`` multinomial test-sample counts
     (one draw shared by every replicate and arm, drawn ``chunk`` at a time) to ``(R, B)``
-    contrasts; over replicates, their mean plus a Student-t term (R - 1 degrees of freedom)."""
+    contrasts; over replicates, their mean plus a Student-t term (R - 1 degrees of freedom).
+
+    ``per_replicate`` are the contrasts on the full test set; a non-finite one raises
+    ``ValueError`` ending with ``undefined`` (what to check)."""
+    if not np.all(np.isfinite(per_replicate)):
+        raise ValueError(
+            f"{metric} is undefined on the full test set for some arm and replicate "
+            f"(contrasts {per_replicate.tolist()}){undefined}"
+        )
     n_rep = per_replicate.shape[0]
     sample_rng, t_rng = np.random.default_rng(seed).spawn(2)
     test_level = np.empty((n_rep, n_boot))
@@ -378,17 +382,12 @@ def ranking_contrast_bootstrap(
                 out[r] += wa * average_precision(arm[r, :, 0], arm[r, :, 1], counts, metric=metric)
         return out
 
-    per_replicate = contrasts(np.ones((1, n)))[:, 0]
-    if not np.all(np.isfinite(per_replicate)):
-        raise ValueError(
-            f"{metric} is undefined on the full test set for some arm and replicate "
-            f"(contrasts {per_replicate.tolist()}): the test set has no positive label"
-        )
     chunk = max(1, min(n_boot, _CHUNK_BYTES // (8 * 4 * n * k)))
     return _two_level(
         contrasts,
-        per_replicate,
+        contrasts(np.ones((1, n)))[:, 0],
         metric,
+        undefined=": the test set has no positive label",
         confidence=confidence,
         n_boot=n_boot,
         seed=seed,

@@ -265,11 +265,10 @@ def split_bigearthnet_v1(
         for p in inventory.samples
         if p.patch_id in split_of
     )
-    known = {p.patch_id for p in inventory.samples}
     incomplete = [i for i in inventory.incomplete if i.sample_id in split_of]
-    known |= {i.sample_id for i in inventory.incomplete}
+    on_disk = {p.patch_id for p in inventory.samples} | {i.sample_id for i in inventory.incomplete}
     incomplete += [
         Incomplete(name, (f"{name}/ (patch folder, listed in {split_of[name]})",), absent=True)
-        for name in sorted(split_of.keys() - known)
+        for name in sorted(split_of.keys() - on_disk)
     ]
     return Inventory(samples, tuple(incomplete))
